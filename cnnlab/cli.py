@@ -1,0 +1,117 @@
+"""The ``cnnlab`` command: build-labs, run, grade, fetch.
+
+    cnnlab build-labs [--check]             labs/ from solutions/ (check: fail if out of date)
+    cnnlab run solutions/ [--profile smoke] execute notebooks, stop at the first error
+    cnnlab grade --lab 01 PATH... --out results/ [--jobs N] [--timeout-cell S] [--timeout-notebook S]
+    cnnlab fetch mnist cifar10 ...          pre-stage datasets on a connected machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _build_labs(args) -> int:
+    from cnnlab.notebooks import build_labs, find_kit_root
+
+    root = find_kit_root()
+    solutions = Path(args.solutions) if args.solutions else root / "solutions"
+    labs = Path(args.labs) if args.labs else root / "labs"
+    try:
+        changed = build_labs(solutions, labs, check=args.check)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"cnnlab build-labs: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        if changed:
+            print("labs/ is out of date with solutions/ for: " + ", ".join(changed)
+                  + "\nrun 'cnnlab build-labs' and commit the result", file=sys.stderr)
+            return 1
+        print("labs/ is up to date")
+        return 0
+    print(f"wrote {len(changed)} lab(s)" + (": " + ", ".join(changed) if changed else ""))
+    return 0
+
+
+def _run(args) -> int:
+    from cnnlab.notebooks import run_notebooks
+
+    paths = []
+    for item in args.paths:
+        p = Path(item)
+        paths += sorted(p.glob("[0-9][0-9]_*.ipynb")) if p.is_dir() else [p]
+    if not paths:
+        print("cnnlab run: no notebooks found in " + " ".join(args.paths), file=sys.stderr)
+        return 2
+    results = run_notebooks(paths, profile=args.profile, timeout=args.timeout, output=args.output)
+    return 0 if all(r.status == "ok" for r in results) and len(results) == len(paths) else 1
+
+
+def _grade(args) -> int:
+    from cnnlab.grading import grade
+
+    try:
+        grade(args.lab, args.paths, out=args.out, jobs=args.jobs, timeout_cell=args.timeout_cell,
+              timeout_notebook=args.timeout_notebook, max_memory_gb=args.max_memory,
+              profile=args.profile, solutions=args.solutions)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"cnnlab grade: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _fetch(args) -> int:
+    from cnnlab.datasets import fetch_main
+
+    return fetch_main(args.names + (["--cache-dir", args.cache_dir] if args.cache_dir else []))
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="cnnlab", description="The cnnlab lab kit.")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("build-labs", help="generate labs/ from solutions/")
+    p.add_argument("--check", action="store_true", help="fail if labs/ is out of date")
+    p.add_argument("--solutions", help="solutions folder (default: the kit's solutions/)")
+    p.add_argument("--labs", help="labs folder (default: the kit's labs/)")
+    p.set_defaults(func=_build_labs)
+
+    p = sub.add_parser("run", help="execute notebooks top to bottom")
+    p.add_argument("paths", nargs="+", help="notebooks or folders of NN_name.ipynb notebooks")
+    p.add_argument("--profile", choices=("smoke", "full"), default="smoke")
+    p.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
+    p.add_argument("--output", help="folder to save executed notebooks in")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("grade", help="grade submitted notebooks")
+    p.add_argument("--lab", required=True, help="lab number, e.g. 01")
+    p.add_argument("paths", nargs="+", help="submitted notebooks or folders of them")
+    p.add_argument("--out", default="results", help="output folder (default results/)")
+    p.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
+    p.add_argument("--timeout-cell", type=int, default=60, help="seconds per cell (default 60)")
+    p.add_argument("--timeout-notebook", type=int, default=600,
+                   help="seconds per submission (default 600)")
+    p.add_argument("--max-memory", type=float, default=4.0,
+                   help="GiB a submission's kernel may use (default 4)")
+    p.add_argument("--profile", choices=("smoke", "full"), default="smoke")
+    p.add_argument("--solutions", help="solutions folder (default: the kit's solutions/)")
+    p.set_defaults(func=_grade)
+
+    p = sub.add_parser("fetch", help="download and verify datasets into the cache")
+    p.add_argument("names", nargs="+", help="dataset names, e.g. mnist cifar10")
+    p.add_argument("--cache-dir", help="cache folder (default $CNNLAB_DATA or ~/.keras/datasets)")
+    p.set_defaults(func=_fetch)
+    return top
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

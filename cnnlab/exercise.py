@@ -1,0 +1,322 @@
+"""Exercises and their test cases: the one definition that self-checks and the grader share.
+
+An exercise (id ``NN.name``, e.g. ``01.correlate2d``) names the object a student defines in the
+notebook (a function or a value) and a list of :class:`Case`.  A case has two halves that run in
+different processes when grading:
+
+* ``probe(obj)`` runs where the student's object lives (the notebook kernel) and returns its
+  result, which :func:`to_plain` turns into plain data (numbers, strings, lists, dicts, numeric
+  NumPy arrays) before it leaves the kernel;
+* ``expected()`` and ``compare(got, expected)`` run in the judge, which never sees the student's
+  objects, only the plain data.  An object whose ``__eq__`` always returns True cannot pass:
+  it is not plain data, so it never reaches a comparison.
+
+Self-checks (:func:`cnnlab.check`) run the public cases through exactly the same path, so a
+self-check and the grader agree.  Points and hidden cases live here, in the instructor's
+material, never in a submitted notebook.
+
+Used in: every lab (``cnnlab.check`` cells) and ``cnnlab grade``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+__all__ = [
+    "Case",
+    "Exercise",
+    "PlainDataError",
+    "allclose",
+    "equal",
+    "to_plain",
+    "dumps_plain",
+    "loads_plain",
+    "exercise",
+    "lab_exercises",
+    "LABS",
+]
+
+#: Lab number -> notebook stem.  Numbers and names are fixed for the whole kit.
+LABS = {
+    "01": "01_convolutions_by_hand",
+    "02": "02_conv_arithmetic",
+    "03": "03_pooling_strides_invariance",
+    "04": "04_mlp_to_convnet",
+    "05": "05_architectures_and_cost",
+    "06": "06_data_augmentation",
+    "07": "07_training_convnets_well",
+    "08": "08_pretrained_convnets",
+    "09": "09_transfer_learning",
+    "10": "10_looking_inside",
+    "11": "11_beyond_images",
+}
+
+
+class PlainDataError(TypeError):
+    """A result is not plain data (number, string, list, dict or numeric array)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Plain data: what may leave a student's kernel
+
+
+_SCALARS = (bool, int, float, str, type(None))
+
+
+def to_plain(value: Any, _depth: int = 0) -> Any:
+    """Return ``value`` as plain data, or raise :class:`PlainDataError`.
+
+    Plain data is built only from exact built-in types (``bool``, ``int``, ``float``, ``str``,
+    ``None``, ``list``, ``dict`` with string keys) and numeric NumPy arrays.  Tuples become lists,
+    NumPy scalars become Python numbers, and tensors (anything with a numeric ``__array__``)
+    become arrays.  Subclasses of built-ins are rejected, so no custom ``__eq__`` survives.
+    """
+    if _depth > 20:
+        raise PlainDataError("result is nested more than 20 levels deep")
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind in (list, tuple):
+        return [to_plain(v, _depth + 1) for v in value]
+    if kind is dict:
+        if not all(type(k) is str for k in value):
+            raise PlainDataError("dict results must have string keys")
+        return {k: to_plain(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, np.generic) and type(value).__module__ == "numpy":
+        if value.dtype.kind in "biuf":
+            return value.item()
+        if value.dtype.kind == "U":
+            return str(value)
+    if kind is np.ndarray or hasattr(value, "__array__"):
+        try:
+            array = np.array(value, copy=True)
+        except Exception as exc:  # noqa: BLE001 - any failure means "not plain"
+            raise PlainDataError(f"cannot turn a {kind.__name__} into an array: {exc}") from None
+        if type(array) is not np.ndarray or array.dtype.kind not in "biuf":
+            raise PlainDataError(
+                f"a {kind.__name__} result must hold numbers, not {array.dtype} values"
+            )
+        return array
+    raise PlainDataError(
+        f"a result of type {kind.__name__} is not plain data: return a number, a string, "
+        "a tuple/list/dict of those, or a NumPy array of numbers"
+    )
+
+
+def dumps_plain(value: Any) -> bytes:
+    """Serialise plain data to bytes (JSON, arrays as ``.npy`` without pickle inside)."""
+
+    def encode(v):
+        if type(v) is np.ndarray:
+            buffer = io.BytesIO()
+            np.save(buffer, v, allow_pickle=False)
+            return {"__ndarray__": buffer.getvalue().hex()}
+        if type(v) is list:
+            return [encode(x) for x in v]
+        if type(v) is dict:
+            if "__ndarray__" in v:
+                raise PlainDataError("dict results may not use the key '__ndarray__'")
+            return {k: encode(x) for k, x in v.items()}
+        if type(v) is float and not math.isfinite(v):
+            return {"__float__": repr(v)}
+        return v
+
+    return json.dumps(encode(to_plain(value)), allow_nan=False).encode()
+
+
+def loads_plain(data: bytes | str) -> Any:
+    """Inverse of :func:`dumps_plain`; never unpickles."""
+
+    def decode(v):
+        if type(v) is dict:
+            if set(v) == {"__ndarray__"}:
+                return np.load(io.BytesIO(bytes.fromhex(v["__ndarray__"])), allow_pickle=False)
+            if set(v) == {"__float__"}:
+                return float(v["__float__"])
+            return {k: decode(x) for k, x in v.items()}
+        if type(v) is list:
+            return [decode(x) for x in v]
+        return v
+
+    return decode(json.loads(data))
+
+
+# --------------------------------------------------------------------------------------------
+# Comparisons: (got, expected) -> (ok, message).  Both sides are plain data.
+
+
+def allclose(atol: float = 1e-5, rtol: float = 1e-5) -> Callable[[Any, Any], tuple[bool, str]]:
+    """A comparison for numeric arrays: same shape, values within ``atol + rtol*|expected|``."""
+
+    def compare(got, expected):
+        try:
+            got_array = np.asarray(got, dtype=np.float64)
+        except (TypeError, ValueError):
+            return False, f"expected an array of numbers, got {_describe(got)}"
+        expected_array = np.asarray(expected, dtype=np.float64)
+        if got_array.shape != expected_array.shape:
+            return False, f"shape {got_array.shape}, expected {expected_array.shape}"
+        if not np.all(np.isfinite(got_array)):
+            return False, "the result contains NaN or infinite values"
+        error = np.abs(got_array - expected_array)
+        if np.all(error <= atol + rtol * np.abs(expected_array)):
+            return True, "values match"
+        worst = np.unravel_index(np.argmax(error), error.shape) if error.ndim else ()
+        return False, (
+            f"{int(np.sum(error > atol + rtol * np.abs(expected_array)))} of {error.size} values "
+            f"differ; largest error {error.max():.3g} at index {tuple(int(i) for i in worst)}"
+        )
+
+    return compare
+
+
+def equal(got, expected) -> tuple[bool, str]:
+    """A comparison for exact plain data (ints, strings, shapes as lists)."""
+    if _normalise(got) == _normalise(expected):
+        return True, "equal"
+    return False, f"got {_describe(got)}"
+
+
+def _normalise(value):
+    if type(value) is np.ndarray:
+        return ("ndarray", value.shape, value.tolist())
+    if type(value) is list:
+        return [_normalise(v) for v in value]
+    if type(value) is dict:
+        return {k: _normalise(v) for k, v in value.items()}
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+def _describe(value) -> str:
+    if type(value) is np.ndarray:
+        return f"an array of shape {value.shape}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --------------------------------------------------------------------------------------------
+# Cases and exercises
+
+
+@dataclass(frozen=True)
+class Case:
+    """One test of an exercise.
+
+    ``probe`` turns the student's object into a result (run in the kernel); ``expected`` computes
+    the reference result (run in the judge); ``compare`` judges them.  ``hint`` is shown when the
+    case fails; hidden cases are named, never described, in feedback.
+    """
+
+    name: str
+    probe: Callable[[Any], Any]
+    expected: Callable[[], Any]
+    compare: Callable[[Any, Any], tuple[bool, str]] = field(default=equal)
+    hint: str = ""
+    hidden: bool = False
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """A graded exercise: the notebook name it reads, its points and its cases.
+
+    ``reference`` returns the reference object (a function or a value); checkpoints use it to
+    let a student continue past an exercise they could not do.
+    """
+
+    id: str
+    name: str
+    points: float
+    cases: tuple[Case, ...]
+    reference: Callable[[], Any]
+    title: str = ""
+
+    @property
+    def lab(self) -> str:
+        return self.id.split(".", 1)[0]
+
+    def public_cases(self) -> tuple[Case, ...]:
+        return tuple(case for case in self.cases if not case.hidden)
+
+
+def lab_exercises(lab: str | int) -> list[Exercise]:
+    """The exercises of a lab, in notebook order, from ``cnnlab.exercises.labNN``."""
+    number = f"{int(lab):02d}" if str(lab).isdigit() else str(lab)
+    if number not in LABS:
+        raise ValueError(f"unknown lab {lab!r}; labs are {', '.join(LABS)}")
+    try:
+        module = importlib.import_module(f"cnnlab.exercises.lab{number}")
+    except ModuleNotFoundError:
+        raise ValueError(f"lab {number} ({LABS[number]}) has no exercises yet") from None
+    return list(module.EXERCISES)
+
+
+def exercise(exercise_id: str) -> Exercise:
+    """The exercise with id ``NN.name`` (e.g. ``"01.correlate2d"``)."""
+    lab, _, _ = str(exercise_id).partition(".")
+    if not lab.isdigit() or "." not in str(exercise_id):
+        raise ValueError(
+            f"exercise ids look like '01.correlate2d' (lab number, dot, name); got {exercise_id!r}"
+        )
+    exercises = lab_exercises(lab)
+    for candidate in exercises:
+        if candidate.id == exercise_id:
+            return candidate
+    known = ", ".join(e.id for e in exercises)
+    raise ValueError(f"no exercise {exercise_id!r}; lab {lab} has: {known}")
+
+
+# --------------------------------------------------------------------------------------------
+# Running the probes (in the student's kernel, or in-process for self-checks)
+
+
+def probe_cases(ex: Exercise, obj: Any, cases=None) -> list[dict]:
+    """Run each case's probe on ``obj`` and return one plain record per case.
+
+    A record is ``{"case", "status", "data", "message"}`` where ``status`` is ``"ok"`` (``data``
+    holds the serialised plain result), ``"not_attempted"`` (the code still raises
+    ``NotImplementedError``) or ``"error"`` (any other exception, or a result that is not plain).
+    """
+    records = []
+    for case in ex.cases if cases is None else cases:
+        record = {"case": case.name, "status": "ok", "data": None, "message": ""}
+        try:
+            record["data"] = dumps_plain(case.probe(obj)).decode()
+        except NotImplementedError:
+            record.update(status="not_attempted", message="still raises NotImplementedError")
+        except PlainDataError as exc:
+            record.update(status="error", message=str(exc))
+        except Exception as exc:  # noqa: BLE001 - student code may raise anything
+            record.update(status="error", message=f"{type(exc).__name__}: {exc}"[:500])
+        records.append(record)
+    return records
+
+
+def judge_record(ex: Exercise, record: dict) -> tuple[str, str]:
+    """Judge one probe record against the reference: ``(status, message)``.
+
+    ``status`` is ``"pass"``, ``"fail"``, ``"not_attempted"`` or ``"error"``.  Runs in the judge
+    process: it reads only plain data.
+    """
+    case = next((c for c in ex.cases if c.name == record.get("case")), None)
+    if case is None:
+        return "error", f"unknown case {record.get('case')!r}"
+    if record.get("status") != "ok":
+        return record.get("status", "error"), record.get("message", "")
+    try:
+        got = loads_plain(record["data"])
+    except Exception as exc:  # noqa: BLE001 - malformed export
+        return "error", f"unreadable result ({type(exc).__name__})"
+    expected = loads_plain(dumps_plain(case.expected()))
+    ok, message = case.compare(got, expected)
+    if ok:
+        return "pass", message
+    return "fail", message + (f". Hint: {case.hint}" if case.hint else "")

@@ -1,0 +1,266 @@
+"""Lab 01 "Convolutions by hand": exercises, points, public and hidden cases."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnlab.exercise import Case, Exercise, allclose, equal
+
+__all__ = ["EXERCISES", "reference_to_grayscale", "reference_make_conv_layer"]
+
+# The lecture's hand example (03-cnn-mlnn "Convolution operation"): first output is 4.
+LECTURE_IMAGE = np.array(
+    [[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]],
+    dtype=float,
+)
+LECTURE_KERNEL = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]], dtype=float)
+
+
+def _array(seed: int, shape, low=-1.0, high=1.0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(low, high, size=shape)
+
+
+def _ops():
+    from cnnlab import ops
+
+    return ops
+
+
+# ----------------------------------------------------------------------------- 01.to_grayscale
+
+_GRAY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721])
+
+
+def reference_to_grayscale(image):
+    """uint8 RGB (H, W, 3) -> float (H, W) in [0, 1], luminance weights of ITU-R BT.709."""
+    return (np.asarray(image, dtype=np.float64) / 255.0) @ _GRAY_WEIGHTS
+
+
+def _rgb(seed, shape):
+    return np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
+
+
+def _gray_case(name, seed, shape, hidden=False, hint=""):
+    return Case(
+        name,
+        probe=lambda f: f(_rgb(seed, shape)),
+        expected=lambda: reference_to_grayscale(_rgb(seed, shape)),
+        compare=allclose(1e-4),
+        hidden=hidden,
+        hint=hint or "divide by 255, then weight R, G, B by 0.2125, 0.7154, 0.0721",
+    )
+
+
+TO_GRAYSCALE = Exercise(
+    id="01.to_grayscale",
+    name="to_grayscale",
+    points=1,
+    title="An image is an array: RGB to grayscale",
+    reference=lambda: reference_to_grayscale,
+    cases=(
+        _gray_case("small_rgb_image", 1, (4, 5, 3)),
+        Case(
+            "white_is_one_black_is_zero",
+            probe=lambda f: f(np.array([[[255, 255, 255], [0, 0, 0]]], dtype=np.uint8)),
+            expected=lambda: np.array([[1.0, 0.0]]),
+            compare=allclose(1e-4),
+            hint="the result must lie in [0, 1]: did you divide by 255?",
+        ),
+        _gray_case("photo_sized_image", 2, (60, 80, 3), hidden=True),
+        _gray_case("single_pixel", 3, (1, 1, 3), hidden=True),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- 01.correlate2d
+
+
+def _corr_case(name, seed, image_shape, kernel_shape, hidden=False):
+    return Case(
+        name,
+        probe=lambda f: f(_array(seed, image_shape), _array(seed + 100, kernel_shape)),
+        expected=lambda: _ops().correlate2d(_array(seed, image_shape),
+                                            _array(seed + 100, kernel_shape)),
+        compare=allclose(1e-6),
+        hidden=hidden,
+        hint="output size is (H - kh + 1, W - kw + 1); do not flip the kernel",
+    )
+
+
+CORRELATE2D = Exercise(
+    id="01.correlate2d",
+    name="correlate2d",
+    points=3,
+    title="Cross-correlation: the sliding dot product",
+    reference=lambda: _ops().correlate2d,
+    cases=(
+        Case(
+            "lecture_5x5_example",
+            probe=lambda f: f(LECTURE_IMAGE, LECTURE_KERNEL),
+            expected=lambda: np.array([[4, 3, 4], [2, 4, 3], [2, 3, 4]], dtype=float),
+            compare=allclose(1e-6),
+            hint="the first output is 4: the dot product of the kernel with the top-left 3x3 patch",
+        ),
+        _corr_case("random_6x7_image_3x3_kernel", 10, (6, 7), (3, 3)),
+        _corr_case("non_square_2x3_kernel", 11, (5, 6), (2, 3)),
+        _corr_case("larger_image", 12, (20, 17), (5, 5), hidden=True),
+        _corr_case("kernel_as_large_as_image", 13, (4, 4), (4, 4), hidden=True),
+        _corr_case("one_by_one_kernel", 14, (3, 5), (1, 1), hidden=True),
+        Case(
+            "asymmetric_kernel_is_not_flipped",
+            probe=lambda f: f(np.arange(16.0).reshape(4, 4), np.array([[1.0, 2.0], [0.0, 0.0]])),
+            expected=lambda: _ops().correlate2d(np.arange(16.0).reshape(4, 4),
+                                                np.array([[1.0, 2.0], [0.0, 0.0]])),
+            compare=allclose(1e-6),
+            hidden=True,
+        ),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- 01.convolve2d
+
+
+def _conv_case(name, seed, image_shape, kernel_shape, hidden=False):
+    return Case(
+        name,
+        probe=lambda f: f(_array(seed, image_shape), _array(seed + 100, kernel_shape)),
+        expected=lambda: _ops().convolve2d(_array(seed, image_shape),
+                                           _array(seed + 100, kernel_shape)),
+        compare=allclose(1e-6),
+        hidden=hidden,
+        hint="a convolution is a cross-correlation with the kernel flipped in both axes",
+    )
+
+
+CONVOLVE2D = Exercise(
+    id="01.convolve2d",
+    name="convolve2d",
+    points=1,
+    title="Convolution flips the kernel",
+    reference=lambda: _ops().convolve2d,
+    cases=(
+        _conv_case("random_5x5_image_3x3_kernel", 20, (5, 5), (3, 3)),
+        _conv_case("non_square_kernel", 21, (6, 4), (3, 2)),
+        _conv_case("larger_image", 22, (12, 9), (4, 3), hidden=True),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- 01.conv2d_multi
+
+
+def _multi_case(name, seed, x_shape, kernel_shape, bias=True, hidden=False):
+    def inputs():
+        b = _array(seed + 200, (kernel_shape[-1],)) if bias else None
+        return _array(seed, x_shape), _array(seed + 100, kernel_shape), b
+
+    return Case(
+        name,
+        probe=lambda f: f(*inputs()),
+        expected=lambda: _ops().conv2d(*inputs()),
+        compare=allclose(1e-6),
+        hidden=hidden,
+        hint="sum the per-channel correlations, one output map per filter, then add its bias",
+    )
+
+
+CONV2D_MULTI = Exercise(
+    id="01.conv2d_multi",
+    name="conv2d_multi",
+    points=2,
+    title="Many channels in, many feature maps out",
+    reference=lambda: _ops().conv2d,
+    cases=(
+        _multi_case("rgb_input_two_filters", 30, (6, 6, 3), (3, 3, 3, 2)),
+        _multi_case("one_channel_four_filters", 31, (5, 7, 1), (3, 3, 1, 4)),
+        _multi_case("no_bias", 32, (5, 5, 2), (2, 2, 2, 3), bias=False),
+        _multi_case("many_channels", 33, (9, 8, 8), (3, 3, 8, 5), hidden=True),
+        _multi_case("one_by_one_filters", 34, (4, 4, 6), (1, 1, 6, 2), hidden=True),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- 01.filter_shapes
+
+
+def _filter_shapes():
+    return {"conv1": [3, 3, 1, 32], "conv2": [3, 3, 32, 64]}
+
+
+def _filter_params():
+    return {"conv1": 3 * 3 * 1 * 32 + 32, "conv2": 3 * 3 * 32 * 64 + 64}
+
+
+FILTER_SHAPES = Exercise(
+    id="01.filter_shapes",
+    name="filter_shapes",
+    points=1,
+    title="Filter shapes: (3, 3, 1, 32) then (3, 3, 32, 64)",
+    reference=lambda: {"shapes": _filter_shapes(), "params": _filter_params()},
+    cases=(
+        Case(
+            "kernel_shapes",
+            probe=lambda v: {k: list(s) for k, s in v["shapes"].items()},
+            expected=_filter_shapes,
+            hint="a kernel has shape (kh, kw, input channels, filters)",
+        ),
+        Case(
+            "parameter_counts",
+            probe=lambda v: {k: int(n) for k, n in v["params"].items()},
+            expected=_filter_params,
+            hint="weights kh*kw*C_in*C_out plus one bias per filter",
+        ),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- 01.keras_conv
+
+
+def reference_make_conv_layer(kernels, bias):
+    """A keras Conv2D whose weights are ``kernels`` (kh, kw, C_in, C_out) and ``bias``."""
+    from keras import layers
+
+    kernels, bias = np.asarray(kernels, dtype="float32"), np.asarray(bias, dtype="float32")
+    layer = layers.Conv2D(kernels.shape[-1], kernels.shape[:2], padding="valid")
+    layer.build((None, None, None, kernels.shape[2]))
+    layer.set_weights([kernels, bias])
+    return layer
+
+
+def _keras_case(name, seed, x_shape, kernel_shape, hidden=False):
+    def inputs():
+        return (_array(seed, x_shape).astype("float32"),
+                _array(seed + 100, kernel_shape), _array(seed + 200, (kernel_shape[-1],)))
+
+    def probe(make_layer):
+        import keras
+
+        x, kernels, bias = inputs()
+        return keras.ops.convert_to_numpy(make_layer(kernels, bias)(x))
+
+    return Case(
+        name,
+        probe=probe,
+        expected=lambda: _ops().conv2d(*inputs()),
+        compare=allclose(1e-4),
+        hidden=hidden,
+        hint="build the layer (layer.build) before layer.set_weights([kernels, bias])",
+    )
+
+
+KERAS_CONV = Exercise(
+    id="01.keras_conv",
+    name="make_conv_layer",
+    points=2,
+    title="The same result from keras.layers.Conv2D",
+    reference=lambda: reference_make_conv_layer,
+    cases=(
+        _keras_case("batch_of_rgb_images", 40, (2, 6, 6, 3), (3, 3, 3, 4)),
+        _keras_case("grayscale_edge_bank", 41, (1, 8, 8, 1), (3, 3, 1, 2)),
+        _keras_case("non_square_kernel", 42, (1, 7, 9, 2), (2, 4, 2, 3), hidden=True),
+    ),
+)
+
+EXERCISES = [TO_GRAYSCALE, CORRELATE2D, CONVOLVE2D, CONV2D_MULTI, FILTER_SHAPES, KERAS_CONV]

@@ -1,0 +1,14 @@
+"""The grader: ``cnnlab grade --lab 01 PATH... --out results/``.
+
+Student code is taken only from the ``exercise:NN.name`` cells of a submission; everything else
+comes from the instructor's solution notebook (with its solutions stripped, as in ``labs/``).
+Each submission runs in its own kernel, in its own process group, with a per-cell timeout and a
+whole-notebook deadline enforced from outside.  Results leave the kernel as plain data and are
+judged here, in a process student code never reaches.
+
+Used in: ``cnnlab grade`` and ``make grade``.
+"""
+
+from cnnlab.grading.grade import ExerciseResult, SubmissionResult, grade, prepare_submission
+
+__all__ = ["grade", "prepare_submission", "SubmissionResult", "ExerciseResult"]

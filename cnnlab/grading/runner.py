@@ -1,0 +1,78 @@
+"""Runs one prepared submission in a fresh kernel: ``python -m cnnlab.grading.runner WORKDIR``.
+
+The grader starts this in its own process group and kills that group and the kernel's on the
+deadline.  The runner records, after every cell, what happened (``progress.json``) and writes the
+kernel's pid (``kernel.pid``) so the grader can watch its memory and kill it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def main(argv=None) -> int:
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
+
+    workdir = Path((argv or sys.argv[1:])[0])
+    config = json.loads((workdir / "config.json").read_text())
+    nb = nbformat.read(workdir / "submission.ipynb", as_version=4)
+    progress = {"cells": {}, "end": "running"}
+    progress_path = workdir / "progress.json"
+
+    def on_start(notebook=None, **_):
+        process = getattr(getattr(client.km, "provisioner", None), "process", None)
+        if process is not None:
+            (workdir / "kernel.pid").write_text(str(process.pid))
+
+    def on_executed(cell, cell_index, execute_reply=None, **_):
+        content = (execute_reply or {}).get("content", {})
+        progress["cells"][str(cell_index)] = {
+            "status": content.get("status", "ok"),
+            "ename": content.get("ename", ""),
+            "evalue": str(content.get("evalue", ""))[:300],
+        }
+        _write_json(progress_path, progress)
+
+    client = NotebookClient(
+        nb,
+        timeout=config["cell_timeout"],
+        kernel_name="python3",
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        error_on_timeout={
+            "ename": "CellTimeoutError",
+            "evalue": f"cell ran longer than {config['cell_timeout']} s",
+            "traceback": [],
+        },
+        record_timing=False,
+        resources={"metadata": {"path": config["cwd"]}},
+    )
+    client.on_notebook_start = on_start
+    client.on_cell_executed = on_executed
+    env = {**os.environ, "CNNLAB_GRADING": "1", "CNNLAB_PROFILE": config["profile"]}
+    try:
+        client.execute(env=env)
+        progress["end"] = "finished"
+    except DeadKernelError:
+        progress["end"] = "kernel_died"
+    except Exception as exc:  # noqa: BLE001 - report, never crash the batch
+        progress["end"] = f"runner_error: {type(exc).__name__}: {exc}"[:500]
+    _write_json(progress_path, progress)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

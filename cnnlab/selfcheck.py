@@ -1,0 +1,129 @@
+"""Self-checks and checkpoints: the ``cnnlab.check(...)`` cells of every lab.
+
+``check("01.correlate2d", correlate2d)`` runs the public tests of an exercise on the student's
+object and reports pass / fail per case with a hint, never the solution.  The grader runs the
+same public tests plus hidden ones.
+
+``checkpoint("01.kernel_bank", globals())`` lets a student continue past an exercise they could
+not do: if their object is missing or fails the public tests, the reference takes its place in
+the notebook (their grade still uses their own answer, taken before the checkpoint runs).
+
+Used in: every lab.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass
+
+from cnnlab.exercise import Exercise, exercise, judge_record, probe_cases
+
+__all__ = ["CheckReport", "check", "checkpoint", "grading_mode"]
+
+_MISSING = object()
+_MARKS = {"pass": "PASS", "fail": "FAIL", "not_attempted": "TODO", "error": "ERROR"}
+
+
+def grading_mode() -> bool:
+    """True while ``cnnlab grade`` executes a submission (self-checks are skipped then)."""
+    return os.environ.get("CNNLAB_GRADING") == "1"
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What a self-check found: one ``(case, status, message)`` row per public case."""
+
+    exercise_id: str
+    rows: tuple[tuple[str, str, str], ...]
+    hidden_cases: int
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.rows) and all(status == "pass" for _, status, _ in self.rows)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def _lines(self) -> list[str]:
+        if self.note:
+            return [f"{self.exercise_id}: {self.note}"]
+        passed = sum(status == "pass" for _, status, _ in self.rows)
+        if all(status == "not_attempted" for _, status, _ in self.rows):
+            head = "not attempted yet: replace `raise NotImplementedError()` with your code"
+        else:
+            head = f"{passed}/{len(self.rows)} public tests pass"
+        lines = [f"{self.exercise_id}: {head}"]
+        for case, status, message in self.rows:
+            detail = f" - {message}" if message and status != "pass" else ""
+            lines.append(f"  [{_MARKS.get(status, status.upper())}] {case}{detail}")
+        if self.hidden_cases:
+            lines.append(
+                f"  ({self.hidden_cases} hidden test(s) also run when the lab is graded)"
+            )
+        return lines
+
+    def __str__(self) -> str:
+        return "\n".join(self._lines())
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        color = "#1a7f37" if self.passed else "#b35900"
+        lines = self._lines()
+        body = "<br>".join(html.escape(line).replace("  ", "&nbsp;&nbsp;") for line in lines[1:])
+        return (
+            f"<div style='font-family:monospace'><b style='color:{color}'>"
+            f"{html.escape(lines[0])}</b><br>{body}</div>"
+        )
+
+
+def _run_public(ex: Exercise, obj) -> tuple[tuple[str, str, str], ...]:
+    cases = ex.public_cases()
+    rows = []
+    for record in probe_cases(ex, obj, cases):
+        status, message = judge_record(ex, record)
+        rows.append((record["case"], status, message))
+    return tuple(rows)
+
+
+def check(exercise_id: str, obj=_MISSING) -> CheckReport:
+    """Run the public tests of ``exercise_id`` on ``obj`` and return a :class:`CheckReport`.
+
+    Put it last in a cell so the notebook shows it.  ``bool(report)`` is True when every public
+    test passes.  Used in: every lab.
+    """
+    ex = exercise(exercise_id)
+    hidden = len(ex.cases) - len(ex.public_cases())
+    if grading_mode():
+        return CheckReport(exercise_id, (), hidden, note="self-check skipped while grading")
+    if obj is _MISSING:
+        raise TypeError(
+            f"check({exercise_id!r}) needs the object to check, e.g. "
+            f"cnnlab.check({exercise_id!r}, {ex.name})"
+        )
+    return CheckReport(exercise_id, _run_public(ex, obj), hidden)
+
+
+def checkpoint(exercise_id: str, namespace: dict):
+    """Make sure ``namespace`` holds a working answer to ``exercise_id`` and return it.
+
+    If the student's object (``namespace[exercise.name]``) is missing or fails a public test,
+    the reference replaces it and a note says so; a passing answer is kept.  Pass
+    ``globals()`` from a notebook.  Used in: every lab, after exercises later cells need.
+    """
+    ex = exercise(exercise_id)
+    if not isinstance(namespace, dict):
+        raise TypeError(f"checkpoint({exercise_id!r}, globals()) needs the notebook's globals()")
+    obj = namespace.get(ex.name, _MISSING)
+    if obj is not _MISSING and all(s == "pass" for _, s, _ in _run_public(ex, obj)):
+        print(f"Checkpoint {exercise_id}: using your `{ex.name}`.")
+        return obj
+    reason = "is not defined" if obj is _MISSING else "does not pass the public tests yet"
+    namespace[ex.name] = ex.reference()
+    print(
+        f"Checkpoint {exercise_id}: your `{ex.name}` {reason}; the reference takes its place so "
+        "the rest of the lab runs (your grade uses your own answer)."
+    )
+    return namespace[ex.name]
