@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "arithmetic", "augment", "counters", "datasets", "exercise", "exercises", "grading",
-    "kernels", "models", "notebooks", "ops", "profiles", "selfcheck", "viz", "figures",
+    "kernels", "layers", "models", "notebooks", "ops", "profiles", "selfcheck", "viz", "figures",
 }
 _FUNCTIONS = {
     "check": "selfcheck",

@@ -1,0 +1,725 @@
+"""What a CNN costs: parameters, activations, memory, MACs / FLOPs and receptive field.
+
+The lectures ("Memory and Parameters", the VGG16 table) count, layer by layer, the values a
+network stores for one image (activations), the weights it learns (parameters) and the
+arithmetic it does.  ``summary(model)`` prints that whole table for any Keras model, like
+``model.summary()`` but with activations, memory, MACs and receptive field as well.
+
+Nothing here runs the model on data: we walk the layer graph and read output shapes and
+weight shapes, so a VGG16 report takes milliseconds and works on every Keras backend.
+
+Conventions (the footer of every report repeats them):
+
+- **Activations** of a layer = number of values in its output for one image (the batch
+  axis is left out).  The total sums every layer output *including the input*, as the
+  lecture table does.  Reshape-only layers (``Flatten``, ``Reshape``) are shown in
+  parentheses and not added: their output is a view of the same memory.
+- **Activation memory** = total activations x bytes per value (4 for float32) x
+  ``batch_size``; x 2 for the backward pass (a gradient for every stored value).
+- **Parameter memory** = every weight (biases included, even with ``include_bias=False``)
+  x bytes per value.  Training also stores, for each *trainable* weight, a gradient and the
+  optimizer's slots: plain SGD x 2 (weights + gradients), SGD with momentum x 3 (+ velocity),
+  Adam x 4 (+ first and second moments).  Frozen weights only cost x 1.
+- **MACs** (multiply-accumulates) count the products of a layer's weights with its inputs:
+  Conv: ``out_elements x (k_prod x in_channels / groups)``; DepthwiseConv:
+  ``out_elements x k_prod``; SeparableConv: depthwise + pointwise; ConvTranspose:
+  ``in_elements x k_prod x out_channels``; Dense: ``in_features x units`` per output row.
+  Bias additions are left out (the papers' convention; ``count_macs(model,
+  include_bias=True)`` adds 1 per output element of a layer with a bias).
+  BatchNormalization (it can be folded into the convolution before it), pooling,
+  activations and ``Add`` count 0.  A custom layer can count its own with a method
+  ``count_macs(self, input_shape, output_shape)`` (shapes with the batch axis; return MACs
+  per image, bias excluded); other layers with weights are flagged "MACs not counted".
+- **FLOPs** = 2 x MACs (one multiply + one add).  Papers often call MACs "FLOPs": the
+  "15.3 G FLOPs" of VGG16 and the "3.8 G FLOPs" of ResNet-50 are MACs.
+"""
+
+import html
+import math
+import numbers
+import warnings
+
+__all__ = [
+    "LECTURE_VGG16_TABLE",
+    "LECTURE_VGG16_TOTALS",
+    "OPTIMIZER_MULTIPLIERS",
+    "ModelReport",
+    "compare_with_lecture_vgg16",
+    "count_flops",
+    "count_macs",
+    "count_params",
+    "summary",
+]
+
+# Training memory of the parameters, in copies of the weights (lecture: "x2 for plain SGD,
+# x4 for Adam"): weights + gradients (+ velocity) (+ first and second moments).
+OPTIMIZER_MULTIPLIERS = {"sgd": 2, "momentum": 3, "adam": 4}
+
+_OPTIMIZER_NAMES = {
+    "SGD": None,  # decided by its momentum
+    "Adam": "adam", "AdamW": "adam", "Adamax": "adam", "Nadam": "adam",
+}
+
+
+def _lecture_row(layer, shape, activations_label, weights_formula, weights):
+    return {"layer": layer, "shape": shape, "activations_label": activations_label,
+            "weights_formula": weights_formula, "weights": weights}
+
+
+# The VGG16 table of the lecture (01-convnets-dsi-slides "Memory and Parameters",
+# 03-cnn-mlnn-7pam2021), copied as printed: weights without biases.
+LECTURE_VGG16_TABLE = (
+    _lecture_row("INPUT", (224, 224, 3), "150K", "0", 0),
+    _lecture_row("CONV3-64", (224, 224, 64), "3.2M", "(3x3x3)x64", 1_728),
+    _lecture_row("CONV3-64", (224, 224, 64), "3.2M", "(3x3x64)x64", 36_864),
+    _lecture_row("POOL2", (112, 112, 64), "800K", "0", 0),
+    _lecture_row("CONV3-128", (112, 112, 128), "1.6M", "(3x3x64)x128", 73_728),
+    _lecture_row("CONV3-128", (112, 112, 128), "1.6M", "(3x3x128)x128", 147_456),
+    _lecture_row("POOL2", (56, 56, 128), "400K", "0", 0),
+    _lecture_row("CONV3-256", (56, 56, 256), "800K", "(3x3x128)x256", 294_912),
+    _lecture_row("CONV3-256", (56, 56, 256), "800K", "(3x3x256)x256", 589_824),
+    _lecture_row("CONV3-256", (56, 56, 256), "800K", "(3x3x256)x256", 589_824),
+    _lecture_row("POOL2", (28, 28, 256), "200K", "0", 0),
+    _lecture_row("CONV3-512", (28, 28, 512), "400K", "(3x3x256)x512", 1_179_648),
+    _lecture_row("CONV3-512", (28, 28, 512), "400K", "(3x3x512)x512", 2_359_296),
+    _lecture_row("CONV3-512", (28, 28, 512), "400K", "(3x3x512)x512", 2_359_296),
+    _lecture_row("POOL2", (14, 14, 512), "100K", "0", 0),
+    _lecture_row("CONV3-512", (14, 14, 512), "100K", "(3x3x512)x512", 2_359_296),
+    _lecture_row("CONV3-512", (14, 14, 512), "100K", "(3x3x512)x512", 2_359_296),
+    _lecture_row("CONV3-512", (14, 14, 512), "100K", "(3x3x512)x512", 2_359_296),
+    _lecture_row("POOL2", (7, 7, 512), "25K", "0", 0),
+    _lecture_row("FC", (1, 1, 4096), "4096", "7x7x512x4096", 102_760_448),
+    _lecture_row("FC", (1, 1, 4096), "4096", "4096x4096", 16_777_216),
+    _lecture_row("FC", (1, 1, 1000), "1000", "4096x1000", 4_096_000),
+)
+
+# The lecture's total lines, and what its own rows really add up to.  "24M activations"
+# is not the sum of the rows above: they sum to 15,237,608 values (input included),
+# x 4 bytes = 60.95 MB per image.  "138M x 4 bytes ~= 552MB" counts biases too:
+# 138,357,544 x 4 = 553.43 MB (the rows alone give 138,344,128 weights).
+LECTURE_VGG16_TOTALS = {
+    "activations_label": "24M",
+    "activation_memory_label": "93MB",
+    "params_label": "138M",
+    "param_memory_label": "552MB",
+    "true_activations": sum(math.prod(row["shape"]) for row in LECTURE_VGG16_TABLE),
+    "true_weights": sum(row["weights"] for row in LECTURE_VGG16_TABLE),
+    "true_params": 138_357_544,  # weights + 13,416 biases = keras VGG16().count_params()
+}
+LECTURE_VGG16_TOTALS["true_activation_bytes"] = 4 * LECTURE_VGG16_TOTALS["true_activations"]
+LECTURE_VGG16_TOTALS["true_param_bytes"] = 4 * LECTURE_VGG16_TOTALS["true_params"]
+
+
+# ---------------------------------------------------------------------------------------
+# Walking the layer graph (no data: shapes only)
+# ---------------------------------------------------------------------------------------
+
+def _graph_of(model):
+    """The Functional graph behind a Keras model, or None (subclassed or unbuilt model)."""
+    import keras
+
+    if isinstance(model, keras.Sequential):
+        return getattr(model, "_functional", None)
+    if hasattr(model, "_nodes_by_depth") and hasattr(model, "inputs"):
+        return model
+    return None
+
+
+def _shape(spec):
+    return tuple(spec.shape)
+
+
+def _trace(graph, input_specs, prefix, calls):
+    """Propagate shapes through ``graph`` and record every layer call in ``calls``.
+
+    ``calls`` maps (prefix, id(layer)) to a list of (input shapes, output shapes), one item
+    per call.  Recorded shapes are reused when the inputs match; otherwise (a backbone
+    built for other input sizes) the layer's ``compute_output_spec`` gives them.
+    """
+    import keras
+    from keras import tree
+
+    tensors = {id(x): spec for x, spec in zip(graph.inputs, input_specs)}
+    for depth in sorted(graph._nodes_by_depth, reverse=True):
+        for node in graph._nodes_by_depth[depth]:
+            layer = node.operation
+            if layer is None or node.is_input:
+                continue
+            inputs = node.input_tensors
+            if any(id(x) not in tensors for x in inputs):
+                continue
+            in_specs = [tensors[id(x)] for x in inputs]
+            inner = _graph_of(layer) if isinstance(layer, keras.Model) else None
+            if inner is not None:
+                out_specs = _trace(inner, in_specs, f"{prefix}{layer.name}/", calls)
+            elif all(_shape(a) == _shape(b) for a, b in zip(in_specs, inputs)):
+                out_specs = node.outputs
+            else:
+                args, kwargs = node.arguments.fill_in(tensors)
+                out_specs = tree.flatten(layer.compute_output_spec(*args, **kwargs))
+            for x, spec in zip(node.outputs, out_specs):
+                tensors[id(x)] = spec
+            calls.setdefault((prefix, id(layer)), []).append(
+                ([_shape(s) for s in in_specs], [_shape(s) for s in out_specs]))
+    return [tensors[id(x)] for x in graph.outputs]
+
+
+def _per_image(shape):
+    """Values per image of a (batch, ...) shape, or None when a size is unknown."""
+    if any(size is None for size in shape[1:]):
+        return None
+    return math.prod(shape[1:])
+
+
+def _size(variable):
+    return math.prod(variable.shape)
+
+
+def _bias_of(layer):
+    """The bias vector of a Conv / Dense / Depthwise / Separable layer, else None."""
+    from keras import layers
+
+    biased = (layers.Dense, layers.Conv1D, layers.Conv2D, layers.Conv3D,
+              layers.Conv1DTranspose, layers.Conv2DTranspose, layers.Conv3DTranspose,
+              layers.DepthwiseConv1D, layers.DepthwiseConv2D,
+              layers.SeparableConv1D, layers.SeparableConv2D)
+    if isinstance(layer, biased) and getattr(layer, "use_bias", False):
+        return getattr(layer, "bias", None)
+    return None
+
+
+def _call_macs(layer, in_shapes, out_shapes):
+    """Weight MACs of one call of ``layer`` (bias excluded), or None if not counted."""
+    from keras import layers
+
+    out_elements = _per_image(out_shapes[0])
+    if isinstance(layer, (layers.SeparableConv1D, layers.SeparableConv2D)):
+        if out_elements is None:
+            return None
+        depthwise, pointwise = layer.depthwise_kernel.shape, layer.pointwise_kernel.shape
+        out_positions = out_elements // pointwise[-1]
+        return out_positions * math.prod(depthwise) + out_elements * pointwise[-2]
+    if isinstance(layer, (layers.DepthwiseConv1D, layers.DepthwiseConv2D)):
+        if out_elements is None:
+            return None
+        return out_elements * math.prod(layer.kernel.shape[:-2])
+    if isinstance(layer, (layers.Conv1DTranspose, layers.Conv2DTranspose,
+                          layers.Conv3DTranspose)):
+        in_elements = _per_image(in_shapes[0])
+        if in_elements is None:
+            return None
+        # kernel: (*kernel_size, filters, in_channels): every input value meets k_prod x filters
+        return in_elements * math.prod(layer.kernel.shape[:-1])
+    if isinstance(layer, (layers.Conv1D, layers.Conv2D, layers.Conv3D)):
+        if out_elements is None:
+            return None
+        # kernel: (*kernel_size, in_channels / groups, filters)
+        return out_elements * math.prod(layer.kernel.shape[:-1])
+    if isinstance(layer, layers.Dense):
+        if out_elements is None:
+            return None
+        return out_elements * layer.kernel.shape[0]
+    if isinstance(layer, (layers.BatchNormalization, layers.LayerNormalization,
+                          layers.GroupNormalization)):
+        return 0
+    if not layer.weights:
+        return 0  # pooling, activations, add, reshape, padding, dropout, ...
+    custom = getattr(layer, "count_macs", None)  # a custom layer may count its own
+    if callable(custom) and in_shapes and None not in in_shapes[0][1:] + out_shapes[0][1:]:
+        return int(custom(in_shapes[0], out_shapes[0]))
+    return None
+
+
+def _layer_row(layer, name, layer_calls, include_bias, bias_macs=False):
+    """One report row (a plain dict) for ``layer`` and the list of its calls."""
+    from keras import layers
+
+    trainable = {id(w): _size(w) for w in layer.trainable_weights}
+    non_trainable = {id(w): _size(w) for w in layer.non_trainable_weights}
+    bias = _bias_of(layer)
+    bias_params = _size(bias) if bias is not None else 0
+    shown_trainable, shown_non_trainable = sum(trainable.values()), sum(non_trainable.values())
+    if bias is not None and not include_bias:
+        if id(bias) in trainable:
+            shown_trainable -= bias_params
+        else:
+            shown_non_trainable -= bias_params
+
+    notes = []
+    out_shapes = layer_calls[0][1] if layer_calls else []
+    activations = 0
+    macs = 0
+    for in_shapes, call_out_shapes in layer_calls:
+        values = [_per_image(shape) for shape in call_out_shapes]
+        if activations is not None:
+            activations = None if None in values else activations + sum(values)
+        call_macs = _call_macs(layer, in_shapes, call_out_shapes)
+        if call_macs is None or macs is None:
+            macs = None
+        else:
+            macs += call_macs + (sum(values) if bias_macs and bias is not None else 0)
+    if not layer_calls:
+        activations, macs = None, (0 if not layer.weights else None)
+        notes.append("output shape unknown (subclassed model: build it with keras.Input)")
+    elif activations is None:
+        notes.append("output shape not fully known: give the model a fixed input size")
+    elif macs is None:
+        notes.append("MACs not counted")
+    if len(layer_calls) > 1:
+        notes.append(f"called {len(layer_calls)} times: activations and MACs summed")
+
+    if not out_shapes:
+        output_shape = None
+    elif len(out_shapes) == 1:
+        output_shape = out_shapes[0]
+    else:
+        output_shape = list(out_shapes)
+    return {
+        "name": name,
+        "type": type(layer).__name__,
+        "output_shape": output_shape,
+        "activations": activations,
+        "activations_counted": not isinstance(layer, (layers.Flatten, layers.Reshape)),
+        "params": shown_trainable + shown_non_trainable,
+        "trainable_params": shown_trainable,
+        "non_trainable_params": shown_non_trainable,
+        "macs": macs,
+        "receptive_field": None,
+        "calls": len(layer_calls),
+        "notes": "; ".join(notes),
+        "_weights": (trainable, non_trainable),
+    }
+
+
+def _collect_rows(graph, prefix, calls, include_bias, bias_macs, top):
+    from keras import layers
+
+    rows = []
+    for layer in graph.layers:
+        name = f"{prefix}{layer.name}"
+        inner = _graph_of(layer) if hasattr(layer, "layers") else None
+        if isinstance(layer, layers.InputLayer):
+            if top:  # a nested model's inputs are the outer tensors: no new values
+                shape = _shape(layer.output)
+                rows.append(_layer_row(layer, name, [([], [shape])], include_bias, bias_macs))
+        elif inner is not None:
+            rows.extend(_collect_rows(inner, f"{name}/", calls, include_bias, bias_macs,
+                                      top=False))
+        else:
+            rows.append(_layer_row(layer, name, calls.get((prefix, id(layer)), []),
+                                   include_bias, bias_macs))
+    return rows
+
+
+def _model_rows(model, include_bias, bias_macs=False):
+    """Report rows of ``model`` in ``model.layers`` order, nested models expanded."""
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"model must be a keras.Model, got {type(model).__name__}; build one with "
+            "keras.Sequential([...]) or keras.Model(inputs, outputs)")
+    graph = _graph_of(model)
+    if graph is None and isinstance(model, keras.Sequential):
+        raise ValueError(
+            f"model {model.name!r} has not been built, so its layers have no output shapes; "
+            "start it with keras.Input(shape=...) or call "
+            "model.build(input_shape=(None, height, width, channels)) first")
+    if graph is None:  # subclassed model: parameters only, shapes unknown
+        return [_layer_row(layer, layer.name, [], include_bias, bias_macs)
+                for layer in model.layers]
+    calls = {}
+    _trace(graph, list(graph.inputs), "", calls)
+    return _collect_rows(graph, "", calls, include_bias, bias_macs, top=True)
+
+
+def _add_receptive_fields(model, rows):
+    """Fill the ``receptive_field`` column from cnnlab.arithmetic; "-" where it fails."""
+    try:
+        from cnnlab.arithmetic import receptive_field
+
+        sizes = {r["name"]: tuple(r["size"]) for r in receptive_field(model).rows}
+    except Exception:  # the column is informational: a failure must not hide the table
+        return
+    for row in rows:
+        size = sizes.get(row["name"])
+        if size is not None and all(isinstance(s, int) for s in size):
+            row["receptive_field"] = size
+
+
+# ---------------------------------------------------------------------------------------
+# Formatting helpers
+# ---------------------------------------------------------------------------------------
+
+def _bytes_per_value(dtype):
+    name = str(getattr(dtype, "name", dtype))
+    if name == "bfloat16":
+        return 2
+    try:
+        import numpy as np
+
+        size = np.dtype(name).itemsize
+    except TypeError:
+        size = 0
+    if not size:
+        raise ValueError(
+            f"dtype={dtype!r} is not a known numeric dtype; use e.g. 'float32' (4 bytes), "
+            "'float16' or 'bfloat16' (2 bytes), 'float64' (8 bytes)")
+    return size
+
+
+def _resolve_optimizer(optimizer):
+    if optimizer is None:
+        return "sgd"
+    if isinstance(optimizer, str):
+        key = optimizer.lower()
+        if key not in OPTIMIZER_MULTIPLIERS:
+            raise ValueError(
+                f"optimizer={optimizer!r} is not one of None, 'sgd', 'momentum', 'adam'; "
+                "pass one of those or a keras optimizer instance")
+        return key
+    cls = type(optimizer).__name__
+    if cls in _OPTIMIZER_NAMES:
+        if cls == "SGD":
+            momentum = float(getattr(optimizer, "momentum", 0.0) or 0.0)
+            return "momentum" if momentum > 0 else "sgd"
+        return _OPTIMIZER_NAMES[cls]
+    raise ValueError(
+        f"optimizer={optimizer!r} ({cls}) has no memory convention here; pass "
+        "'sgd' (x2), 'momentum' (x3) or 'adam' (x4), or a keras SGD / Adam / AdamW / "
+        "Adamax / Nadam instance")
+
+
+def _fmt_int(value):
+    return "-" if value is None else f"{value:,}"
+
+
+def _fmt_si(value):
+    for factor, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if value >= factor:
+            return f"{value / factor:.2f} {unit}"
+    return f"{value}"
+
+
+def _fmt_bytes(value):
+    for factor, unit in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+        if value >= factor:
+            return f"{value / factor:.2f} {unit}"
+    return f"{value} B"
+
+
+def _fmt_shape(shape):
+    if shape is None:
+        return "?"
+    if isinstance(shape, list):
+        return ", ".join(_fmt_shape(s) for s in shape)
+    return "(" + ", ".join("None" if s is None else str(s) for s in shape) + ")"
+
+
+def _fmt_receptive_field(size):
+    if size is None:
+        return "-"
+    if len(set(size)) == 1:
+        return str(size[0])
+    return "x".join(str(s) for s in size)
+
+
+def _fmt_activations(row):
+    text = _fmt_int(row["activations"])
+    return text if row["activations_counted"] or row["activations"] is None else f"({text})"
+
+
+def _fmt_macs(row):
+    if row["macs"] is None:
+        return "not counted"
+    return _fmt_int(row["macs"])
+
+
+_COLUMNS = (  # header, cell function, right-aligned
+    ("Layer", lambda r: r["name"], False),
+    ("Type", lambda r: r["type"], False),
+    ("Output shape", lambda r: _fmt_shape(r["output_shape"]), False),
+    ("Activations", _fmt_activations, True),
+    ("Trainable", lambda r: _fmt_int(r["trainable_params"]), True),
+    ("Non-trainable", lambda r: _fmt_int(r["non_trainable_params"]), True),
+    ("MACs", _fmt_macs, True),
+    ("RF", lambda r: _fmt_receptive_field(r["receptive_field"]), True),
+)
+
+
+# ---------------------------------------------------------------------------------------
+# The report
+# ---------------------------------------------------------------------------------------
+
+class ModelReport:
+    """The cost table of a model: ``print`` it, show it in a notebook, or read ``.rows``.
+
+    ``rows`` is a list of plain dicts (one per layer, nested models expanded as
+    ``"backbone/conv1"``) with keys ``name``, ``type``, ``output_shape``, ``activations``
+    (values per image), ``activations_counted``, ``params``, ``trainable_params``,
+    ``non_trainable_params``, ``macs`` (None = not counted), ``receptive_field`` (size per
+    spatial axis, or None), ``calls`` and ``notes``.  ``totals`` is a dict (see ``summary``).
+
+    Used in: labs/05_architectures_and_cost
+    """
+
+    def __init__(self, name, rows, totals, include_bias):
+        self.name = name
+        self.rows = rows
+        self.totals = totals
+        self.include_bias = include_bias
+
+    def footer_lines(self):
+        """The totals and conventions printed under the table, as a list of strings."""
+        t = self.totals
+        size = t["bytes_per_value"]
+        lines = [
+            f"Params: {t['params']:,} (trainable {t['trainable_params']:,}; "
+            f"non-trainable {t['non_trainable_params']:,})"
+            + ("" if self.include_bias else "; biases not shown (include_bias=False)"),
+            f"MACs per image: {t['macs']:,} ({_fmt_si(t['macs'])}); "
+            f"FLOPs = 2 x MACs = {t['flops']:,} ({_fmt_si(t['flops'])})",
+            "  MACs = multiply-accumulates of conv/dense weights (biases, BatchNorm, pooling,"
+            " activations, add: 0).",
+            "  Papers often quote MACs as 'FLOPs' (VGG16 15.3 G, ResNet-50 3.8 G).",
+        ]
+        if t["macs_not_counted"]:
+            lines.append("  MACs not counted for: " + ", ".join(t["macs_not_counted"]))
+        lines += [
+            f"Activations per image: {t['activations']:,} values (input included"
+            + ("" if all(r["activations_counted"] for r in self.rows)
+               else ", (n) = reshape view, not added")
+            + f") x {size} B = {_fmt_bytes(t['activations'] * size)}",
+            f"  x batch_size {t['batch_size']} = {_fmt_bytes(t['activation_bytes'])}; "
+            f"x 2 for the backward pass = {_fmt_bytes(t['activation_bytes_backward'])}",
+            f"Parameter memory: {t['params_in_memory']:,} weights x {size} B = "
+            f"{_fmt_bytes(t['param_bytes'])}",
+            "  training (weights + gradients + optimizer slots of trainable weights): "
+            f"SGD x2 = {_fmt_bytes(t['training_bytes_sgd'])}, "
+            f"momentum x3 = {_fmt_bytes(t['training_bytes_momentum'])}, "
+            f"Adam x4 = {_fmt_bytes(t['training_bytes_adam'])}",
+            f"  optimizer={t['optimizer']!r}: training_bytes = {_fmt_bytes(t['training_bytes'])}"
+            f"; with activations (backward, batch {t['batch_size']}) = "
+            f"{_fmt_bytes(t['total_training_bytes'])}",
+        ]
+        return lines
+
+    def _cells(self):
+        return [[cell(row) for _, cell, _ in _COLUMNS] for row in self.rows]
+
+    def __str__(self):
+        cells = self._cells()
+        headers = [header for header, _, _ in _COLUMNS]
+        widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(headers)]
+
+        def line(values):
+            parts = [v.rjust(w) if _COLUMNS[i][2] else v.ljust(w)
+                     for i, (v, w) in enumerate(zip(values, widths))]
+            return "  ".join(parts).rstrip()
+
+        rule = "-" * len(line(["x" * w for w in widths]))
+        out = [f'Model: "{self.name}"', rule, line(headers), rule]
+        out += [line(c) for c in cells]
+        out += [rule] + self.footer_lines()
+        return "\n".join(out)
+
+    def __repr__(self):
+        return self.__str__()
+
+    def _repr_html_(self):
+        head = "".join(f"<th>{html.escape(h)}</th>" for h, _, _ in _COLUMNS)
+        body = []
+        for cells in self._cells():
+            tds = "".join(
+                f'<td style="text-align:{"right" if right else "left"}">{html.escape(c)}</td>'
+                for c, (_, _, right) in zip(cells, _COLUMNS))
+            body.append(f"<tr>{tds}</tr>")
+        footer = "<br>".join(html.escape(text) for text in self.footer_lines())
+        return (f"<div><b>Model: {html.escape(self.name)}</b>"
+                f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+                f'<p style="font-family:monospace">{footer}</p></div>')
+
+    def to_dataframe(self):
+        """The rows as a pandas DataFrame (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as error:
+            raise ImportError(
+                "ModelReport.to_dataframe() needs pandas: pip install pandas "
+                "(or use report.rows, a list of plain dicts)") from error
+        return pd.DataFrame(self.rows)
+
+
+# ---------------------------------------------------------------------------------------
+# Public functions
+# ---------------------------------------------------------------------------------------
+
+def summary(model, batch_size=1, optimizer=None, dtype="float32", include_bias=True):
+    """Layer-by-layer cost table of a Keras model, like the lecture's VGG16 table.
+
+    Lecture: "Memory and Parameters" (VGG16 activations, parameters, memory per image) and
+    the MAC / FLOP counts of VGG and ResNet.  Nothing is run on data: shapes are read from
+    the layer graph.  Sequential, Functional and nested models (a backbone used as a layer:
+    rows named ``"backbone/conv1"``) are supported.
+
+    Args:
+        model: a built keras.Model.
+        batch_size: images per batch; multiplies the activation memory.
+        optimizer: None (plain SGD, the lecture's x 2), "sgd", "momentum", "adam", or a
+            keras optimizer (SGD with momentum > 0 counts as "momentum"; Adam, AdamW,
+            Adamax, Nadam as "adam"): chooses ``totals["training_bytes"]``.
+        dtype: dtype of weights and activations ("float32": 4 bytes per value).
+        include_bias: False leaves bias vectors out of the parameter columns and totals
+            (the lecture's VGG16 rows); parameter memory always counts every weight.
+            MACs never include bias additions here (the papers' convention); use
+            ``count_macs(model, include_bias=True)`` for those.
+
+    Returns:
+        A ``ModelReport``.  ``totals`` holds ``params``, ``trainable_params``,
+        ``non_trainable_params``, ``macs``, ``flops``, ``macs_not_counted``,
+        ``activations`` (per image), ``activation_bytes`` (x batch_size),
+        ``activation_bytes_backward`` (x 2), ``params_in_memory``, ``param_bytes``,
+        ``training_bytes_sgd`` / ``_momentum`` / ``_adam``, ``optimizer``,
+        ``training_bytes`` (of that optimizer), ``total_training_bytes`` (+ activations
+        with backward), ``batch_size``, ``dtype``, ``bytes_per_value``.
+
+    Used in: labs/05_architectures_and_cost
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
+            or batch_size < 1:
+        raise ValueError(
+            f"batch_size={batch_size!r} must be a positive integer (images per batch), e.g. 32")
+    size = _bytes_per_value(dtype)
+    optimizer_name = _resolve_optimizer(optimizer)
+
+    rows = _model_rows(model, include_bias)
+    _add_receptive_fields(model, rows)
+
+    trainable, non_trainable = {}, {}
+    for row in rows:
+        row_trainable, row_non_trainable = row.pop("_weights")
+        trainable.update(row_trainable)
+        non_trainable.update(row_non_trainable)
+    all_weights = sum(trainable.values()) + sum(non_trainable.values())
+    trainable_weights = sum(trainable.values())
+
+    macs = sum(row["macs"] for row in rows if row["macs"] is not None)
+    activations = sum(row["activations"] for row in rows
+                      if row["activations_counted"] and row["activations"] is not None)
+    param_bytes = all_weights * size
+    training = {f"training_bytes_{name}": param_bytes + (multiplier - 1) * trainable_weights * size
+                for name, multiplier in OPTIMIZER_MULTIPLIERS.items()}
+    activation_bytes = activations * size * batch_size
+    totals = {
+        "params": sum(row["params"] for row in rows),
+        "trainable_params": sum(row["trainable_params"] for row in rows),
+        "non_trainable_params": sum(row["non_trainable_params"] for row in rows),
+        "macs": macs,
+        "flops": 2 * macs,
+        "macs_not_counted": tuple(row["name"] for row in rows if row["macs"] is None),
+        "activations": activations,
+        "activation_bytes": activation_bytes,
+        "activation_bytes_backward": 2 * activation_bytes,
+        "params_in_memory": all_weights,
+        "param_bytes": param_bytes,
+        **training,
+        "optimizer": optimizer_name,
+        "training_bytes": training[f"training_bytes_{optimizer_name}"],
+        "total_training_bytes": training[f"training_bytes_{optimizer_name}"]
+        + 2 * activation_bytes,
+        "batch_size": int(batch_size),
+        "dtype": str(getattr(dtype, "name", dtype)),
+        "bytes_per_value": size,
+    }
+    return ModelReport(model.name, rows, totals, include_bias)
+
+
+def count_params(model, include_bias=True, trainable_only=False):
+    """Number of parameters of a Keras model (nested models included).
+
+    Lecture: "Memory and Parameters" -- a conv layer has (k x k x C_in) x C_out weights and
+    C_out biases; ``include_bias=False`` gives the lecture's VGG16 weight counts.
+
+    Used in: labs/05_architectures_and_cost
+    """
+    rows = _model_rows(model, include_bias)
+    key = "trainable_params" if trainable_only else "params"
+    return sum(row[key] for row in rows)
+
+
+def count_macs(model, include_bias=False):
+    """Multiply-accumulates for one image: the products of conv / dense weights with inputs.
+
+    Lecture: the cost of VGG16 (15.3 G) and ResNet-50 (3.8 G), which papers call "FLOPs"
+    but which are MACs.  Conv: out_elements x (k_prod x C_in / groups); Dense: in x units
+    per output row; BatchNorm, pooling, activations, add: 0.  ``include_bias=True`` adds
+    one per output element of a layer with a bias.  Layers with weights of unknown type
+    are skipped with a warning.
+
+    Used in: labs/05_architectures_and_cost
+    """
+    rows = _model_rows(model, include_bias=True, bias_macs=include_bias)
+    missing = [row["name"] for row in rows if row["macs"] is None]
+    if missing:
+        warnings.warn(f"MACs not counted for {', '.join(missing)} (layer type without a MAC "
+                      "rule, or output shape unknown); the total leaves them out", stacklevel=2)
+    total = 0
+    for row in rows:
+        if row["macs"] is not None:
+            total += row["macs"]
+    return total
+
+
+def count_flops(model, include_bias=False):
+    """Floating-point operations for one image, counted as 2 x MACs (multiply + add).
+
+    Lecture: "3.8B FLOPs vs 15.3B FLOPs" (ResNet-50 vs VGG16) -- those papers' "FLOPs" are
+    MACs, so ``count_flops`` gives twice the quoted figure; compare with ``count_macs``.
+
+    Used in: labs/05_architectures_and_cost
+    """
+    return 2 * count_macs(model, include_bias=include_bias)
+
+
+def compare_with_lecture_vgg16(report):
+    """Pair the lecture's VGG16 table with a report of ``keras.applications.VGG16``.
+
+    Lecture: "Memory and Parameters".  Returns one dict per lecture row with the lecture's
+    layer, shape, activation label and weights next to the report's name, output shape,
+    activations and weights, plus ``shape_matches`` and ``weights_match``.  Reshape-only rows
+    (Flatten) are skipped, as the lecture has none.
+
+    Used in: labs/05_architectures_and_cost
+    """
+    if not isinstance(report, ModelReport):
+        raise TypeError(f"report must be a ModelReport from cnnlab.summary, got "
+                        f"{type(report).__name__}")
+    if report.include_bias:
+        raise ValueError(
+            "report counts biases but the lecture's VGG16 rows do not; build it with "
+            "summary(keras.applications.VGG16(weights=None), include_bias=False)")
+    rows = [row for row in report.rows if row["activations_counted"]]
+    if len(rows) != len(LECTURE_VGG16_TABLE):
+        raise ValueError(
+            f"report has {len(rows)} layer rows but the lecture's VGG16 table has "
+            f"{len(LECTURE_VGG16_TABLE)}; pass summary(keras.applications.VGG16("
+            "weights=None), include_bias=False)")
+    pairs = []
+    for lecture, row in zip(LECTURE_VGG16_TABLE, rows):
+        shape = tuple(row["output_shape"][1:])
+        lecture_shape = lecture["shape"]
+        if len(shape) == 1:  # Dense output (None, 4096) is the lecture's [1x1x4096]
+            shape = (1, 1) + shape
+        pairs.append({
+            "lecture_layer": lecture["layer"],
+            "lecture_shape": lecture_shape,
+            "lecture_activations": lecture["activations_label"],
+            "lecture_weights": lecture["weights"],
+            "name": row["name"],
+            "output_shape": row["output_shape"],
+            "activations": row["activations"],
+            "weights": row["params"],
+            "shape_matches": shape == lecture_shape,
+            "weights_match": row["params"] == lecture["weights"],
+        })
+    return pairs
