@@ -283,11 +283,15 @@ def probe_cases(ex: Exercise, obj: Any, cases=None) -> list[dict]:
 
     A record is ``{"case", "status", "data", "message"}`` where ``status`` is ``"ok"`` (``data``
     holds the serialised plain result), ``"not_attempted"`` (the code still raises
-    ``NotImplementedError``) or ``"error"`` (any other exception, or a result that is not plain).
+    ``NotImplementedError``, or a value exercise's variable is still ``None``) or ``"error"`` (any other exception, or a result that is not plain).
     """
     records = []
     for case in ex.cases if cases is None else cases:
         record = {"case": case.name, "status": "ok", "data": None, "message": ""}
+        if obj is None:  # value exercises start as `name = None` so check cells never NameError
+            record.update(status="not_attempted", message=f"`{ex.name}` is still None")
+            records.append(record)
+            continue
         try:
             record["data"] = dumps_plain(case.probe(obj)).decode()
         except NotImplementedError:

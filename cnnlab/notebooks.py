@@ -18,6 +18,7 @@ import copy
 import os
 import re
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,19 +177,27 @@ def run_notebook(path, profile: str = "smoke", timeout: int = 600, output=None) 
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
-    )
     start = time.perf_counter()
     current = {"index": None}
-    client.on_cell_start = lambda cell, cell_index: current.update(index=cell_index)
-    try:
-        client.execute(env={**os.environ, "CNNLAB_PROFILE": profile})
-        result = RunResult(path.name, "ok", time.perf_counter() - start)
-    except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
-        result = RunResult(
-            path.name, "failed", time.perf_counter() - start, str(exc), current["index"]
-        )
+    with tempfile.TemporaryDirectory(prefix="cnnlab-run-") as scratch:
+        client = NotebookClient(nb, kernel_name="python3", timeout=timeout,
+                                resources={"metadata": {"path": str(path.parent)}})
+        client.on_cell_start = lambda cell, cell_index: current.update(index=cell_index)
+        # The kernel's own stdout/stderr (ipykernel's start-up warnings) go to a log, shown
+        # only if the kernel dies; what cells print reaches the notebook as usual.
+        log = Path(scratch) / "kernel.log"
+        try:
+            with log.open("w") as stream:
+                client.execute(env={**os.environ, "CNNLAB_PROFILE": profile},
+                               stdout=stream, stderr=stream)
+            result = RunResult(path.name, "ok", time.perf_counter() - start)
+        except (CellExecutionError, CellTimeoutError, DeadKernelError) as exc:
+            error = str(exc)
+            if isinstance(exc, DeadKernelError):
+                error += "\nkernel log (last lines):\n" + "\n".join(
+                    log.read_text(errors="replace").splitlines()[-20:])
+            result = RunResult(path.name, "failed", time.perf_counter() - start, error,
+                               current["index"])
     if output is not None:
         Path(output).mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, Path(output) / path.name)

@@ -48,8 +48,8 @@ def main(argv=None) -> int:
 
     client = NotebookClient(
         nb,
-        timeout=config["cell_timeout"],
         kernel_name="python3",
+        timeout=config["cell_timeout"],
         allow_errors=True,
         interrupt_on_timeout=True,
         error_on_timeout={
@@ -64,7 +64,8 @@ def main(argv=None) -> int:
     client.on_cell_executed = on_executed
     env = {**os.environ, "CNNLAB_GRADING": "1", "CNNLAB_PROFILE": config["profile"]}
     try:
-        client.execute(env=env)
+        with (workdir / "kernel.log").open("w") as log:
+            client.execute(env=env, stdout=log, stderr=log)
         progress["end"] = "finished"
     except DeadKernelError:
         progress["end"] = "kernel_died"

@@ -1,0 +1,316 @@
+"""Lab 02 "Convolution arithmetic": exercises, points, public and hidden cases.
+
+Expected values come from ``cnnlab.arithmetic`` and ``cnnlab.ops`` (checked against Keras in
+their own tests) and from the lecture's numbers (7x7 input, 3x3 kernel; the 760 example; the
+4x16 matrix), never from a notebook.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnlab.exercise import Case, Exercise, allclose, equal
+
+__all__ = [
+    "EXERCISES",
+    "NETWORK",
+    "reference_conv_output_size",
+    "reference_receptive_field_size",
+    "reference_conv_transpose",
+]
+
+
+def _arithmetic():
+    from cnnlab import arithmetic
+
+    return arithmetic
+
+
+def _ops():
+    from cnnlab import ops
+
+    return ops
+
+
+def _array(seed: int, shape) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1.0, 1.0, size=shape)
+
+
+def _given(value):
+    """A value exercise still set to its ``None`` placeholder counts as not attempted."""
+    if value is None:
+        raise NotImplementedError("the value is still None")
+    return value
+
+
+# ----------------------------------------------------------------------------- 02.conv_output_size
+
+
+def reference_conv_output_size(n, k, s=1, p=0):
+    """Output size of a convolution, ``floor((n - k + 2p) / s) + 1``, as Keras computes it."""
+    return _arithmetic().conv_output_size(int(n), int(k), strides=int(s), padding=int(p))
+
+
+def _size_configs(seed: int, count: int):
+    """Seeded (n, k, s, p) configurations in which the kernel fits the padded input."""
+    rng = np.random.default_rng(seed)
+    configs = []
+    while len(configs) < count:
+        n, k = int(rng.integers(1, 65)), int(rng.integers(1, 12))
+        s, p = int(rng.integers(1, 6)), int(rng.integers(0, 4))
+        if n + 2 * p >= k:
+            configs.append((n, k, s, p))
+    return configs
+
+
+def _sizes_case(name, configs, hidden=False, hint=""):
+    return Case(
+        name,
+        probe=lambda f: [int(f(n, k, s, p)) for n, k, s, p in configs],
+        expected=lambda: [reference_conv_output_size(n, k, s, p) for n, k, s, p in configs],
+        compare=equal,
+        hidden=hidden,
+        hint=hint or "(n - k + 2p) // s + 1: pad both sides, then count the kernel positions",
+    )
+
+
+CONV_OUTPUT_SIZE = Exercise(
+    id="02.conv_output_size",
+    name="conv_output_size",
+    points=2,
+    title="The output-size formula W2 = (W1 - F + 2P) / S + 1",
+    reference=lambda: reference_conv_output_size,
+    cases=(
+        _sizes_case("lecture_7x7_input_3x3_kernel_strides_1_and_2", [(7, 3, 1, 0), (7, 3, 2, 0)],
+                    hint="the lecture: stride 1 gives 5, stride 2 gives 3"),
+        _sizes_case("padding_keeps_the_size", [(7, 3, 1, 1), (32, 5, 1, 2), (28, 7, 1, 3)],
+                    hint="with P = (K - 1) / 2 and stride 1 the output is as large as the input"),
+        _sizes_case("stride_that_does_not_fit_is_floored", [(7, 3, 3, 0), (32, 5, 2, 0)],
+                    hint="(7 - 3) / 3 + 1 = 2.33: Keras keeps the 2 whole positions (floor)"),
+        _sizes_case("alexnet_conv1", [(227, 11, 4, 0)], hidden=True),
+        _sizes_case("one_by_one_kernel", [(56, 1, 1, 0), (13, 1, 2, 0)], hidden=True),
+        _sizes_case("two_hundred_random_configurations", _size_configs(2024, 200), hidden=True),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- the small network
+
+#: The network whose shapes and parameters students predict (input 32x32x3), as layer specs.
+NETWORK = (
+    {"kind": "conv", "filters": 10, "kernel_size": 5, "padding": "same", "name": "conv_a"},
+    {"kind": "conv", "filters": 16, "kernel_size": 3, "strides": 2, "name": "conv_b"},
+    {"kind": "conv", "filters": 8, "kernel_size": 1, "name": "conv_c"},
+    {"kind": "conv", "filters": 8, "kernel_size": 3, "dilation_rate": 2, "name": "conv_d"},
+    {"kind": "conv", "filters": 4, "kernel_size": 3, "strides": 2, "padding": "same",
+     "name": "conv_e"},
+)
+NETWORK_INPUT_SHAPE = (32, 32, 3)
+
+
+def _trace_rows():
+    rows = _arithmetic().trace_shapes(list(NETWORK), NETWORK_INPUT_SHAPE).rows
+    return [row for row in rows if row["kind"] != "input"]
+
+
+def _network_shapes():
+    return [list(row["output_shape"]) for row in _trace_rows()]
+
+
+def _network_params():
+    return [int(row["params"]) for row in _trace_rows()]
+
+
+def _shapes_probe(indices):
+    def probe(value):
+        return [[int(v) for v in _given(value)[i]] for i in indices]
+
+    return probe
+
+
+def _shapes_expected(indices):
+    return lambda: [_network_shapes()[i] for i in indices]
+
+
+PREDICT_SHAPES = Exercise(
+    id="02.predict_shapes",
+    name="predicted_shapes",
+    points=2,
+    title="Predict the output shape of every layer",
+    reference=lambda: [tuple(s) for s in _network_shapes()],
+    cases=(
+        Case("conv_a_the_lecture_example", probe=_shapes_probe([0]),
+             expected=_shapes_expected([0]),
+             hint="one (H, W, C) tuple per layer, no batch axis; padding='same' with stride 1 "
+                  "keeps 32x32 and the depth is the number of filters"),
+        Case("strided_and_one_by_one_layers", probe=_shapes_probe([1, 2]),
+             expected=_shapes_expected([1, 2]),
+             hint="conv_b: (32 - 3) / 2 + 1, floored; a 1x1 convolution keeps H and W"),
+        Case("dilated_and_same_strided_layers", probe=_shapes_probe([3, 4]),
+             expected=_shapes_expected([3, 4]),
+             hint="a 3x3 kernel with dilation 2 covers 5x5; 'same' with stride 2 gives "
+                  "ceil(n / 2)"),
+    ),
+)
+
+COUNT_PARAMS = Exercise(
+    id="02.count_params",
+    name="predicted_params",
+    points=2,
+    title="Count the parameters of every layer",
+    reference=_network_params,
+    cases=(
+        Case("conv_a_is_760", probe=lambda v: int(_given(v)[0]),
+             expected=lambda: _network_params()[0],
+             hint="each 5x5 filter has 5*5*3 weights and one bias: 76 * 10"),
+        Case("layers_b_to_e", probe=lambda v: [int(x) for x in _given(v)[1:]],
+             expected=lambda: _network_params()[1:],
+             hint="K*K*C_in*C_out + C_out: C_in is the depth of the layer's input; "
+                  "dilation and stride add no parameters"),
+        Case("total", probe=lambda v: int(sum(_given(v))), expected=lambda: sum(_network_params()),
+             hint="model.summary() shows the total"),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- 02.receptive_field
+
+
+def reference_receptive_field_size(kernel_sizes, strides=None, dilation_rates=None):
+    """Receptive field (input pixels, one axis) of a stack of convolutions."""
+    kernel_sizes = [int(k) for k in kernel_sizes]
+    strides = [1] * len(kernel_sizes) if strides is None else [int(s) for s in strides]
+    dilations = [1] * len(kernel_sizes) if dilation_rates is None else [
+        int(d) for d in dilation_rates]
+    specs = [{"kind": "conv", "kernel_size": k, "strides": s, "dilation_rate": d}
+             for k, s, d in zip(kernel_sizes, strides, dilations)]
+    return int(_arithmetic().receptive_field(specs).size[0])
+
+
+def _random_stacks(seed: int, count: int):
+    rng = np.random.default_rng(seed)
+    stacks = []
+    for _ in range(count):
+        depth = int(rng.integers(1, 7))
+        stacks.append((
+            [int(k) for k in rng.choice([1, 2, 3, 5, 7], size=depth)],
+            [int(s) for s in rng.choice([1, 1, 2, 3], size=depth)],
+            [int(d) for d in rng.choice([1, 1, 2, 4], size=depth)],
+        ))
+    return stacks
+
+
+def _field_case(name, stacks, hidden=False, hint=""):
+    """``stacks``: list of (kernel_sizes, strides or None, dilation_rates or None)."""
+    return Case(
+        name,
+        probe=lambda f: [int(f(k, s, d)) for k, s, d in stacks],
+        expected=lambda: [reference_receptive_field_size(k, s, d) for k, s, d in stacks],
+        compare=equal,
+        hidden=hidden,
+        hint=hint or "r = 1, j = 1; for each layer: r += (K_eff - 1) * j, then j *= S",
+    )
+
+
+RECEPTIVE_FIELD = Exercise(
+    id="02.receptive_field",
+    name="receptive_field_size",
+    points=2,
+    title="Receptive field of a stack: stride and dilation",
+    reference=lambda: reference_receptive_field_size,
+    cases=(
+        _field_case("two_3x3_see_5_pixels", [([3, 3], None, None)],
+                    hint="two stacked 3x3 convolutions see 5x5 input pixels, like one 5x5"),
+        _field_case("dilations_1_2_4", [([3, 3, 3], None, [1, 2, 4])],
+                    hint="a 3x3 kernel with dilation D covers (3 - 1) * D + 1 pixels"),
+        _field_case("strides_multiply_the_jump", [([3, 3, 3], [2, 2, 1], None)],
+                    hint="after a stride-2 layer, one step of the next kernel is 2 input pixels"),
+        _field_case("single_layer_and_1x1", [([7], None, None), ([1, 1, 1], None, None)],
+                    hidden=True),
+        _field_case("vgg_block_with_pooling_as_2x2_stride_2",
+                    [([3, 3, 2, 3, 3, 2], [1, 1, 2, 1, 1, 2], None)], hidden=True),
+        _field_case("thirty_random_stacks", _random_stacks(7, 30), hidden=True),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- 02.conv_matrix
+
+LECTURE_KERNEL = np.arange(1.0, 10.0).reshape(3, 3)  # w00..w22, distinct so places show
+
+
+def _matrix_case(name, input_size, kernel_shape, seed, hidden=False, kernel=None):
+    def the_kernel():
+        return LECTURE_KERNEL if kernel is not None else _array(seed, kernel_shape)
+
+    return Case(
+        name,
+        probe=lambda f: np.asarray(f(input_size, the_kernel()), dtype=float),
+        expected=lambda: _ops().conv_matrix(input_size, the_kernel()),
+        compare=allclose(1e-9),
+        hidden=hidden,
+        hint="shape (H'*W', H*W); row r = output (i, j) holds kernel[a, b] in column "
+             "(i + a) * W + (j + b)",
+    )
+
+
+CONV_MATRIX = Exercise(
+    id="02.conv_matrix",
+    name="conv_matrix",
+    points=3,
+    title="Convolution as a sparse matrix with shared weights",
+    reference=lambda: (lambda input_size, kernel: _ops().conv_matrix(input_size, kernel)),
+    cases=(
+        _matrix_case("lecture_4x4_input_3x3_kernel", (4, 4), (3, 3), 0, kernel=LECTURE_KERNEL),
+        _matrix_case("non_square_input", (3, 5), (2, 2), 1),
+        _matrix_case("non_square_kernel", (5, 4), (2, 3), 2, hidden=True),
+        _matrix_case("one_by_one_kernel", (3, 3), (1, 1), 3, hidden=True),
+        _matrix_case("kernel_as_large_as_the_input", (3, 4), (3, 4), 4, hidden=True),
+        _matrix_case("larger_input", (7, 6), (3, 3), 5, hidden=True),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- 02.conv_transpose
+
+
+def reference_conv_transpose(y, kernel, input_size):
+    """Transposed convolution: ``conv_matrix(input_size, kernel).T @ y``, reshaped to the input."""
+    y, kernel = np.asarray(y, dtype=float), np.asarray(kernel, dtype=float)
+    matrix = _ops().conv_matrix(tuple(input_size), kernel)
+    return (matrix.T @ y.ravel()).reshape(tuple(input_size))
+
+
+def _transpose_case(name, input_size, kernel_shape, seed, hidden=False):
+    out_size = (input_size[0] - kernel_shape[0] + 1, input_size[1] - kernel_shape[1] + 1)
+
+    def inputs():
+        return _array(seed, out_size), _array(seed + 100, kernel_shape), input_size
+
+    return Case(
+        name,
+        probe=lambda f: np.asarray(f(*inputs()), dtype=float),
+        expected=lambda: _ops().conv_transpose2d(*inputs()[:2]),
+        compare=allclose(1e-9),
+        hidden=hidden,
+        hint="multiply y.ravel() by the transpose of conv_matrix(input_size, kernel), then "
+             "reshape to input_size",
+    )
+
+
+CONV_TRANSPOSE = Exercise(
+    id="02.conv_transpose",
+    name="conv_transpose",
+    points=2,
+    title="The transposed convolution: back from 2x2 to 4x4",
+    reference=lambda: reference_conv_transpose,
+    cases=(
+        _transpose_case("lecture_2x2_back_to_4x4", (4, 4), (3, 3), 10),
+        _transpose_case("non_square", (4, 6), (2, 3), 11),
+        _transpose_case("larger_input", (8, 7), (3, 3), 12, hidden=True),
+        _transpose_case("one_by_one_kernel", (3, 3), (1, 1), 13, hidden=True),
+    ),
+)
+
+EXERCISES = [CONV_OUTPUT_SIZE, PREDICT_SHAPES, COUNT_PARAMS, RECEPTIVE_FIELD, CONV_MATRIX,
+             CONV_TRANSPOSE]

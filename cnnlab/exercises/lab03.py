@@ -1,0 +1,342 @@
+"""Lab 03 "Pooling, strides and invariance": exercises, points, public and hidden cases.
+
+Expected values come from ``cnnlab.ops`` (pooling and convolution, checked against Keras in
+their own tests), ``cnnlab.arithmetic`` (sizes and parameter counts), NumPy means and the
+lecture's numbers (the 4x4 max-pooling example), never from a notebook.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnlab.exercise import Case, Exercise, allclose, equal
+
+__all__ = [
+    "EXERCISES",
+    "LECTURE_MAP",
+    "DOWNSAMPLING_INPUT_SHAPE",
+    "DOWNSAMPLING_FILTERS",
+    "reference_max_pool2d",
+    "reference_shift_response",
+    "reference_avg_pool_as_conv_kernel",
+    "reference_global_average_pool",
+]
+
+#: The lecture's 4x4 feature map (7PAM2021, "Max Pooling"); 2x2 max pooling gives [[4, 8], [6, 9]].
+LECTURE_MAP = np.array([[4, 3, 1, 5], [1, 3, 4, 8], [4, 5, 4, 3], [6, 5, 9, 4]], dtype=float)
+
+
+def _ops():
+    from cnnlab import ops
+
+    return ops
+
+
+def _arithmetic():
+    from cnnlab import arithmetic
+
+    return arithmetic
+
+
+def _array(seed: int, shape, low=-1.0, high=1.0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(low, high, size=shape)
+
+
+def _given(value):
+    """A value exercise still set to its ``None`` placeholder counts as not attempted."""
+    if value is None:
+        raise NotImplementedError("the value is still None")
+    return value
+
+
+# ----------------------------------------------------------------------------- 03.max_pool2d
+
+
+def reference_max_pool2d(x, size):
+    """Non-overlapping ``size`` x ``size`` max pooling (stride = size, 'valid') of a 2-D map."""
+    return _ops().pool2d(np.asarray(x, dtype=float), int(size), mode="max")
+
+
+def _pool_case(name, seed, shape, size, hidden=False, low=-1.0, high=1.0, hint=""):
+    return Case(
+        name,
+        probe=lambda f: np.asarray(f(_array(seed, shape, low, high), size), dtype=float),
+        expected=lambda: reference_max_pool2d(_array(seed, shape, low, high), size),
+        compare=allclose(1e-9),
+        hidden=hidden,
+        hint=hint or "output (H // size, W // size); each value is the max of one window",
+    )
+
+
+MAX_POOL2D = Exercise(
+    id="03.max_pool2d",
+    name="max_pool2d",
+    points=2,
+    title="Max pooling by hand",
+    reference=lambda: reference_max_pool2d,
+    cases=(
+        Case(
+            "lecture_4x4_example",
+            probe=lambda f: np.asarray(f(LECTURE_MAP, 2), dtype=float),
+            expected=lambda: np.array([[4.0, 8.0], [6.0, 9.0]]),
+            compare=allclose(1e-9),
+            hint="the top-left window [[4, 3], [1, 3]] gives 4; the result is [[4, 8], [6, 9]]",
+        ),
+        _pool_case("random_6x6_size_2", 30, (6, 6), 2),
+        _pool_case("all_negative_values", 31, (4, 6), 2, low=-5.0, high=-1.0,
+                   hint="the max of negative numbers is negative: do not start from 0"),
+        _pool_case("leftover_rows_and_columns_are_dropped", 32, (7, 9), 3, hidden=True),
+        _pool_case("size_1_is_the_identity", 33, (3, 5), 1, hidden=True),
+        _pool_case("non_square_map", 34, (8, 6), 2, hidden=True),
+        _pool_case("larger_map_size_4", 35, (20, 17), 4, hidden=True),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- 03.pooled_sizes
+
+#: (input size, pool size, strides, padding) of each question, as in keras MaxPooling2D.
+POOL_QUESTIONS = {
+    "vgg_224_pool_2": (224, 2, None, "valid"),
+    "alexnet_55_pool_3_stride_2": (55, 3, 2, "valid"),
+    "alexnet_13_pool_3_stride_2": (13, 3, 2, "valid"),
+    "odd_7_pool_2": (7, 2, None, "valid"),
+    "odd_7_pool_2_same": (7, 2, None, "same"),
+}
+
+
+def _pooled_sizes():
+    return {key: _arithmetic().pool_output_size(n, k, strides=s, padding=p)
+            for key, (n, k, s, p) in POOL_QUESTIONS.items()}
+
+
+def _pooled_case(key, hint):
+    return Case(key, probe=lambda v: int(_given(v)[key]), expected=lambda: _pooled_sizes()[key],
+                compare=equal, hint=hint)
+
+
+POOLED_SIZES = Exercise(
+    id="03.pooled_sizes",
+    name="pooled_sizes",
+    points=1,
+    title="Pooling output sizes",
+    reference=_pooled_sizes,
+    cases=(
+        _pooled_case("vgg_224_pool_2", "W' = (W - K) / S + 1 with S = K = 2"),
+        _pooled_case("alexnet_55_pool_3_stride_2", "overlapping pooling: (55 - 3) / 2 + 1"),
+        _pooled_case("alexnet_13_pool_3_stride_2", "(13 - 3) / 2 + 1"),
+        _pooled_case("odd_7_pool_2", "'valid' drops the last row and column: floor"),
+        _pooled_case("odd_7_pool_2_same", "'same' keeps every pixel: ceil(7 / 2)"),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- 03.shift_response
+
+
+def reference_shift_response(image, kernel, shift, pool_size=1):
+    """Relative change ``||f(b) - f(a)|| / ||f(a)||`` of the map ``f`` = conv then max pooling.
+
+    ``a = image[:, :W - shift]`` and ``b = image[:, shift:]``: the same scene, its content moved
+    ``shift`` pixels to the left.  ``f(v) = max_pool(correlate2d(v, kernel), pool_size)``.
+    """
+    image = np.asarray(image, dtype=float)
+    shift, pool_size = int(shift), int(pool_size)
+    width = image.shape[1] - shift
+    a, b = image[:, :width], image[:, shift:]
+
+    def features(v):
+        return _ops().pool2d(_ops().correlate2d(v, kernel), pool_size, mode="max")
+
+    fa, fb = features(a), features(b)
+    return float(np.linalg.norm(fb - fa) / np.linalg.norm(fa))
+
+
+_SOBEL_X = np.array([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+
+
+def _smooth_image(seed: int, shape) -> np.ndarray:
+    """A seeded random image with some spatial correlation (noise, blurred twice)."""
+    noise = _array(seed, (shape[0] + 4, shape[1] + 4))
+    box = np.ones((3, 3)) / 9.0
+    return _ops().correlate2d(_ops().correlate2d(noise, box), box)
+
+
+def _shift_case(name, seed, shape, shift, pool_size, kernel=None, hidden=False):
+    def the_kernel():
+        return _SOBEL_X if kernel is None else _array(seed + 100, kernel)
+
+    return Case(
+        name,
+        probe=lambda f: float(f(_smooth_image(seed, shape), the_kernel(), shift, pool_size)),
+        expected=lambda: reference_shift_response(_smooth_image(seed, shape), the_kernel(),
+                                                  shift, pool_size),
+        compare=allclose(1e-6),
+        hidden=hidden,
+        hint="a = image[:, :W - shift], b = image[:, shift:]; f = max pooling of the "
+             "correlation; return norm(f(b) - f(a)) / norm(f(a))",
+    )
+
+
+SHIFT_RESPONSE = Exercise(
+    id="03.shift_response",
+    name="shift_response",
+    points=2,
+    title="Measuring (approximate) invariance to a shift",
+    reference=lambda: reference_shift_response,
+    cases=(
+        _shift_case("no_shift_no_change", 40, (20, 24), 0, 2),
+        _shift_case("conv_only_shift_1", 41, (20, 24), 1, 1),
+        _shift_case("conv_and_pool_4_shift_2", 42, (24, 28), 2, 4),
+        _shift_case("pool_2_shift_3", 43, (18, 30), 3, 2, hidden=True),
+        _shift_case("random_5x5_kernel", 44, (21, 26), 2, 3, kernel=(5, 5), hidden=True),
+        _shift_case("shift_equal_to_pool_size", 45, (16, 24), 4, 4, hidden=True),
+    ),
+)
+
+
+# ------------------------------------------------------------------------- 03.downsampling_costs
+
+DOWNSAMPLING_INPUT_SHAPE = (32, 32, 16)
+DOWNSAMPLING_FILTERS = 32
+
+
+def _downsampling_costs():
+    """Conv 3x3 'same' + MaxPool 2 against a 3x3 'same' conv with stride 2 (MACs: no biases)."""
+    arithmetic = _arithmetic()
+    h, w, c_in = DOWNSAMPLING_INPUT_SHAPE
+    c_out = DOWNSAMPLING_FILTERS
+    params = arithmetic.conv_params(3, c_in, c_out)
+    full = arithmetic.conv_output_size((h, w), 3, padding="same")
+    pooled = arithmetic.pool_output_size(full, 2)
+    strided = arithmetic.conv_output_size((h, w), 3, strides=2, padding="same")
+    return {
+        "conv_then_pool": {"params": params, "macs": full[0] * full[1] * c_out * 3 * 3 * c_in,
+                           "output_shape": [*pooled, c_out]},
+        "strided_conv": {"params": params, "macs": strided[0] * strided[1] * c_out * 3 * 3 * c_in,
+                         "output_shape": [*strided, c_out]},
+    }
+
+
+def _costs_case(field, hint):
+    return Case(
+        field,
+        probe=lambda v: {k: [int(x) for x in _given(v)[k][field]] if field == "output_shape"
+                         else int(_given(v)[k][field]) for k in ("conv_then_pool", "strided_conv")},
+        expected=lambda: {k: d[field] for k, d in _downsampling_costs().items()},
+        compare=equal,
+        hint=hint,
+    )
+
+
+DOWNSAMPLING_COSTS = Exercise(
+    id="03.downsampling_costs",
+    name="downsampling_costs",
+    points=2,
+    title="Strided convolution or pooling: what each costs",
+    reference=_downsampling_costs,
+    cases=(
+        _costs_case("output_shape", "both halve H and W; the depth is the number of filters"),
+        _costs_case("params", "pooling has no parameters; stride adds none either"),
+        _costs_case("macs", "MACs = output H * W * filters * (3 * 3 * C_in): the stride-1 "
+                            "convolution computes 4 times more outputs"),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- 03.avg_pool_kernel
+
+
+def reference_avg_pool_as_conv_kernel(k, channels):
+    """Conv2D kernel (k, k, C, C): 1/k^2 from channel c to channel c, 0 across channels."""
+    k, channels = int(k), int(channels)
+    kernel = np.zeros((k, k, channels, channels))
+    for c in range(channels):
+        kernel[:, :, c, c] = 1.0 / k**2
+    return kernel
+
+
+def _kernel_case(name, k, channels, hidden=False):
+    return Case(
+        name,
+        probe=lambda f: np.asarray(f(k, channels), dtype=float),
+        expected=lambda: reference_avg_pool_as_conv_kernel(k, channels),
+        compare=allclose(1e-9),
+        hidden=hidden,
+        hint="shape (k, k, channels, channels); 1/k**2 where input channel == output channel",
+    )
+
+
+def _equivalence_case(name, seed, shape, k, hidden=False):
+    def probe(f):
+        x = _array(seed, shape)
+        return _ops().conv2d(x, np.asarray(f(k, shape[-1]), dtype=float), strides=k)
+
+    return Case(
+        name,
+        probe=probe,
+        expected=lambda: _ops().pool2d(_array(seed, shape), k, mode="avg"),
+        compare=allclose(1e-9),
+        hidden=hidden,
+        hint="a convolution with your kernel and strides=k must equal average pooling",
+    )
+
+
+AVG_POOL_KERNEL = Exercise(
+    id="03.avg_pool_kernel",
+    name="avg_pool_as_conv_kernel",
+    points=2,
+    title="Average pooling is a convolution",
+    reference=lambda: reference_avg_pool_as_conv_kernel,
+    cases=(
+        _kernel_case("k2_one_channel", 2, 1),
+        _kernel_case("k2_three_channels_are_not_mixed", 2, 3),
+        _equivalence_case("conv_with_stride_k_equals_average_pooling", 50, (6, 6, 3), 2),
+        _kernel_case("k3_four_channels", 3, 4, hidden=True),
+        _equivalence_case("k3_on_a_9x12_map", 51, (9, 12, 2), 3, hidden=True),
+    ),
+)
+
+
+# ------------------------------------------------------------------------ 03.global_average_pool
+
+
+def reference_global_average_pool(x):
+    """(N, H, W, C) -> (N, C): the mean of each feature map."""
+    return np.asarray(x, dtype=float).mean(axis=(1, 2))
+
+
+def _gap_case(name, seed, shape, hidden=False):
+    return Case(
+        name,
+        probe=lambda f: np.asarray(f(_array(seed, shape)), dtype=float),
+        expected=lambda: reference_global_average_pool(_array(seed, shape)),
+        compare=allclose(1e-9),
+        hidden=hidden,
+        hint="average over the height and width axes (1 and 2), keep batch and channels",
+    )
+
+
+GLOBAL_AVERAGE_POOL = Exercise(
+    id="03.global_average_pool",
+    name="global_average_pool",
+    points=1,
+    title="Global average pooling",
+    reference=lambda: reference_global_average_pool,
+    cases=(
+        _gap_case("batch_of_two_3_channels", 60, (2, 5, 5, 3)),
+        Case(
+            "constant_maps",
+            probe=lambda f: np.asarray(f(np.broadcast_to([1.0, -2.0], (1, 3, 4, 2)).copy()),
+                                       dtype=float),
+            expected=lambda: np.array([[1.0, -2.0]]),
+            compare=allclose(1e-9),
+            hint="a map full of 1.0 averages to 1.0; the result has shape (N, C)",
+        ),
+        _gap_case("vgg_sized_7x7x512", 61, (1, 7, 7, 512), hidden=True),
+        _gap_case("non_square_maps", 62, (3, 4, 6, 2), hidden=True),
+    ),
+)
+
+EXERCISES = [MAX_POOL2D, POOLED_SIZES, SHIFT_RESPONSE, DOWNSAMPLING_COSTS, AVG_POOL_KERNEL,
+             GLOBAL_AVERAGE_POOL]
