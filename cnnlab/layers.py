@@ -13,10 +13,15 @@ document recognition") has three pieces that are not plain Keras layers:
 ResNet on CIFAR (He et al. 2016, section 4.2) uses parameter-free "option A" shortcuts:
 ``ZeroPadShortcut`` subsamples the input and pads the new channels with zeros.
 
+The layers with weights define ``count_macs(input_shape, output_shape)``, so that
+``cnnlab.summary`` counts their multiply-accumulates like those of Keras' own layers.
+
 Every layer is registered with ``keras.saving.register_keras_serializable(package="cnnlab")``
 so a model that uses it can be saved to ``.keras`` and loaded back.  The code only uses
 ``keras.ops`` (backend-agnostic) and assumes channels-last images ``(batch, H, W, C)``.
 """
+
+import math
 
 import numpy as np
 import keras
@@ -104,6 +109,18 @@ class Subsampling2D(layers.Layer):
         area = self.pool_size[0] * self.pool_size[1]
         window_sum = ops.average_pool(inputs, self.pool_size, self.strides, padding="valid") * area
         return self.activation(window_sum * self.coefficient + self.bias)
+
+    def count_macs(self, input_shape, output_shape):
+        """MACs per image for ``cnnlab.summary``: one multiply per output value.
+
+        Each output is ``coefficient[c] * (window sum)``: a single product with a weight.
+        The ``pool area - 1`` additions that form the window sum are not counted (they
+        multiply no weight, like the additions of average pooling), nor is the bias.
+        LeNet-5 S2: 14 x 14 x 6 = 1,176; S4: 5 x 5 x 16 = 400.
+
+        Used in: labs/05_architectures_and_cost
+        """
+        return math.prod(output_shape[1:])
 
     def compute_output_shape(self, input_shape):
         batch, height, width, channels = input_shape
@@ -222,6 +239,20 @@ class PartiallyConnectedConv2D(layers.Layer):
                            padding=self.padding)
         return self.activation(outputs + self.bias)
 
+    def count_macs(self, input_shape, output_shape):
+        """MACs per image for ``cnnlab.summary``: only the connected weights multiply.
+
+        Every output position multiplies ``kh x kw`` weights for each of the
+        ``num_connections`` (input map, output map) pairs; the zeros of the unconnected
+        pairs in ``full_kernel()`` are not counted (a dedicated implementation skips them),
+        nor is the bias.  LeNet-5 C3: 10 x 10 positions x 60 connections x 25 = 150,000
+        (a full 6 -> 16 convolution would take 240,000).
+
+        Used in: labs/05_architectures_and_cost
+        """
+        positions = math.prod(output_shape[1:-1])
+        return positions * self.num_connections * math.prod(self.kernel_size)
+
     def compute_output_shape(self, input_shape):
         batch, height, width, _ = input_shape
         sizes = []
@@ -294,6 +325,18 @@ class EuclideanRBF(layers.Layer):
         if self.return_penalties:
             return penalties
         return ops.softmax(-penalties, axis=-1)
+
+    def count_macs(self, input_shape, output_shape):
+        """MACs per image for ``cnnlab.summary``: ``units x features`` per input vector.
+
+        Each unit compares every feature with its prototype, ``(x_j - w_ij)^2``: one
+        weight-product per (unit, feature) pair, the same count as a Dense layer of
+        ``units`` (LeNet-5: 10 x 84 = 840).  The squaring and the softmax are not counted.
+
+        Used in: labs/05_architectures_and_cost
+        """
+        vectors = math.prod(input_shape[1:-1])
+        return vectors * input_shape[-1] * self.units
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)

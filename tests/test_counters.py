@@ -147,6 +147,48 @@ def test_vgg16_rows_match_the_lecture_table(vgg16_report):
     assert weights[-3:] == [102_760_448, 16_777_216, 4_096_000]
 
 
+def test_dropout_is_not_memory_so_vgg_d_has_the_activations_of_keras_vgg16(vgg16_report):
+    from cnnlab.models import build_vgg
+
+    report = counters.summary(build_vgg("D"), include_bias=False)  # dropout=0.5 by default
+    dropouts = [row for row in report.rows if row["type"] == "Dropout"]
+    assert len(dropouts) == 2
+    assert all(not row["activations_counted"] and row["activations"] == 4096
+               for row in dropouts)
+    assert report.totals["activations"] == vgg16_report.totals["activations"] == 15_237_608
+    assert report.totals["activations"] == counters.LECTURE_VGG16_TOTALS["true_activations"]
+    text = str(report)
+    assert "(4,096)" in text and "identity at inference" in text
+    pairs = counters.compare_with_lecture_vgg16(report)
+    assert len(pairs) == len(counters.LECTURE_VGG16_TABLE)
+    assert all(pair["shape_matches"] and pair["weights_match"] for pair in pairs)
+    assert [pair["name"] for pair in pairs][-3:] == ["fc1", "fc2", "predictions"]
+
+
+def test_identity_at_inference_layers_are_shown_but_not_added():
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    for layer in (layers.Dropout(0.5), layers.SpatialDropout2D(0.2), layers.GaussianNoise(0.1),
+                  layers.GaussianDropout(0.1), layers.AlphaDropout(0.1),
+                  layers.ActivityRegularization(l1=0.01), layers.Identity()):
+        x = layer(x)
+    x = layers.Flatten(name="flatten")(x)
+    report = counters.summary(keras.Model(inputs, layers.Dense(2, name="dense")(x)))
+    counted = {row["name"] for row in report.rows if row["activations_counted"]}
+    assert counted == {report.rows[0]["name"], "conv", "dense"}
+    assert report.totals["activations"] == 8 * 8 * 3 + 8 * 8 * 4 + 2
+    notes = {row["type"]: row["notes"] for row in report.rows}
+    assert notes["Flatten"] == "reshape view: activations not added"
+    assert notes["GaussianNoise"] == "identity at inference: activations not added"
+    assert "reshape view or identity at inference" in "\n".join(report.footer_lines())
+
+
+def test_summary_and_count_params_name_both_labs_that_use_them():
+    for function in (counters.summary, counters.count_params):
+        assert function.__doc__.rstrip().endswith(
+            "Used in: labs/04_mlp_to_convnet, labs/05_architectures_and_cost")
+
+
 def test_lecture_comparison_needs_a_report_without_biases(vgg16):
     with pytest.raises(ValueError, match="include_bias=False"):
         counters.compare_with_lecture_vgg16(counters.summary(vgg16))

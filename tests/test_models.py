@@ -178,6 +178,47 @@ def test_euclidean_rbf_penalties_are_squared_distances_to_the_prototypes():
     assert layer.count_params() == 840 and not layer.trainable_weights
 
 
+def test_lenet5_summary_counts_the_macs_of_every_layer_by_hand():
+    report = cnnlab.summary(models.build_lenet5("classic"))
+    expected = {
+        "image": 0,
+        "c1": 28 * 28 * 6 * 25,        # 117,600: outputs x (5 x 5 x 1)
+        "s2": 14 * 14 * 6,             # 1,176: one coefficient per output
+        "c3": 10 * 10 * 60 * 25,       # 150,000: positions x connections x (5 x 5)
+        "s4": 5 * 5 * 16,              # 400
+        "c5": 120 * 400,               # 48,000: 120 maps x (5 x 5 x 16)
+        "flatten": 0,
+        "f6": 84 * 120,                # 10,080
+        "output": 10 * 84,             # 840
+    }
+    assert {row["name"]: row["macs"] for row in report.rows} == expected
+    assert report.totals["macs"] == sum(expected.values()) == 328_096
+    assert report.totals["macs_not_counted"] == ()
+    assert "not counted" not in str(report)
+    assert all("MACs not counted" not in row["notes"] for row in report.rows)
+
+
+def test_lenet5_rbf_output_counts_units_times_features():
+    report = cnnlab.summary(models.build_lenet5("classic", output="rbf"))
+    (row,) = [row for row in report.rows if row["name"] == "output"]
+    assert row["type"] == "EuclideanRBF" and row["macs"] == 10 * 84
+    assert report.totals["macs_not_counted"] == ()
+
+
+def test_partial_convolution_macs_are_a_full_convolutions_times_the_connected_fraction():
+    # Reference: Keras Conv2D counted by cnnlab's own rule, scaled by 60 of 96 connections.
+    inputs = keras.Input((13, 17, 6))
+    partial = cnn_layers.PartiallyConnectedConv2D(16, (5, 3), cnn_layers.LENET5_C3_TABLE,
+                                                  strides=2, name="partial")(inputs)
+    full = keras.layers.Conv2D(16, (5, 3), strides=2, name="full")(inputs)
+    pooled = cnn_layers.Subsampling2D(2, strides=1, name="pool")(inputs)
+    report = cnnlab.summary(keras.Model(inputs, [partial, full, pooled]))
+    macs = {row["name"]: row["macs"] for row in report.rows}
+    assert macs["partial"] * 6 * 16 == macs["full"] * 60
+    assert macs["partial"] == 5 * 8 * 60 * 15
+    assert macs["pool"] == 12 * 16 * 6  # overlapping windows: still one product per output
+
+
 def test_lenet5_modern_uses_relu_max_pooling_and_a_full_c3():
     model = models.build_lenet5("modern")
     assert isinstance(model.get_layer("s2"), keras.layers.MaxPooling2D)
