@@ -2,7 +2,8 @@
 
     cnnlab build-labs [--check]             labs/ from solutions/ (check: fail if out of date)
     cnnlab run solutions/ [--profile smoke] execute notebooks, stop at the first error
-    cnnlab grade --lab 01 PATH... --out results/ [--jobs N] [--timeout-cell S] [--timeout-notebook S]
+    cnnlab grade --lab 01 PATH... --out results/ [--jobs N] [--timeout-cell S]
+                 [--timeout-notebook S] [--max-memory GIB]
     cnnlab fetch mnist cifar10 ...          pre-stage datasets on a connected machine
 """
 

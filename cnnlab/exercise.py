@@ -281,9 +281,10 @@ def exercise(exercise_id: str) -> Exercise:
 def probe_cases(ex: Exercise, obj: Any, cases=None) -> list[dict]:
     """Run each case's probe on ``obj`` and return one plain record per case.
 
-    A record is ``{"case", "status", "data", "message"}`` where ``status`` is ``"ok"`` (``data``
-    holds the serialised plain result), ``"not_attempted"`` (the code still raises
-    ``NotImplementedError``, or a value exercise's variable is still ``None``) or ``"error"`` (any other exception, or a result that is not plain).
+    A record is ``{"case", "status", "data", "message"}`` where ``status`` is ``"ok"``
+    (``data`` holds the serialised plain result), ``"not_attempted"`` (the code still raises
+    ``NotImplementedError``, or a value exercise's variable is still ``None``) or ``"error"``
+    (any other exception, or a result that is not plain data).
     """
     records = []
     for case in ex.cases if cases is None else cases:

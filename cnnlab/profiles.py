@@ -39,7 +39,7 @@ def has_gpu() -> bool:
 
 
 def profile() -> str:
-    """The active profile: ``$CNNLAB_PROFILE`` if set, else ``"full"`` with a GPU, ``"smoke"`` without.
+    """The active profile: ``$CNNLAB_PROFILE``, else ``"full"`` with a GPU and ``"smoke"`` without.
 
     Used in: every lab's ``parameters`` cell.
     """

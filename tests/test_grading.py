@@ -33,7 +33,6 @@ def _variant(folder: Path, name: str, replacements: dict, drop=(), shuffle=False
         cells.append(cell)
     if shuffle:  # exercise cells reordered and duplicated: the first tagged cell wins
         tagged = [c for c in cells if exercise_id(c)]
-        decoy = nbformat.from_dict(dict(tagged[0]))
         decoy = nbformat.v4.new_code_cell("raise RuntimeError('decoy')",
                                           metadata={"tags": list(tagged[0].metadata["tags"])})
         cells = list(reversed(tagged)) + [decoy]
@@ -52,7 +51,8 @@ def lab01_batch(tmp_path_factory):
     _variant(folder, "hang", {"01.convolve2d": "while True: pass"})
     _variant(folder, "exit", {"01.conv2d_multi": "import os; os._exit(1)"})
     _variant(folder, "memory", {"01.conv2d_multi": (
-        "import numpy as np\nblocks = [np.ones(2**26) for _ in range(16)]  # 8 GiB, 0.5 GiB at a time")})
+        "import numpy as np\n"
+        "blocks = [np.ones(2**26) for _ in range(16)]  # 8 GiB, 0.5 GiB at a time")})
     _variant(folder, "forged", {"01.filter_shapes": (
         "class Anything(dict):\n    def __eq__(self, other):\n        return True\n"
         "filter_shapes = {'shapes': Anything(), 'params': Anything()}")})

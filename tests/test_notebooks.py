@@ -1,4 +1,4 @@
-"""Single-source notebooks: build-labs, solutions executing in smoke, labs running past exercises."""
+"""Single-source notebooks: build-labs, solutions running in smoke, labs running past exercises."""
 
 import os
 import subprocess
@@ -25,7 +25,8 @@ IDS = [p.stem[:2] for p in SOLUTIONS]
 
 
 def test_strip_solutions_keeps_indentation_and_surrounding_code():
-    source = "def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return x + y\n    ### END SOLUTION\n"
+    source = ("def f(x):\n    y = 1\n"
+              "    ### BEGIN SOLUTION\n    return x + y\n    ### END SOLUTION\n")
     assert strip_solutions(source) == (
         "def f(x):\n    y = 1\n    # YOUR CODE HERE\n    raise NotImplementedError()"
     )

@@ -113,7 +113,7 @@ def pool_configs(count, seed):
 
 def naive_conv2d(x, kernels, bias, strides, padding, dilation_rate):
     """Loop-by-loop Conv2D on one (H, W, C_in) image, padding written out independently."""
-    (kh, kw, c_in, c_out), (sh, sw), (dh, dw) = kernels.shape, strides, dilation_rate
+    (kh, kw, _, c_out), (sh, sw), (dh, dw) = kernels.shape, strides, dilation_rate
     h, w = x.shape[:2]
     span_h, span_w = (kh - 1) * dh + 1, (kw - 1) * dw + 1
     if padding == "same":

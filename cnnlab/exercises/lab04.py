@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnlab.exercise import Case, Exercise, allclose, equal
+from cnnlab.exercise import Case, Exercise, allclose
 
 __all__ = [
     "EXERCISES",
