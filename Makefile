@@ -6,9 +6,16 @@ STAMP := $(VENV)/.installed
 PORT ?= 8888
 LAB ?= 01
 SUBMISSIONS ?= submissions/
+# Submissions graded at once; empty: the number of CPU cores.
+JOBS ?=
 PROFILE ?= smoke
-# JupyterLab refuses to run as root (containers) unless told: allow it only there.
-LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root)
+# `make lab` serves the whole repository (so notebooks' ../images/... resolve) and opens DIR
+# first: `make lab DIR=solutions` for instructors.  LAB_ARGS adds JupyterLab arguments
+# (`make lab LAB_ARGS=--no-browser`); --allow-root is added apart, only when running as root
+# (containers), so overriding LAB_ARGS never drops it.
+DIR ?= labs
+LAB_ARGS ?=
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
 .PHONY: install lab test solutions labs grade images clean
 
@@ -23,7 +30,11 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=labs --port=$(PORT) $(LAB_ARGS)
+	@test -d "$(DIR)" || { echo "make lab: DIR=$(DIR) is not a folder of this repository" \
+	  "(try DIR=labs or DIR=solutions)" >&2; exit 2; }
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" \
+	  --FileContentsManager.preferred_dir="$(DIR)" --LabApp.default_url="/lab/tree/$(DIR)" \
+	  --port=$(PORT) $(ALLOW_ROOT) $(LAB_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -35,7 +46,7 @@ solutions: $(STAMP)
 	$(BIN)/cnnlab run solutions/ --profile $(PROFILE)
 
 grade: $(STAMP)
-	$(BIN)/cnnlab grade --lab $(LAB) $(SUBMISSIONS) --out results/
+	$(BIN)/cnnlab grade --lab $(LAB) $(SUBMISSIONS) --out results/ $(if $(JOBS),--jobs $(JOBS))
 
 images: $(STAMP)
 	$(BIN)/python -m cnnlab.figures images/conv_arithmetic

@@ -16,6 +16,7 @@ Only matplotlib is used (no LaTeX); figures are returned, never shown, and are c
 pyplot so a notebook shows each picture once.
 """
 
+import re
 from io import BytesIO
 from pathlib import Path
 
@@ -377,8 +378,29 @@ class ConvAnimation(FuncAnimation):
         super().__init__(fig, func, frames=n_frames, interval=interval, blit=False)
 
     def _repr_html_(self):
-        """Jupyter display: the JavaScript player with every frame embedded."""
-        return self.to_jshtml()
+        """Jupyter display: the JavaScript player with every frame embedded, fully offline.
+
+        matplotlib's player links Font Awesome from a CDN for its button icons; offline (lab
+        machines, CI) that request fails and the buttons are blank.  We drop the link and draw
+        the icons with Unicode symbols instead.
+        """
+        return offline_player_html(self.to_jshtml())
+
+
+# matplotlib's player buttons (Font Awesome 4 class names) -> Unicode symbols
+_PLAYER_ICONS = {
+    "fa fa-minus": "\u2212", "fa fa-fast-backward": "\u23ee", "fa fa-step-backward": "\u25c0",
+    "fa fa-play fa-flip-horizontal": "\u25c1", "fa fa-pause": "\u23f8", "fa fa-play": "\u25b6",
+    "fa fa-step-forward": "\u25b6\u258f", "fa fa-fast-forward": "\u23ed", "fa fa-plus": "+",
+}
+
+
+def offline_player_html(html: str) -> str:
+    """matplotlib's ``to_jshtml`` output without its CDN stylesheet, icons as Unicode symbols."""
+    html = re.sub(r'<link rel="stylesheet"\s+href="https?://[^"]*font-awesome[^"]*">', "", html)
+    for css_class, symbol in _PLAYER_ICONS.items():
+        html = html.replace(f'<i class="{css_class}"></i>', f"<span>{symbol}</span>")
+    return html
 
 
 def conv_animation(input_size, kernel_size, strides=1, padding=0, dilation_rate=1,

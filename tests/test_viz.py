@@ -250,3 +250,14 @@ def test_save_gif_refuses_other_formats(tmp_path):
 def test_unknown_animation_name_raises():
     with pytest.raises(ValueError, match="unknown animation"):
         figures.write_gifs("unused", names=["nope"])
+
+
+def test_the_inline_player_needs_no_network():
+    """matplotlib's player links Font Awesome from a CDN; offline its buttons would be blank."""
+    import re
+
+    animation = viz.conv_animation(4, 3)
+    html = animation._repr_html_()
+    assert not re.findall(r"(?:href|src)=\"https?://", html)
+    assert "fa fa-" not in html and "\u25b6" in html  # the play button is a Unicode symbol
+    matplotlib.pyplot.close(animation._fig)
