@@ -14,7 +14,8 @@ agrees with ``model.summary()``:
 - ``trace_shapes``, a paper design of a network checked layer by layer.
 
 This module is pure Python: importing it imports neither Keras, TensorFlow nor NumPy.  Only
-``receptive_field(model)`` touches Keras, through the model it is given.
+``receptive_field(model)`` and ``trace_shapes(model)`` touch Keras: given a model, they import
+``cnnlab.graph``, the one walker over Keras layer graphs (shared with ``cnnlab.counters``).
 """
 
 from __future__ import annotations
@@ -636,24 +637,35 @@ def _to_spec(spec, index):
 
 @dataclass(frozen=True)
 class _Field:
-    """Receptive field state in input pixels (exact fractions): size, jump, start, whole."""
+    """Receptive field state in input pixels (exact fractions): size, jump, start, whole.
+
+    ``unknown`` names the layer after which the field could not be followed (a layer
+    without a receptive-field rule); it stays unknown until a layer that sees the whole
+    input (Flatten, global pooling), which is known whatever came before.
+    """
 
     size: tuple
     jump: tuple
     start: tuple
     whole: bool = False
+    unknown: str | None = None
 
     @classmethod
     def at_input(cls, rank):
         one, zero = (Fraction(1),) * rank, (Fraction(0),) * rank
         return cls(one, one, zero)
 
+    @property
+    def settled(self):
+        """True when no layer can change the field any more: whole input, or unknown."""
+        return self.whole or self.unknown is not None
+
     def key(self):
         return (self.whole, math.prod(self.size) if self.size else 0, self.size)
 
     def slide(self, kernels, strides, dilations, befores):
         """Forward recurrence: r += (K_eff - 1) j; start += ((K_eff - 1) / 2 - pad) j; j *= S."""
-        if self.whole:
+        if self.settled:
             return self
         size, jump, start = [], [], []
         for r, j, x, k, s, d, b in zip(self.size, self.jump, self.start, kernels, strides,
@@ -666,7 +678,7 @@ class _Field:
 
     def slide_transposed(self, kernels, strides, dilations, left_pads):
         """Transposed conv: output y reads inputs x with x*S in [y - L, y - L + K_eff - 1]."""
-        if self.whole:
+        if self.settled:
             return self
         size, jump, start = [], [], []
         for r, j, x, k, s, d, left in zip(self.size, self.jump, self.start, kernels, strides,
@@ -679,22 +691,63 @@ class _Field:
 
     def shift(self, befores):
         """Zero padding (before > 0) or cropping (before < 0): the first output moves."""
-        if self.whole:
+        if self.settled:
             return self
         start = tuple(x - b * j for x, b, j in zip(self.start, befores, self.jump))
         return _Field(self.size, self.jump, start)
 
     def upsample(self, factors):
-        if self.whole:
+        if self.settled:
             return self
         return _Field(self.size, tuple(j / f for j, f in zip(self.jump, factors)), self.start)
 
     def as_whole(self):
         return _Field(self.size, self.jump, self.start, True)
 
+    def as_unknown(self, cause):
+        return self if self.settled else replace(self, unknown=cause)
+
 
 def _largest(fields):
+    """The largest of several fields (of the calls of one layer): whole, else unknown, else
+    the one with the most pixels."""
+    for field in fields:
+        if field.whole:
+            return field
+    for field in fields:
+        if field.unknown is not None:
+            return field
     return max(fields, key=_Field.key)
+
+
+def _hull(fields):
+    """Field of a unit that reads units with these fields (a merge such as Add, Concatenate):
+    per axis, the smallest interval of input pixels holding all of theirs."""
+    for field in fields:
+        if field.whole:
+            return field
+    for field in fields:
+        if field.unknown is not None:
+            return field
+    if len(fields) == 1:
+        return fields[0]
+    if len({field.jump for field in fields}) > 1:
+        jumps = ", ".join(_format_axes([_plain(j) for j in f.jump], lambda j: f"{j:g}")
+                          for f in fields)
+        raise _NoRule(f"it merges inputs whose neighbouring units are different distances "
+                      f"apart in the input (jumps {jumps}), so one unit's field depends on "
+                      "its position")
+    size, start = [], []
+    for axis in range(len(fields[0].size)):
+        low = min(f.start[axis] - (f.size[axis] - 1) / 2 for f in fields)
+        high = max(f.start[axis] + (f.size[axis] - 1) / 2 for f in fields)
+        size.append(high - low + 1)
+        start.append((low + high) / 2)
+    return _Field(tuple(size), fields[0].jump, tuple(start))
+
+
+class _NoRule(Exception):
+    """A layer (or a setting of it) that cnnlab has no receptive-field rule for."""
 
 
 def _plain(value):
@@ -705,6 +758,9 @@ def _plain(value):
 def _row(name, field, input_sizes):
     """The public row dict of a field; 'whole input' rows report the input size."""
     rank = len(field.size)
+    if field.unknown is not None:
+        return {"name": name, "size": None, "jump": None, "start": None,
+                "whole_input": False, "unknown": field.unknown}
     if field.whole:
         sizes = tuple(input_sizes) if input_sizes is not None else (None,) * rank
         return {
@@ -969,12 +1025,18 @@ def receptive_field(layers, input_shape=None):
             > 1.  Without it, int kernel sizes mean one spatial axis (fields are 1-tuples).
 
     Keras layers: Conv1D/2D/3D, DepthwiseConv, SeparableConv and pooling slide; ZeroPadding
-    and Cropping move ``start``; UpSampling divides the jump (nearest neighbour: size
-    unchanged); Flatten, Reshape, Permute and global pooling see the whole input
-    (``whole_input`` rows); Dense, activations, normalisation, merges and every other layer
-    pass the field through.  Where several branches meet, the largest field is kept.  A
-    nested model (a model used as a layer) is traversed and reported as one row.  Rows follow
-    ``model.layers``, with the input layer first (field 1).
+    and Cropping move ``start``; UpSampling (nearest neighbour) divides the jump; Flatten,
+    Reshape, Permute, global pooling and GroupNormalization see the whole input
+    (``whole_input`` rows); Dense, activations, BatchNormalization, dropout and noise work
+    pixel by pixel (field unchanged).  Where branches meet (Add, Concatenate on the channel
+    axis, ...), the field is the smallest interval holding all of theirs.  cnnlab's own
+    layers (``cnnlab.layers``) and any custom layer declare their geometry with a method
+    ``receptive_field_step()`` (see ``cnnlab.graph``).  Any other layer raises a
+    ``ValueError`` that names it and says how to fix it: nothing is silently passed through.
+    After Flatten or global pooling every unit already sees the whole input, so layers there
+    need no rule.  A nested model (a model used as a layer) is traversed and reported as one
+    row.  Rows follow ``model.layers``, with the input layer first (field 1); a layer called
+    several times reports its largest field.
 
     Transposed convolutions: output pixel ``y`` reads the inputs ``x`` with
     ``x * S`` in ``[y - L, y - L + K_eff - 1]`` (L = zeros before the stride-stretched input),
@@ -991,11 +1053,11 @@ def receptive_field(layers, input_shape=None):
 
     Used in: labs/02_conv_arithmetic, labs/05_architectures_and_cost
     """
-    if hasattr(layers, "layers") and not isinstance(layers, (list, tuple)):
+    if _is_keras_model(layers):
         if input_shape is not None:
             raise ValueError("input_shape is only for a list of specs; a Keras model knows its "
                              "input shape")
-        return ReceptiveField(_model_rows(layers))
+        return ReceptiveField(_receptive_field_rows(_graph().trace_model(layers))[0])
     rows = []
     spatial = None if input_shape is None else tuple(input_shape)[:-1]
     for spec, _, field in _walk_specs(layers, input_shape):
@@ -1004,12 +1066,18 @@ def receptive_field(layers, input_shape=None):
 
 
 # ----------------------------------------------------------------------------------------------
-# Keras models (Keras is only reached through the model that is passed in)
+# Keras models (Keras is only reached through cnnlab.graph, imported when a model is given)
 # ----------------------------------------------------------------------------------------------
 
 
-def _class_names(obj):
-    return [cls.__name__ for cls in type(obj).__mro__]
+def _graph():
+    from cnnlab import graph
+
+    return graph
+
+
+def _is_keras_model(value):
+    return hasattr(value, "layers") and not isinstance(value, (list, tuple))
 
 
 def _spatial_sizes(shape, data_format):
@@ -1017,54 +1085,6 @@ def _spatial_sizes(shape, data_format):
         return None
     dims = shape[2:] if data_format == "channels_first" else shape[1:-1]
     return tuple(dims)
-
-
-def _layer_field(layer, field, input_shape):
-    """Field after one Keras layer (duck-typed on the attributes Keras layers have)."""
-    names = _class_names(layer)
-    data_format = getattr(layer, "data_format", "channels_last")
-    if field.whole:
-        return field
-    if any(n in ("Flatten", "Reshape", "Permute") or n.startswith("Global") for n in names):
-        return field.as_whole()
-    rank = len(field.size)
-    kernel = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
-    if kernel is not None and hasattr(layer, "strides") and hasattr(layer, "padding"):
-        kernels = tuple(kernel) if _is_sequence(kernel) else (kernel,)
-        if len(kernels) != rank:
-            return field.as_whole()
-        strides = _per_axis(tuple(layer.strides), rank, "strides")
-        dilations = _per_axis(tuple(getattr(layer, "dilation_rate", None) or (1,) * rank),
-                              rank, "dilation_rate")
-        padding = str(layer.padding).lower()
-        if any("Transpose" in n for n in names):
-            output_padding = getattr(layer, "output_padding", None)
-            ops_ = (None,) * rank if output_padding is None else tuple(output_padding)
-            lefts = [_transpose_left_pad(padding, k, s, d, o)
-                     for k, s, d, o in zip(kernels, strides, dilations, ops_)]
-            return field.slide_transposed(kernels, strides, dilations, lefts)
-        sizes = _spatial_sizes(input_shape, data_format)
-        befores = []
-        for i in range(rank):
-            k_eff = _effective_kernel(kernels[i], dilations[i])
-            if padding == "same":
-                n = None if sizes is None else sizes[i]
-                befores.append(max(k_eff - strides[i], 0) // 2 if n is None
-                               else _same_pair(n, k_eff, strides[i])[0])
-            else:
-                befores.append(_explicit_pair(padding, 0, k_eff, strides[i])[0])
-        return field.slide(kernels, strides, dilations, befores)
-    if any(n.startswith("ZeroPadding") for n in names):
-        pads = _keras_pairs(layer.padding, rank)
-        return field.shift([b for b, _ in pads]) if pads else field.as_whole()
-    if any(n.startswith("Cropping") for n in names):
-        crops = _keras_pairs(layer.cropping, rank)
-        return field.shift([-b for b, _ in crops]) if crops else field.as_whole()
-    if any(n.startswith("UpSampling") for n in names):
-        size = layer.size
-        factors = tuple(size) if _is_sequence(size) else (size,) * rank
-        return field.upsample(factors) if len(factors) == rank else field.as_whole()
-    return field
 
 
 def _keras_pairs(value, rank):
@@ -1078,101 +1098,186 @@ def _keras_pairs(value, rank):
     return tuple(tuple(v) if _is_sequence(v) else (v, v) for v in value)
 
 
-def _model_input_rank(model):
-    shapes = [tuple(x.shape) for x in model.inputs]
-    return max((len(s) - 2 for s in shapes), default=0)
+def _axes_of(value, ndim):
+    values = tuple(value) if _is_sequence(value) else (value,)
+    return {v % ndim for v in values}
 
 
-def _walk_model(model, input_fields):
-    """Propagate fields through a (possibly nested) Keras model.
+def _channel_axis(ndim, data_format):
+    return 1 if data_format == "channels_first" and ndim > 2 else ndim - 1
 
-    Returns (fields of model.outputs, {id(layer): largest field}).
-    """
-    tensor_fields = {id(x): f for x, f in zip(model.inputs, input_fields)}
-    layer_fields = {}
-    for x, f in zip(model.inputs, input_fields):
-        history = getattr(x, "_keras_history", None)
-        if history is not None:
-            layer_fields[id(history[0])] = f
-    # Iterative post-order over the graph (deep models exceed Python's recursion limit).
-    stack = list(model.outputs)
-    while stack:
-        tensor = stack[-1]
-        if id(tensor) in tensor_fields:
-            stack.pop()
-            continue
-        history = getattr(tensor, "_keras_history", None)
-        if history is None:
-            tensor_fields[id(tensor)] = _Field.at_input(len(input_fields[0].size))
-            stack.pop()
-            continue
-        operation, node_index = history[0], history[1]
-        node = operation._inbound_nodes[node_index]
-        parents = [t for t in node.input_tensors if id(t) not in tensor_fields]
-        if parents:
-            stack.extend(parents)
-            continue
-        stack.pop()
-        in_fields = [tensor_fields[id(t)] for t in node.input_tensors]
-        if not in_fields:  # an input layer that is not one of model.inputs
-            in_fields = [_Field.at_input(len(input_fields[0].size))]
-        if _is_graph_model(operation):
-            outs, _ = _walk_model(operation, _match_inputs(operation, in_fields))
+
+def _sliding_field(layer, field, input_shape, rank):
+    """Field after a Keras convolution or local pooling layer."""
+    kernel = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
+    kernels = tuple(kernel) if _is_sequence(kernel) else (kernel,)
+    if len(kernels) != rank:
+        raise _NoRule(f"it slides over {len(kernels)} spatial axes but the model's input has "
+                      f"{rank}")
+    strides = _per_axis(tuple(layer.strides), rank, "strides")
+    dilations = _per_axis(tuple(getattr(layer, "dilation_rate", None) or (1,) * rank), rank,
+                          "dilation_rate")
+    padding = str(layer.padding).lower()
+    if hasattr(layer, "output_padding"):  # a transposed convolution
+        output_padding = layer.output_padding
+        ops_ = (None,) * rank if output_padding is None else tuple(output_padding)
+        lefts = [_transpose_left_pad(padding, k, s, d, o)
+                 for k, s, d, o in zip(kernels, strides, dilations, ops_)]
+        return field.slide_transposed(kernels, strides, dilations, lefts)
+    sizes = _spatial_sizes(input_shape, getattr(layer, "data_format", "channels_last"))
+    befores = []
+    for i in range(rank):
+        k_eff = _effective_kernel(kernels[i], dilations[i])
+        if padding == "same":
+            n = None if sizes is None else sizes[i]
+            befores.append(max(k_eff - strides[i], 0) // 2 if n is None
+                           else _same_pair(n, k_eff, strides[i])[0])
         else:
-            shape = tuple(node.input_tensors[0].shape) if node.input_tensors else None
-            outs = [_layer_field(operation, _largest(in_fields), shape)] * len(node.outputs)
-        for t, f in zip(node.outputs, outs):
-            tensor_fields[id(t)] = f
-        best = _largest(outs)
-        previous = layer_fields.get(id(operation))
-        layer_fields[id(operation)] = best if previous is None else _largest([previous, best])
-    return [tensor_fields[id(x)] for x in model.outputs], layer_fields
+            befores.append(_explicit_pair(padding, 0, k_eff, strides[i])[0])
+    return field.slide(kernels, strides, dilations, befores)
 
 
-def _is_graph_model(operation):
-    """True for a Functional or built Sequential model (its graph can be walked)."""
-    if not hasattr(operation, "layers"):
-        return False
+def _keras_field(layer, kind, field, input_shape, rank, data_format):
+    """Field after one call of a built-in Keras layer of ``kind`` (see cnnlab.graph)."""
+    if kind in ("conv", "depthwise_conv", "separable_conv", "conv_transpose", "pool"):
+        return _sliding_field(layer, field, input_shape, rank)
+    if kind in ("reshape", "permute", "global_pool"):
+        return field.as_whole()
+    if kind in ("zero_padding", "cropping"):
+        pairs = _keras_pairs(layer.padding if kind == "zero_padding" else layer.cropping, rank)
+        if pairs is None:
+            raise _NoRule(f"its {kind} does not have one entry per spatial axis ({rank})")
+        sign = 1 if kind == "zero_padding" else -1
+        return field.shift([sign * before for before, _ in pairs])
+    if kind == "upsampling":
+        interpolation = getattr(layer, "interpolation", "nearest")
+        if interpolation != "nearest":
+            raise _NoRule(f"interpolation={interpolation!r} mixes neighbouring pixels; only "
+                          "'nearest' (each output copies one input pixel) has a rule")
+        size = layer.size
+        factors = tuple(size) if _is_sequence(size) else (size,) * rank
+        if len(factors) != rank:
+            raise _NoRule(f"it upsamples {len(factors)} axes but the model's input has {rank}")
+        return field.upsample(factors)
+    ndim = len(input_shape)
+    spatial = set(range(ndim)) - {0, _channel_axis(ndim, data_format)}
+    if kind == "dense":
+        if ndim > 2 and data_format == "channels_first":
+            raise _NoRule("on a channels_first feature map Dense mixes the last spatial axis")
+        return field
+    if kind == "axis_normalization":
+        if any(cls.__name__ == "GroupNormalization" for cls in type(layer).__mro__):
+            return field.as_whole()  # statistics over all positions of each group
+        axes = _axes_of(layer.axis, ndim)
+        if not axes & spatial:
+            return field  # statistics over the channels of each pixel
+        if spatial <= axes:
+            return field.as_whole()
+        raise _NoRule(f"axis={layer.axis!r} covers some spatial axes but not all")
+    if kind in ("normalization", "activation", "identity"):
+        return field
+    raise _NoRule(f"no rule for Keras layers of kind {kind!r}")
+
+
+def _custom_field(call, step, field, rank):
+    """Field after a layer that declares ``receptive_field_step()`` (cnnlab's protocol)."""
+    declared = step()
     try:
-        return bool(operation.inputs) and bool(operation.outputs)
-    except (AttributeError, ValueError):
-        return False
-
-
-def _match_inputs(model, in_fields):
-    if len(in_fields) == len(model.inputs):
-        return in_fields
-    return [_largest(in_fields)] * len(model.inputs)
-
-
-def _model_rows(model):
-    try:
-        inputs = list(model.inputs)
-    except (AttributeError, ValueError):
-        inputs = []
-    if not inputs:
+        spec = _to_spec(declared, 1)
+        if spec.kind in _WHOLE:
+            return field.as_whole()
+        if spec.kind in _SLIDING or spec.kind in ("conv_transpose", "zero_padding"):
+            sizes = _spatial_sizes(call.input_shapes[0], "channels_last")
+            return _spec_step(spec, field, sizes, rank)[0]
+        return field  # dense, batch_norm, dropout, activation: pixel by pixel
+    except (TypeError, ValueError) as error:
         raise ValueError(
-            f"model {getattr(model, 'name', model)!r} has no input shape yet; start it with "
-            "keras.Input(shape=...) or call model.build((None, ...)) first"
-        )
-    rank = _model_input_rank(model)
-    data_format = next((layer.data_format for layer in model.layers
-                        if getattr(layer, "data_format", None)), "channels_last")
-    input_sizes = _spatial_sizes(tuple(inputs[0].shape), data_format)
-    _, layer_fields = _walk_model(model, [_Field.at_input(rank) for _ in inputs])
-    input_layers = []
-    for x in inputs:
-        history = getattr(x, "_keras_history", None)
-        if history is not None:
-            input_layers.append(history[0])
-    ordered = input_layers + [layer for layer in model.layers
-                              if all(layer is not i for i in input_layers)]
+            f"{call.description}: receptive_field_step() returned {declared!r}, which is not "
+            f"a layer spec with {rank} spatial axes: {error}; return a cnnlab.arithmetic."
+            "LayerSpec, its dict or a kind string, e.g. {'kind': 'conv', 'kernel_size': 3}"
+        ) from None
+
+
+def _call_field(call, in_fields, rank, data_format, graph):
+    """Field of the outputs of one call, or raise _NoRule."""
+    layer = call.layer
+    step = getattr(layer, "receptive_field_step", None)
+    kind = graph.layer_kind(layer)
+    if kind == "merge":
+        merged = _hull(in_fields)
+        if not merged.settled and hasattr(layer, "axis"):  # Concatenate
+            ndim = len(call.input_shapes[0])
+            if _axes_of(layer.axis, ndim) != {_channel_axis(ndim, data_format)}:
+                raise _NoRule(f"axis={layer.axis} is not the channel axis: it joins maps "
+                              "side by side in space")
+        return merged
+    field = _largest(in_fields)
+    if field.whole:
+        return field  # a unit cannot see more than the whole input
+    # an unknown field stays unknown, unless this layer sees the whole input (Flatten, ...)
+    if callable(step):
+        return _custom_field(call, step, field, rank)
+    if kind is None:
+        raise _NoRule(
+            "it is not one of the built-in Keras layers cnnlab knows "
+            "(cnnlab.graph.KNOWN_LAYERS) and it declares no receptive_field_step(); give it "
+            "a method receptive_field_step(self) that returns the paper-design layer with "
+            "the same geometry, e.g. {'kind': 'conv', 'kernel_size': 3, 'padding': 'same'}, "
+            "'activation' for a layer that works pixel by pixel or 'flatten' for one that "
+            "mixes all positions (see cnnlab.layers.Subsampling2D)")
+    return _keras_field(layer, kind, field, call.input_shapes[0], rank, data_format)
+
+
+def _trace_geometry(trace):
+    """(spatial rank, data format, spatial sizes of the first input) of a traced model."""
+    rank = max((len(trace.shapes[key]) - 2 for key in trace.inputs), default=0)
+    data_format = next((call.layer.data_format for call in trace.calls
+                        if getattr(call.layer, "data_format", None)), "channels_last")
+    sizes = _spatial_sizes(trace.shapes[trace.inputs[0]], data_format)
+    return max(rank, 0), data_format, sizes
+
+
+def _trace_fields(trace, strict):
+    """{call index: field} of a ``cnnlab.graph.ModelTrace``, and {layer name: why unknown}.
+
+    ``strict`` raises a ValueError at the first layer without a rule; otherwise the field
+    is marked unknown from there on (until a layer that sees the whole input).
+    """
+    graph = _graph()
+    rank, data_format, _ = _trace_geometry(trace)
+    tensors, fields, unknown = {}, {}, {}
+    for call in trace.calls:
+        if call.nested:  # a nested model: its calls came first
+            field = _largest([tensors[key] for key in call.outputs])
+        elif not call.inputs:  # an input layer
+            field = _Field.at_input(rank)
+        else:
+            in_fields = [tensors[key] for key in call.inputs]
+            try:
+                field = _call_field(call, in_fields, rank, data_format, graph)
+            except _NoRule as missing:
+                message = f"{call.description} has no receptive-field rule: {missing}"
+                if strict:
+                    raise ValueError(message) from None
+                unknown.setdefault(call.name, message)
+                field = _largest(in_fields).as_unknown(call.name)
+        if not call.nested:
+            for key in call.outputs:
+                tensors[key] = field
+        fields[call.index] = field
+    return fields, unknown
+
+
+def _receptive_field_rows(trace, expand_nested=False, strict=True):
+    """Rows (dicts as in ReceptiveField) of the layers of a traced model, in model order, and
+    {layer name: why its field is unknown}.  Used by cnnlab.counters for its RF column."""
+    fields, unknown = _trace_fields(trace, strict)
+    sizes = _trace_geometry(trace)[2]
     rows = []
-    for layer in ordered:
-        field = layer_fields.get(id(layer))
-        if field is not None:
-            rows.append(_row(layer.name, field, input_sizes))
-    return rows
+    for name, _, calls in trace.rows(expand_nested):
+        if calls:
+            rows.append(_row(name, _largest([fields[call.index] for call in calls]), sizes))
+    return rows, unknown
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1183,9 +1288,10 @@ def _model_rows(model):
 class ShapeTrace(_LayerTable):
     """A network designed on paper, layer by layer: what ``trace_shapes`` returns.
 
-    ``rows`` is a list of dicts with keys ``name``, ``kind``, ``output_shape`` (without the
-    batch axis), ``params`` and ``receptive_field`` (one int per spatial axis; the input size,
-    or None if unknown, once the layer sees the whole input).  ``total_params`` sums the
+    ``rows`` is a list of dicts with keys ``name``, ``kind`` (the spec's kind, or the layer's
+    class name for a Keras model), ``output_shape`` (without the batch axis), ``params`` and
+    ``receptive_field`` (one int per spatial axis; the input size, or None if unknown, once
+    the layer sees the whole input).  ``total_params`` sums the
     parameters; ``output_shape`` is the last layer's.  Print it, or show it in a notebook.
 
     Used in: labs/02_conv_arithmetic
@@ -1233,7 +1339,7 @@ def _format_shape(shape):
     return "(" + ", ".join(["None"] + [str(v) for v in shape]) + ")"
 
 
-def trace_shapes(layers, input_shape):
+def trace_shapes(layers, input_shape=None):
     """Output shape, parameters and receptive field of each layer of a network on paper.
 
     The lecture's exercise: follow a 32x32x3 image through the layers, computing
@@ -1244,9 +1350,12 @@ def trace_shapes(layers, input_shape):
         layers: list of layer specs, e.g.
             ``[{"kind": "conv", "filters": 32, "kernel_size": 3, "padding": "same"},
             {"kind": "pool", "pool_size": 2}, "flatten", {"kind": "dense", "units": 10}]``
-            (see ``LayerSpec`` for the kinds and keys).
+            (see ``LayerSpec`` for the kinds and keys), or a built Keras model: then the
+            shapes are Keras' own, ``params`` is each layer's ``count_params()``, ``kind`` its
+            class name, and a layer without a receptive-field rule raises a ValueError that
+            names it (see ``receptive_field``).
         input_shape: input shape without the batch axis, channels last, as in Keras:
-            ``(32, 32, 3)`` for images, ``(100, 1)`` for signals.
+            ``(32, 32, 3)`` for images, ``(100, 1)`` for signals.  Not needed for a model.
 
     Returns:
         ShapeTrace: ``.rows`` (dicts: name, kind, output_shape, params, receptive_field),
@@ -1257,6 +1366,8 @@ def trace_shapes(layers, input_shape):
 
     Used in: labs/02_conv_arithmetic, labs/04_mlp_to_convnet
     """
+    if _is_keras_model(layers):
+        return _model_shape_trace(layers, input_shape)
     shape = _check_input_shape(input_shape)
     if shape is None:
         raise ValueError("input_shape is required, e.g. input_shape=(32, 32, 3)")
@@ -1274,6 +1385,32 @@ def trace_shapes(layers, input_shape):
             "kind": spec.kind,
             "output_shape": current,
             "params": params,
+            "receptive_field": info["size"],
+            "whole_input": info["whole_input"],
+        })
+    return ShapeTrace(rows, shape)
+
+
+def _model_shape_trace(model, input_shape):
+    """trace_shapes of a Keras model: one row per layer of ``model.layers``."""
+    trace = _graph().trace_model(model)
+    shape = trace.shapes[trace.inputs[0]][1:]
+    if input_shape is not None and tuple(input_shape) != shape:
+        raise ValueError(
+            f"input_shape={tuple(input_shape)} is not the model's input shape {shape}; leave "
+            "input_shape out for a model, or rebuild the model with keras.Input(shape=...)")
+    fields, _ = _trace_fields(trace, strict=True)
+    sizes = _trace_geometry(trace)[2]
+    rows = []
+    for name, layer, calls in trace.rows(expand_nested=False):
+        if not calls or not (calls[0].inputs or calls[0].nested):
+            continue  # an input layer: ShapeTrace prints the input itself
+        info = _row(name, _largest([fields[call.index] for call in calls]), sizes)
+        rows.append({
+            "name": name,
+            "kind": type(layer).__name__,
+            "output_shape": calls[0].output_shapes[0][1:],
+            "params": layer.count_params(),
             "receptive_field": info["size"],
             "whole_input": info["whole_input"],
         })

@@ -5,8 +5,9 @@ network stores for one image (activations), the weights it learns (parameters) a
 arithmetic it does.  ``summary(model)`` prints that whole table for any Keras model, like
 ``model.summary()`` but with activations, memory, MACs and receptive field as well.
 
-Nothing here runs the model on data: we walk the layer graph and read output shapes and
-weight shapes, so a VGG16 report takes milliseconds and works on every Keras backend.
+Nothing here runs the model on data: ``cnnlab.graph`` walks the layer graph, and we read
+output shapes and weight shapes, so a VGG16 report takes milliseconds and works on every
+Keras backend.
 
 Conventions (the footer of every report repeats them):
 
@@ -33,7 +34,13 @@ Conventions (the footer of every report repeats them):
   BatchNormalization (it can be folded into the convolution before it), pooling,
   activations and ``Add`` count 0.  A custom layer can count its own with a method
   ``count_macs(self, input_shape, output_shape)`` (shapes with the batch axis; return MACs
-  per image, bias excluded); other layers with weights are flagged "MACs not counted".
+  per image, bias excluded), as cnnlab's own layers do.
+- **Unknown layers.**  cnnlab counts only the layers it knows: the built-in Keras layers of
+  ``cnnlab.graph.KNOWN_LAYERS`` and layers that declare ``count_macs`` /
+  ``receptive_field_step`` (see ``cnnlab.graph``).  Any other layer is never taken for a
+  layer that does nothing: its MACs and receptive field (and the fields after it, up to a
+  Flatten or global pooling) show "unknown", the footer names it, and ``count_macs``
+  raises.  Its parameters and output shape are Keras' own, so they stay exact.
 - **FLOPs** = 2 x MACs (one multiply + one add).  Papers often call MACs "FLOPs": the
   "15.3 G FLOPs" of VGG16 and the "3.8 G FLOPs" of ResNet-50 are MACs.
 """
@@ -41,7 +48,6 @@ Conventions (the footer of every report repeats them):
 import html
 import math
 import numbers
-import warnings
 
 __all__ = [
     "LECTURE_VGG16_TABLE",
@@ -115,58 +121,8 @@ LECTURE_VGG16_TOTALS["true_param_bytes"] = 4 * LECTURE_VGG16_TOTALS["true_params
 
 
 # ---------------------------------------------------------------------------------------
-# Walking the layer graph (no data: shapes only)
+# Report rows, from the calls that cnnlab.graph finds (no data: shapes only)
 # ---------------------------------------------------------------------------------------
-
-def _graph_of(model):
-    """The Functional graph behind a Keras model, or None (subclassed or unbuilt model)."""
-    import keras
-
-    if isinstance(model, keras.Sequential):
-        return getattr(model, "_functional", None)
-    if hasattr(model, "_nodes_by_depth") and hasattr(model, "inputs"):
-        return model
-    return None
-
-
-def _shape(spec):
-    return tuple(spec.shape)
-
-
-def _trace(graph, input_specs, prefix, calls):
-    """Propagate shapes through ``graph`` and record every layer call in ``calls``.
-
-    ``calls`` maps (prefix, id(layer)) to a list of (input shapes, output shapes), one item
-    per call.  Recorded shapes are reused when the inputs match; otherwise (a backbone
-    built for other input sizes) the layer's ``compute_output_spec`` gives them.
-    """
-    import keras
-    from keras import tree
-
-    tensors = {id(x): spec for x, spec in zip(graph.inputs, input_specs)}
-    for depth in sorted(graph._nodes_by_depth, reverse=True):
-        for node in graph._nodes_by_depth[depth]:
-            layer = node.operation
-            if layer is None or node.is_input:
-                continue
-            inputs = node.input_tensors
-            if any(id(x) not in tensors for x in inputs):
-                continue
-            in_specs = [tensors[id(x)] for x in inputs]
-            inner = _graph_of(layer) if isinstance(layer, keras.Model) else None
-            if inner is not None:
-                out_specs = _trace(inner, in_specs, f"{prefix}{layer.name}/", calls)
-            elif all(_shape(a) == _shape(b) for a, b in zip(in_specs, inputs)):
-                out_specs = node.outputs
-            else:
-                args, kwargs = node.arguments.fill_in(tensors)
-                out_specs = tree.flatten(layer.compute_output_spec(*args, **kwargs))
-            for x, spec in zip(node.outputs, out_specs):
-                tensors[id(x)] = spec
-            calls.setdefault((prefix, id(layer)), []).append(
-                ([_shape(s) for s in in_specs], [_shape(s) for s in out_specs]))
-    return [tensors[id(x)] for x in graph.outputs]
-
 
 def _per_image(shape):
     """Values per image of a (batch, ...) shape, or None when a size is unknown."""
@@ -192,66 +148,59 @@ def _bias_of(layer):
     return None
 
 
-def _not_new_memory(layer):
-    """Why ``layer``'s output adds no activations: "reshape view", "identity at inference"
-    (dropout, noise, regularisation layers), or None when it stores new values."""
-    from keras import layers
+# Kinds of cnnlab.graph.LAYER_KINDS whose layers multiply no weights: 0 MACs.
+_ZERO_MAC_KINDS = frozenset((
+    "input", "pool", "global_pool", "zero_padding", "cropping", "upsampling", "reshape",
+    "permute", "normalization", "axis_normalization", "activation", "identity", "merge"))
 
-    if isinstance(layer, (layers.Flatten, layers.Reshape)):
-        return "reshape view"
-    names = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
-             "GaussianDropout", "AlphaDropout", "GaussianNoise", "ActivityRegularization",
-             "Identity")
-    identity = tuple(getattr(layers, name) for name in names if hasattr(layers, name))
-    if isinstance(layer, identity):
-        return "identity at inference"
-    return None
+_NOT_NEW_MEMORY = {"reshape": "reshape view", "identity": "identity at inference"}
+
+_UNKNOWN = "unknown"  # the MACs of a layer cnnlab has no rule for
+
+_FIX = ("cnnlab knows the built-in Keras layers of cnnlab.graph.KNOWN_LAYERS; a custom layer "
+        "declares count_macs(input_shape, output_shape) and receptive_field_step(), as "
+        "cnnlab.layers does")
 
 
-def _call_macs(layer, in_shapes, out_shapes):
-    """Weight MACs of one call of ``layer`` (bias excluded), or None if not counted."""
-    from keras import layers
-
+def _call_macs(layer, kind, in_shapes, out_shapes):
+    """Weight MACs of one call of ``layer`` (bias excluded); None when the sizes are not all
+    known; ``_UNKNOWN`` when cnnlab has no MAC rule for the layer."""
+    custom = getattr(layer, "count_macs", None)  # a custom layer counts its own
+    if callable(custom):
+        if not in_shapes or _per_image(in_shapes[0]) is None \
+                or _per_image(out_shapes[0]) is None:
+            return None
+        return int(custom(in_shapes[0], out_shapes[0]))
+    if kind in _ZERO_MAC_KINDS:
+        return 0
+    if kind is None:
+        return _UNKNOWN
     out_elements = _per_image(out_shapes[0])
-    if isinstance(layer, (layers.SeparableConv1D, layers.SeparableConv2D)):
-        if out_elements is None:
-            return None
-        depthwise, pointwise = layer.depthwise_kernel.shape, layer.pointwise_kernel.shape
-        out_positions = out_elements // pointwise[-1]
-        return out_positions * math.prod(depthwise) + out_elements * pointwise[-2]
-    if isinstance(layer, (layers.DepthwiseConv1D, layers.DepthwiseConv2D)):
-        if out_elements is None:
-            return None
-        return out_elements * math.prod(layer.kernel.shape[:-2])
-    if isinstance(layer, (layers.Conv1DTranspose, layers.Conv2DTranspose,
-                          layers.Conv3DTranspose)):
+    if kind == "conv_transpose":
         in_elements = _per_image(in_shapes[0])
         if in_elements is None:
             return None
         # kernel: (*kernel_size, filters, in_channels): every input value meets k_prod x filters
         return in_elements * math.prod(layer.kernel.shape[:-1])
-    if isinstance(layer, (layers.Conv1D, layers.Conv2D, layers.Conv3D)):
-        if out_elements is None:
-            return None
+    if out_elements is None:
+        return None
+    if kind == "separable_conv":
+        depthwise, pointwise = layer.depthwise_kernel.shape, layer.pointwise_kernel.shape
+        out_positions = out_elements // pointwise[-1]
+        return out_positions * math.prod(depthwise) + out_elements * pointwise[-2]
+    if kind == "depthwise_conv":
+        return out_elements * math.prod(layer.kernel.shape[:-2])
+    if kind == "conv":
         # kernel: (*kernel_size, in_channels / groups, filters)
         return out_elements * math.prod(layer.kernel.shape[:-1])
-    if isinstance(layer, layers.Dense):
-        if out_elements is None:
-            return None
+    if kind == "dense":
         return out_elements * layer.kernel.shape[0]
-    if isinstance(layer, (layers.BatchNormalization, layers.LayerNormalization,
-                          layers.GroupNormalization)):
-        return 0
-    if not layer.weights:
-        return 0  # pooling, activations, add, reshape, padding, dropout, ...
-    custom = getattr(layer, "count_macs", None)  # a custom layer may count its own
-    if callable(custom) and in_shapes and None not in in_shapes[0][1:] + out_shapes[0][1:]:
-        return int(custom(in_shapes[0], out_shapes[0]))
-    return None
+    raise ValueError(f"cnnlab.graph gave layer {layer.name!r} the kind {kind!r}, which has no "
+                     "MAC rule in cnnlab.counters; add one next to the other kinds")
 
 
-def _layer_row(layer, name, layer_calls, include_bias, bias_macs=False):
-    """One report row (a plain dict) for ``layer`` and the list of its calls."""
+def _layer_row(layer, kind, name, layer_calls, include_bias, bias_macs=False):
+    """One report row (a plain dict) for ``layer`` and the list of its calls (LayerCall)."""
     trainable = {id(w): _size(w) for w in layer.trainable_weights}
     non_trainable = {id(w): _size(w) for w in layer.non_trainable_weights}
     bias = _bias_of(layer)
@@ -263,29 +212,35 @@ def _layer_row(layer, name, layer_calls, include_bias, bias_macs=False):
         else:
             shown_non_trainable -= bias_params
 
-    notes = []
-    out_shapes = layer_calls[0][1] if layer_calls else []
+    notes, unknown = [], ()
+    out_shapes = list(layer_calls[0].output_shapes) if layer_calls else []
     activations = 0
     macs = 0
-    for in_shapes, call_out_shapes in layer_calls:
-        values = [_per_image(shape) for shape in call_out_shapes]
+    for call in layer_calls:
+        values = [_per_image(shape) for shape in call.output_shapes]
         if activations is not None:
             activations = None if None in values else activations + sum(values)
-        call_macs = _call_macs(layer, in_shapes, call_out_shapes)
-        if call_macs is None or macs is None:
+        call_macs = _call_macs(layer, kind, call.input_shapes, call.output_shapes)
+        if call_macs == _UNKNOWN:
+            macs, unknown = None, ("macs",)
+        elif call_macs is None or macs is None:
             macs = None
         else:
             macs += call_macs + (sum(values) if bias_macs and bias is not None else 0)
     if not layer_calls:
-        activations, macs = None, (0 if not layer.weights else None)
+        activations = None
+        macs = 0 if kind in _ZERO_MAC_KINDS and not callable(getattr(layer, "count_macs", None)) \
+            else None
         notes.append("output shape unknown (subclassed model: build it with keras.Input)")
+    elif unknown:
+        notes.append("MACs not counted: no MAC rule for this layer type (see the footer)")
     elif activations is None:
         notes.append("output shape not fully known: give the model a fixed input size")
     elif macs is None:
         notes.append("MACs not counted")
     if len(layer_calls) > 1:
         notes.append(f"called {len(layer_calls)} times: activations and MACs summed")
-    not_new = _not_new_memory(layer)
+    not_new = _NOT_NEW_MEMORY.get(kind)
     if not_new is not None:
         notes.append(f"{not_new}: activations not added")
 
@@ -306,66 +261,62 @@ def _layer_row(layer, name, layer_calls, include_bias, bias_macs=False):
         "non_trainable_params": shown_non_trainable,
         "macs": macs,
         "receptive_field": None,
+        "unknown": unknown,
         "calls": len(layer_calls),
         "notes": "; ".join(notes),
         "_weights": (trainable, non_trainable),
     }
 
 
-def _collect_rows(graph, prefix, calls, include_bias, bias_macs, top):
-    from keras import layers
-
-    rows = []
-    for layer in graph.layers:
-        name = f"{prefix}{layer.name}"
-        inner = _graph_of(layer) if hasattr(layer, "layers") else None
-        if isinstance(layer, layers.InputLayer):
-            if top:  # a nested model's inputs are the outer tensors: no new values
-                shape = _shape(layer.output)
-                rows.append(_layer_row(layer, name, [([], [shape])], include_bias, bias_macs))
-        elif inner is not None:
-            rows.extend(_collect_rows(inner, f"{name}/", calls, include_bias, bias_macs,
-                                      top=False))
-        else:
-            rows.append(_layer_row(layer, name, calls.get((prefix, id(layer)), []),
-                                   include_bias, bias_macs))
-    return rows
-
-
 def _model_rows(model, include_bias, bias_macs=False):
-    """Report rows of ``model`` in ``model.layers`` order, nested models expanded."""
+    """(report rows in ``model.layers`` order, nested models expanded, and the
+    cnnlab.graph trace, None for a subclassed model)."""
     import keras
+    from cnnlab import graph
 
-    if not isinstance(model, keras.Model):
-        raise TypeError(
-            f"model must be a keras.Model, got {type(model).__name__}; build one with "
-            "keras.Sequential([...]) or keras.Model(inputs, outputs)")
-    graph = _graph_of(model)
-    if graph is None and isinstance(model, keras.Sequential):
-        raise ValueError(
-            f"model {model.name!r} has not been built, so its layers have no output shapes; "
-            "start it with keras.Input(shape=...) or call "
-            "model.build(input_shape=(None, height, width, channels)) first")
-    if graph is None:  # subclassed model: parameters only, shapes unknown
-        return [_layer_row(layer, layer.name, [], include_bias, bias_macs)
-                for layer in model.layers]
-    calls = {}
-    _trace(graph, list(graph.inputs), "", calls)
-    return _collect_rows(graph, "", calls, include_bias, bias_macs, top=True)
+    if isinstance(model, keras.Model) and not isinstance(model, keras.Sequential) \
+            and not graph.is_graph_model(model):  # subclassed: parameters only, no shapes
+        rows = [_layer_row(layer, graph.layer_kind(layer), layer.name, [], include_bias,
+                           bias_macs) for layer in model.layers]
+        return rows, None
+    trace = graph.trace_model(model)  # TypeError / ValueError with the fix
+    rows = [_layer_row(layer, graph.layer_kind(layer), name, calls, include_bias, bias_macs)
+            for name, layer, calls in trace.rows(expand_nested=True)]
+    return rows, trace
 
 
-def _add_receptive_fields(model, rows):
-    """Fill the ``receptive_field`` column from cnnlab.arithmetic; "-" where it fails."""
-    try:
-        from cnnlab.arithmetic import receptive_field
+def _operations_outside_layers(trace, rows):
+    """Calls in the graph that no row shows: keras.ops calls (``x + 1``) in a Functional
+    model, which ``model.layers`` leaves out.  cnnlab has no rule for them."""
+    if trace is None:
+        return []
+    shown = {row["name"] for row in rows}
+    return [call for call in trace.calls
+            if call.inputs and not call.nested and call.name not in shown]
 
-        sizes = {r["name"]: tuple(r["size"]) for r in receptive_field(model).rows}
-    except Exception:  # the column is informational: a failure must not hide the table
-        return
+
+def _add_receptive_fields(trace, rows):
+    """Fill the ``receptive_field`` column from cnnlab.arithmetic; return {layer name: why
+    cnnlab has no receptive-field rule for it} for the layers whose fields are unknown."""
+    if trace is None:
+        return {}
+    from cnnlab.arithmetic import _receptive_field_rows
+
+    fields, unknown = _receptive_field_rows(trace, expand_nested=True, strict=False)
+    by_name = {field["name"]: field for field in fields}
     for row in rows:
-        size = sizes.get(row["name"])
-        if size is not None and all(isinstance(s, int) for s in size):
-            row["receptive_field"] = size
+        field = by_name.get(row["name"])
+        if field is None:
+            continue
+        cause = field.get("unknown")
+        if cause is not None:
+            row["unknown"] += ("receptive_field",)
+            note = ("receptive field unknown: no rule for this layer type (see the footer)"
+                    if cause == row["name"] else f"receptive field unknown after {cause!r}")
+            row["notes"] = "; ".join(n for n in (row["notes"], note) if n)
+        elif field["size"] and all(isinstance(size, int) for size in field["size"]):
+            row["receptive_field"] = field["size"]
+    return unknown
 
 
 # ---------------------------------------------------------------------------------------
@@ -437,7 +388,10 @@ def _fmt_shape(shape):
     return "(" + ", ".join("None" if s is None else str(s) for s in shape) + ")"
 
 
-def _fmt_receptive_field(size):
+def _fmt_receptive_field(row):
+    size = row["receptive_field"]
+    if "receptive_field" in row["unknown"]:
+        return _UNKNOWN
     if size is None:
         return "-"
     if len(set(size)) == 1:
@@ -451,6 +405,8 @@ def _fmt_activations(row):
 
 
 def _fmt_macs(row):
+    if "macs" in row["unknown"]:
+        return _UNKNOWN
     if row["macs"] is None:
         return "not counted"
     return _fmt_int(row["macs"])
@@ -464,7 +420,7 @@ _COLUMNS = (  # header, cell function, right-aligned
     ("Trainable", lambda r: _fmt_int(r["trainable_params"]), True),
     ("Non-trainable", lambda r: _fmt_int(r["non_trainable_params"]), True),
     ("MACs", _fmt_macs, True),
-    ("RF", lambda r: _fmt_receptive_field(r["receptive_field"]), True),
+    ("RF", _fmt_receptive_field, True),
 )
 
 
@@ -479,7 +435,9 @@ class ModelReport:
     ``"backbone/conv1"``) with keys ``name``, ``type``, ``output_shape``, ``activations``
     (values per image), ``activations_counted``, ``params``, ``trainable_params``,
     ``non_trainable_params``, ``macs`` (None = not counted), ``receptive_field`` (size per
-    spatial axis, or None), ``calls`` and ``notes``.  ``totals`` is a dict (see ``summary``).
+    spatial axis, or None), ``unknown`` (the columns cnnlab has no rule for in this row:
+    ``"macs"``, ``"receptive_field"``), ``calls`` and ``notes``.  ``totals`` is a dict (see
+    ``summary``).
 
     Used in: labs/05_architectures_and_cost
     """
@@ -505,7 +463,16 @@ class ModelReport:
             "  Papers often quote MACs as 'FLOPs' (VGG16 15.3 G, ResNet-50 3.8 G).",
         ]
         if t["macs_not_counted"]:
-            lines.append("  MACs not counted for: " + ", ".join(t["macs_not_counted"]))
+            lines.append("  MACs not counted for (the total leaves them out): "
+                         + ", ".join(t["macs_not_counted"]))
+        if t["unknown_layers"]:
+            named = [f"{name} ({kind}: {', '.join(columns)})"
+                     for name, (kind, columns) in t["unknown_layers"].items()]
+            lines += [
+                "Unknown to cnnlab (cells 'unknown', not 0; their parameters are Keras' own; "
+                "RF after them is unknown until Flatten or global pooling): " + ", ".join(named),
+                f"  {_FIX}",
+            ]
         reasons = [reason for reason in ("reshape view", "identity at inference")
                    if any(f"{reason}: activations not added" in row["notes"]
                           for row in self.rows if not row["activations_counted"])]
@@ -602,6 +569,8 @@ def summary(model, batch_size=1, optimizer=None, dtype="float32", include_bias=T
     Returns:
         A ``ModelReport``.  ``totals`` holds ``params``, ``trainable_params``,
         ``non_trainable_params``, ``macs``, ``flops``, ``macs_not_counted``,
+        ``unknown_layers`` (``{name: (type, columns)}`` of the layers cnnlab has no rule
+        for, e.g. ``{"scale": ("Scale", ("MACs", "RF"))}``),
         ``activations`` (per image), ``activation_bytes`` (x batch_size),
         ``activation_bytes_backward`` (x 2), ``params_in_memory``, ``param_bytes``,
         ``training_bytes_sgd`` / ``_momentum`` / ``_adam``, ``optimizer``,
@@ -615,6 +584,9 @@ def summary(model, batch_size=1, optimizer=None, dtype="float32", include_bias=T
     So ``build_vgg("D")`` with its two dropout layers has the 15,237,608 activations of
     Keras' VGG16.
 
+    A layer cnnlab does not know (see the module docstring) gets "unknown" MACs and
+    receptive field, named in the footer, never a made-up 0 or a field passed through.
+
     Used in: labs/04_mlp_to_convnet, labs/05_architectures_and_cost
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
@@ -624,8 +596,9 @@ def summary(model, batch_size=1, optimizer=None, dtype="float32", include_bias=T
     size = _bytes_per_value(dtype)
     optimizer_name = _resolve_optimizer(optimizer)
 
-    rows = _model_rows(model, include_bias)
-    _add_receptive_fields(model, rows)
+    rows, trace = _model_rows(model, include_bias)
+    no_rf_rule = _add_receptive_fields(trace, rows)
+    unknown = _unknown_layers(rows, no_rf_rule, _operations_outside_layers(trace, rows))
 
     trainable, non_trainable = {}, {}
     for row in rows:
@@ -649,6 +622,7 @@ def summary(model, batch_size=1, optimizer=None, dtype="float32", include_bias=T
         "macs": macs,
         "flops": 2 * macs,
         "macs_not_counted": tuple(row["name"] for row in rows if row["macs"] is None),
+        "unknown_layers": unknown,
         "activations": activations,
         "activation_bytes": activation_bytes,
         "activation_bytes_backward": 2 * activation_bytes,
@@ -666,6 +640,21 @@ def summary(model, batch_size=1, optimizer=None, dtype="float32", include_bias=T
     return ModelReport(model.name, rows, totals, include_bias)
 
 
+def _unknown_layers(rows, no_rf_rule, operations):
+    """{name: (type, columns)} of the layers (and keras.ops calls) cnnlab has no rule for."""
+    unknown = {}
+    for row in rows:
+        columns = ["MACs"] if "macs" in row["unknown"] else []
+        if row["name"] in no_rf_rule:
+            columns.append("RF")
+        if columns:
+            unknown[row["name"]] = (row["type"], tuple(columns))
+    for call in operations:
+        columns = ("MACs", "RF") if call.name in no_rf_rule else ("MACs",)
+        unknown[call.name] = (f"{type(call.layer).__name__}, a keras.ops call", columns)
+    return unknown
+
+
 def count_params(model, include_bias=True, trainable_only=False):
     """Number of parameters of a Keras model (nested models included).
 
@@ -674,7 +663,7 @@ def count_params(model, include_bias=True, trainable_only=False):
 
     Used in: labs/04_mlp_to_convnet, labs/05_architectures_and_cost
     """
-    rows = _model_rows(model, include_bias)
+    rows, _ = _model_rows(model, include_bias)
     key = "trainable_params" if trainable_only else "params"
     return sum(row[key] for row in rows)
 
@@ -685,21 +674,26 @@ def count_macs(model, include_bias=False):
     Lecture: the cost of VGG16 (15.3 G) and ResNet-50 (3.8 G), which papers call "FLOPs"
     but which are MACs.  Conv: out_elements x (k_prod x C_in / groups); Dense: in x units
     per output row; BatchNorm, pooling, activations, add: 0.  ``include_bias=True`` adds
-    one per output element of a layer with a bias.  Layers with weights of unknown type
-    are skipped with a warning.
+    one per output element of a layer with a bias.  A total without some layers would be a
+    wrong number, so a layer cnnlab has no MAC rule for (not a built-in it knows, no
+    ``count_macs`` method), or an input size that is not fixed, raises a ValueError that
+    names the layers and the fix; ``summary(model)`` still shows every other row.
 
     Used in: labs/05_architectures_and_cost
     """
-    rows = _model_rows(model, include_bias=True, bias_macs=include_bias)
-    missing = [row["name"] for row in rows if row["macs"] is None]
-    if missing:
-        warnings.warn(f"MACs not counted for {', '.join(missing)} (layer type without a MAC "
-                      "rule, or output shape unknown); the total leaves them out", stacklevel=2)
-    total = 0
-    for row in rows:
-        if row["macs"] is not None:
-            total += row["macs"]
-    return total
+    rows, trace = _model_rows(model, include_bias=True, bias_macs=include_bias)
+    unknown = [f"{row['name']} ({row['type']})" for row in rows if row["unknown"]]
+    unknown += [call.description for call in _operations_outside_layers(trace, rows)]
+    if unknown:
+        raise ValueError(f"MACs cannot be counted: cnnlab has no MAC rule for "
+                         f"{', '.join(unknown)}; {_FIX}")
+    sizes = [row["name"] for row in rows if row["macs"] is None]
+    if sizes:
+        raise ValueError(
+            f"MACs cannot be counted for {', '.join(sizes)}: their input sizes are not fixed "
+            "(None in the shape); build the model with a fixed size, e.g. "
+            "keras.Input(shape=(224, 224, 3))")
+    return sum(row["macs"] for row in rows)
 
 
 def count_flops(model, include_bias=False):

@@ -13,8 +13,18 @@ document recognition") has three pieces that are not plain Keras layers:
 ResNet on CIFAR (He et al. 2016, section 4.2) uses parameter-free "option A" shortcuts:
 ``ZeroPadShortcut`` subsamples the input and pads the new channels with zeros.
 
-The layers with weights define ``count_macs(input_shape, output_shape)``, so that
-``cnnlab.summary`` counts their multiply-accumulates like those of Keras' own layers.
+cnnlab only reports what it knows (``cnnlab.graph``): a layer that is not a built-in Keras
+layer must describe itself, or ``cnnlab.summary`` shows "unknown" and
+``cnnlab.arithmetic.receptive_field`` raises.  Each layer here declares, as any custom layer
+may:
+
+* ``receptive_field_step()``: the paper-design layer (a ``cnnlab.arithmetic.LayerSpec``) with
+  the same geometry -- S2/S4 move a receptive field as a 2x2/2 pooling does, C3 as a 5x5
+  convolution -- which gives LeNet-5's fields 5, 6, 14, 16, 32;
+* ``count_macs(input_shape, output_shape)``: the products of its weights with its inputs for
+  one image (shapes with the batch axis), bias excluded, as for Keras' own layers;
+* ``compute_output_shape(input_shape)``: Keras' shape rule, so the shapes are known without
+  running the layer.
 
 Every layer is registered with ``keras.saving.register_keras_serializable(package="cnnlab")``
 so a model that uses it can be saved to ``.keras`` and loaded back.  The code only uses
@@ -26,6 +36,8 @@ import math
 import numpy as np
 import keras
 from keras import layers, ops
+
+from cnnlab.arithmetic import LayerSpec
 
 __all__ = [
     "LENET5_C3_TABLE",
@@ -109,6 +121,15 @@ class Subsampling2D(layers.Layer):
         area = self.pool_size[0] * self.pool_size[1]
         window_sum = ops.average_pool(inputs, self.pool_size, self.strides, padding="valid") * area
         return self.activation(window_sum * self.coefficient + self.bias)
+
+    def receptive_field_step(self):
+        """Geometry for receptive fields: a ``pool_size`` window every ``strides`` pixels.
+
+        The window sum sees what an average pooling of the same size sees (LeNet-5 S2 takes
+        C1's 5x5 field to 6x6, S4 takes C3's 14x14 to 16x16).  Read by
+        ``cnnlab.arithmetic.receptive_field`` and ``cnnlab.summary``.
+        """
+        return LayerSpec(kind="avg_pool", kernel_size=self.pool_size, strides=self.strides)
 
     def count_macs(self, input_shape, output_shape):
         """MACs per image for ``cnnlab.summary``: one multiply per output value.
@@ -239,6 +260,16 @@ class PartiallyConnectedConv2D(layers.Layer):
                            padding=self.padding)
         return self.activation(outputs + self.bias)
 
+    def receptive_field_step(self):
+        """Geometry for receptive fields: that of a full convolution of the same kernel.
+
+        Leaving some input maps out does not change where a unit looks in the image (LeNet-5
+        C3: 5x5 on S2, a 14x14 field).  Read by ``cnnlab.arithmetic.receptive_field`` and
+        ``cnnlab.summary``.
+        """
+        return LayerSpec(kind="conv", kernel_size=self.kernel_size, strides=self.strides,
+                         padding=self.padding)
+
     def count_macs(self, input_shape, output_shape):
         """MACs per image for ``cnnlab.summary``: only the connected weights multiply.
 
@@ -326,6 +357,13 @@ class EuclideanRBF(layers.Layer):
             return penalties
         return ops.softmax(-penalties, axis=-1)
 
+    def receptive_field_step(self):
+        """Geometry for receptive fields: a dense layer on the last axis (pixel by pixel).
+
+        Read by ``cnnlab.arithmetic.receptive_field`` and ``cnnlab.summary``.
+        """
+        return LayerSpec(kind="dense")
+
     def count_macs(self, input_shape, output_shape):
         """MACs per image for ``cnnlab.summary``: ``units x features`` per input vector.
 
@@ -380,6 +418,18 @@ class ZeroPadShortcut(layers.Layer):
         if extra:
             outputs = ops.pad(outputs, [[0, 0], [0, 0], [0, 0], [0, extra]])
         return outputs
+
+    def receptive_field_step(self):
+        """Geometry for receptive fields: output (i, j) is input (i * sh, j * sw), a 1x1
+        window every ``strides`` pixels.  Read by ``cnnlab.arithmetic.receptive_field`` and
+        ``cnnlab.summary``.
+        """
+        return LayerSpec(kind="conv", kernel_size=1, strides=self.strides)
+
+    def count_macs(self, input_shape, output_shape):
+        """MACs per image for ``cnnlab.summary``: 0 (copying and zero padding use no weights).
+        """
+        return 0
 
     def compute_output_shape(self, input_shape):
         batch, height, width, _ = input_shape

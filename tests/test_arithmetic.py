@@ -1,5 +1,6 @@
 """cnnlab.arithmetic against real Keras layers, Dumoulin & Visin's guide and the lecture tables."""
 
+import math
 import subprocess
 import sys
 
@@ -717,3 +718,182 @@ def test_tuple_sizes_give_tuples_and_ints_give_ints():
     assert A.conv_output_size(10, 3, padding=(2, 0)) == 10
     assert A.conv_output_size(10, 3, padding=2) == 12
     assert A.conv_transpose_output_size((4, 5), (3, 2), strides=2) == (9, 10)
+
+
+# ---------------------------------------------------------------------------------------
+# Keras models: every layer is known or refused, and fields match the model's own behaviour
+# ---------------------------------------------------------------------------------------
+
+
+def _measured_fields(keras, model, input_shape, seed=0):
+    """{(i, j): ((row_min, row_max), (col_min, col_max))} of output unit (i, j) of ``model``.
+
+    Reference: the model itself, by finite perturbation.  Each image of the batch is a random
+    image plus 1.0 at one pixel (all channels); the unit's field is the set of pixels whose
+    change moves the unit (any channel) at all.
+    """
+    import numpy as np
+
+    height, width, _ = input_shape
+    base = np.random.default_rng(seed).normal(size=input_shape).astype("float32")
+    batch = np.repeat(base[None], height * width + 1, axis=0)
+    for pixel in range(height * width):
+        batch[pixel + 1, pixel // width, pixel % width, :] += 1.0
+    out = keras.ops.convert_to_numpy(model(batch))
+    changed = np.abs(out[1:] - out[:1]).max(axis=-1) > 1e-5  # (pixel, i, j)
+    fields = {}
+    for i in range(changed.shape[1]):
+        for j in range(changed.shape[2]):
+            rows, cols = np.nonzero(changed[:, i, j].reshape(height, width))
+            fields[i, j] = ((rows.min(), rows.max()), (cols.min(), cols.max()))
+    return fields
+
+
+def _declared_fields(row, input_shape, output_shape):
+    """The same extents from a receptive_field row: centre start + p * jump, clipped."""
+    def extent(axis, p):
+        n = input_shape[axis]
+        if row["whole_input"]:
+            return (0, n - 1)
+        centre = row["start"][axis] + p * row["jump"][axis]
+        half = (row["size"][axis] - 1) / 2
+        return (max(0, math.ceil(centre - half)), min(n - 1, math.floor(centre + half)))
+
+    return {(i, j): (extent(0, i), extent(1, j))
+            for i in range(output_shape[0]) for j in range(output_shape[1])}
+
+
+def _cnnlab_layer_cases(keras):
+    from cnnlab import layers as cnn
+
+    return {
+        "subsampling_2x2": ((10, 12, 3), cnn.Subsampling2D(2, activation="tanh")),
+        "subsampling_3_stride_2": ((11, 9, 2), cnn.Subsampling2D(3, strides=2)),
+        "partial_conv_valid": ((12, 11, 6), cnn.PartiallyConnectedConv2D(
+            16, 5, cnn.LENET5_C3_TABLE)),
+        "partial_conv_same_strided": ((13, 11, 6), cnn.PartiallyConnectedConv2D(
+            16, (5, 3), cnn.LENET5_C3_TABLE, strides=2, padding="same")),
+        "euclidean_rbf": ((5, 4, 6), cnn.EuclideanRBF(3, seed=0, return_penalties=True)),
+        "zero_pad_shortcut": ((7, 8, 4), cnn.ZeroPadShortcut(8, strides=2)),
+    }
+
+
+@pytest.mark.parametrize("case", ["subsampling_2x2", "subsampling_3_stride_2",
+                                  "partial_conv_valid", "partial_conv_same_strided",
+                                  "euclidean_rbf", "zero_pad_shortcut"])
+def test_cnnlab_layers_declare_the_receptive_field_they_really_have(keras, case):
+    input_shape, layer = _cnnlab_layer_cases(keras)[case]
+    model = keras.Sequential([keras.Input(input_shape), layer])
+    row = A.receptive_field(model).row(layer.name)
+    output_shape = tuple(model.outputs[0].shape[1:3])
+    assert _measured_fields(keras, model, input_shape) == _declared_fields(
+        row, input_shape, output_shape)
+
+
+def test_lenet5_receptive_fields_are_the_papers(keras):
+    from cnnlab.models import build_lenet5
+
+    field = A.receptive_field(build_lenet5())
+    # C1 5; S2 + (2 - 1) x 1 = 6, jump 2; C3 + 4 x 2 = 14; S4 + 1 x 2 = 16, jump 4;
+    # C5 + 4 x 4 = 32: the whole 32 x 32 input, as LeCun et al. (1998) designed it.
+    sizes = {name: field.row(name)["size"][0] for name in ("c1", "s2", "c3", "s4", "c5")}
+    assert sizes == {"c1": 5, "s2": 6, "c3": 14, "s4": 16, "c5": 32}
+    assert field.row("s4")["jump"] == (4, 4)
+    assert field.row("f6")["whole_input"] and field.row("f6")["size"] == (32, 32)
+
+
+def test_trace_shapes_of_a_model_uses_keras_shapes_and_parameters(keras):
+    from cnnlab.models import build_lenet5
+
+    model = build_lenet5()
+    trace = A.trace_shapes(model)
+    layers = [layer for layer in model.layers if layer.name != "image"]
+    assert [row["name"] for row in trace.rows] == [layer.name for layer in layers]
+    for row, layer in zip(trace.rows, layers):
+        assert row["output_shape"] == tuple(layer.output.shape[1:]), row["name"]
+        assert row["params"] == layer.count_params(), row["name"]
+    assert trace.row("s2")["kind"] == "Subsampling2D"
+    assert [trace.row(n)["receptive_field"] for n in ("c3", "s4")] == [(14, 14), (16, 16)]
+    assert trace.total_params == model.count_params() == 60_850
+    assert "whole input (32x32)" in str(trace)
+    with pytest.raises(ValueError, match="not the model's input shape"):
+        A.trace_shapes(model, (28, 28, 1))
+
+
+def _scale_layer(keras):
+    class Scale(keras.layers.Layer):
+        """A custom layer with no receptive-field rule."""
+
+        def call(self, inputs):
+            return inputs * 2.0
+
+    return Scale(name="scale")
+
+
+def test_unknown_layer_is_refused_with_its_name_class_and_the_fix(keras):
+    layers = keras.layers
+    model = keras.Sequential([keras.Input((8, 8, 1)), layers.Conv2D(2, 3, name="conv"),
+                              _scale_layer(keras), layers.Conv2D(2, 3, name="after")])
+    pattern = (r"layer 'scale' \(Scale\) has no receptive-field rule.*KNOWN_LAYERS.*"
+               r"receptive_field_step\(self\)")
+    with pytest.raises(ValueError, match=pattern):
+        A.receptive_field(model)
+    with pytest.raises(ValueError, match=pattern):
+        A.trace_shapes(model)
+
+
+def test_unknown_layer_after_global_pooling_needs_no_rule(keras):
+    layers = keras.layers
+    model = keras.Sequential([keras.Input((8, 8, 1)), layers.Conv2D(2, 3),
+                              layers.GlobalMaxPooling2D(), _scale_layer(keras)])
+    row = A.receptive_field(model).row("scale")
+    assert row["whole_input"] and row["size"] == (8, 8)  # a unit cannot see more than that
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda L: L.UpSampling2D(2, interpolation="bilinear"), "interpolation='bilinear'"),
+    (lambda L: L.Lambda(lambda x: x), r"\(Lambda\) has no receptive-field rule"),
+    (lambda L: L.LayerNormalization(axis=(1, 3)), "some spatial axes but not all"),
+])
+def test_builtin_layers_without_a_rule_are_refused(keras, build, message):
+    model = keras.Sequential([keras.Input((6, 6, 2)), build(keras.layers)])
+    with pytest.raises(ValueError, match=message):
+        A.receptive_field(model)
+
+
+def test_concatenate_along_a_spatial_axis_is_refused(keras):
+    layers = keras.layers
+    inputs = keras.Input((6, 6, 2))
+    model = keras.Model(inputs, layers.Concatenate(axis=1)([inputs, inputs]))
+    with pytest.raises(ValueError, match="not the channel axis"):
+        A.receptive_field(model)
+
+
+def test_merged_branches_see_the_union_of_their_fields(keras):
+    # Branch a reads pixels 0..2 for unit 0; branch b (same conv, then 2 pixels cropped)
+    # reads 1..3.  The sum reads 0..3: 4 pixels, more than either branch (3).
+    layers = keras.layers
+    inputs = keras.Input((10, 10, 1))
+    a = layers.Conv2D(1, 3, name="a")(inputs)
+    b = layers.Cropping2D(((2, 0), (2, 0)), name="b")(
+        layers.Conv2D(1, 3, padding="same", name="b_conv")(inputs))
+    model = keras.Model(inputs, layers.Add(name="sum")([a, b]))
+    row = A.receptive_field(model).row("sum")
+    assert (row["size"], row["start"]) == ((4, 4), (1.5, 1.5))
+    assert _measured_fields(keras, model, (10, 10, 1)) == _declared_fields(
+        row, (10, 10, 1), (8, 8))
+
+
+@pytest.mark.parametrize("normalization, whole", [
+    (lambda L: L.GroupNormalization(groups=2), True),   # statistics over all positions
+    (lambda L: L.LayerNormalization(), False),          # over the channels of each pixel
+    (lambda L: L.BatchNormalization(), False),          # per-channel constants at inference
+])
+def test_normalization_fields_match_impulse_responses(keras, normalization, whole):
+    layers = keras.layers
+    model = keras.Sequential([keras.Input((6, 6, 2)), layers.Conv2D(4, 3, name="conv"),
+                              normalization(layers)])
+    row = A.receptive_field(model).rows[-1]
+    assert row["whole_input"] is whole
+    assert _measured_fields(keras, model, (6, 6, 2)) == _declared_fields(
+        row, (6, 6, 2), (4, 4))

@@ -4,7 +4,8 @@ References: the lecture's VGG16 "Memory and Parameters" table, the papers' MAC c
 (VGG16 15.3 G conv, ResNet-50 3.8 G, MobileNetV2 300 M, VGG19 19.6 G), Keras' own
 count_params, and hand computations for small models.
 
-Regenerate the golden file deliberately with
+Regenerate the golden files (tests/golden/*_summary.txt: VGG16, LeNet-5, AlexNet, ResNet50,
+MobileNetV2) deliberately, and review the diff, with
 ``CNNLAB_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_counters.py -k golden``.
 """
 
@@ -13,7 +14,6 @@ import os
 import pathlib
 import sys
 import time
-import types
 
 import numpy as np
 import pytest
@@ -415,8 +415,9 @@ def test_unknown_layer_with_weights_is_flagged_not_crashed():
     assert report.totals["macs_not_counted"] == ("scale",)
     assert report.totals["macs"] == 6 * 6 * 2 * 27
     assert "not counted" in str(report)
-    with pytest.warns(UserWarning, match="scale"):
-        assert counters.count_macs(model) == 6 * 6 * 2 * 27
+    # a total without the unknown layer would be a wrong number: count_macs refuses it
+    with pytest.raises(ValueError, match=r"scale \(_Scale\).*count_macs\(input_shape"):
+        counters.count_macs(model)
 
 
 class _CountedScale(_Scale):
@@ -430,7 +431,10 @@ def test_custom_layer_can_count_its_own_macs():
     inputs = keras.Input((4, 4, 3))
     model = keras.Model(inputs, _CountedScale(name="scale")(inputs))
     row = _row(counters.summary(model), "scale")
-    assert row["macs"] == 4 * 4 * 3 and row["notes"] == ""
+    assert row["macs"] == 4 * 4 * 3 and "MACs" not in row["notes"]
+    assert counters.count_macs(model) == 4 * 4 * 3
+    # it declares no receptive_field_step(), so its field is unknown, not passed through
+    assert row["unknown"] == ("receptive_field",) and row["receptive_field"] is None
 
 
 def test_unknown_input_size_leaves_macs_uncounted_with_a_hint():
@@ -476,32 +480,42 @@ def test_subclassed_model_gives_parameters_without_shapes():
 # Receptive field column (from cnnlab.arithmetic)
 # ---------------------------------------------------------------------------------------
 
-def _fake_arithmetic(receptive_field):
-    module = types.ModuleType("cnnlab.arithmetic")
-    module.receptive_field = receptive_field
-    return module
+def test_receptive_field_column_is_arithmetics_receptive_field():
+    from cnnlab import arithmetic
 
-
-def test_receptive_field_column_comes_from_arithmetic(monkeypatch):
-    rows = [{"name": "conv", "size": (3, 3), "jump": 1, "start": 1},
-            {"name": "wide", "size": (3, 5), "jump": 1, "start": 1}]
-    fake = _fake_arithmetic(lambda model: types.SimpleNamespace(rows=rows))
-    monkeypatch.setitem(sys.modules, "cnnlab.arithmetic", fake)
     inputs = keras.Input((9, 9, 1))
     conv = layers.Conv2D(1, 3, name="conv")(inputs)
     model = keras.Model(inputs, layers.Conv2D(1, (1, 3), name="wide")(conv))
     report = counters.summary(model)
+    fields = arithmetic.receptive_field(model)
+    for row in report.rows:
+        assert row["receptive_field"] == fields.row(row["name"])["size"], row["name"]
     assert _row(report, "conv")["receptive_field"] == (3, 3)
     assert _row(report, "wide")["receptive_field"] == (3, 5)
     assert "3x5" in str(report)
 
 
-def test_receptive_field_failure_shows_a_dash(monkeypatch):
-    def broken(model):
-        raise ValueError("cannot follow this layer")
+def test_receptive_field_column_of_nested_layers_is_filled():
+    backbone = keras.Sequential([keras.Input((16, 16, 3)), layers.Conv2D(4, 3, name="c1"),
+                                 layers.MaxPooling2D(2, name="p1")], name="backbone")
+    inputs = keras.Input((16, 16, 3))
+    model = keras.Model(inputs, layers.Conv2D(2, 3, name="head")(backbone(inputs)))
+    report = counters.summary(model)
+    # by hand: 3, then + (2 - 1) x 1 = 4 (jump 2), then + (3 - 1) x 2 = 8
+    assert [row["receptive_field"] for row in report.rows] == [(1, 1), (3, 3), (4, 4), (8, 8)]
 
-    monkeypatch.setitem(sys.modules, "cnnlab.arithmetic", _fake_arithmetic(broken))
-    model = keras.Sequential([keras.Input((5, 5, 1)), layers.Conv2D(1, 3, name="conv")])
+
+def test_receptive_field_column_shows_a_dash_without_a_graph():
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__(name="net")
+            self.conv = layers.Conv2D(1, 3, name="conv")
+
+        def call(self, inputs):
+            return self.conv(inputs)
+
+    model = Net()
+    model(np.zeros((1, 5, 5, 1), "float32"))
     report = counters.summary(model)
     assert _row(report, "conv")["receptive_field"] is None
     line = next(line for line in str(report).splitlines() if line.startswith("conv "))
@@ -533,14 +547,211 @@ def test_report_renders_as_text_html_and_dataframe(vgg16_report, monkeypatch):
         vgg16_report.to_dataframe()
 
 
-def test_vgg16_summary_matches_golden_file(vgg16):
-    report = counters.summary(vgg16, include_bias=False)
-    report.rows[0]["name"] = "input_layer"  # Keras numbers auto-named inputs per session
+def _matches_golden(report, filename):
+    """The printed report against tests/golden/<filename>, written there only on purpose."""
+    for row in report.rows:  # Keras numbers auto-named inputs per session
+        if row["type"] == "InputLayer" and row["name"].startswith("input_layer"):
+            row["name"] = "input_layer"
     text = str(report) + "\n"
+    path = GOLDEN.parent / filename
     if os.environ.get("CNNLAB_UPDATE_GOLDEN"):
-        GOLDEN.parent.mkdir(exist_ok=True)
-        GOLDEN.write_text(text)
-    assert text == GOLDEN.read_text()
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    return text == path.read_text()
+
+
+def test_vgg16_summary_matches_golden_file(vgg16):
+    assert _matches_golden(counters.summary(vgg16, include_bias=False), GOLDEN.name)
+
+
+@pytest.fixture(scope="module")
+def lenet5():
+    from cnnlab.models import build_lenet5
+
+    return build_lenet5()
+
+
+# LeNet-5 (LeCun et al. 1998) by hand.  Parameters: C1 (5 x 5 + 1) x 6; S2/S4 one coefficient
+# and one bias per map; C3 60 connections x 25 + 16 biases (Table I); C5 (5 x 5 x 16 + 1) x 120;
+# F6 (120 + 1) x 84; output (84 + 1) x 10.  Receptive fields, r += (K - 1) x jump:
+# C1 5, S2 5 + 1 = 6 (jump 2), C3 6 + 4 x 2 = 14, S4 14 + 1 x 2 = 16 (jump 4),
+# C5 16 + 4 x 4 = 32, then every unit sees the whole 32 x 32 input.
+LENET5_BY_HAND = {
+    "image": (0, 1), "c1": (156, 5), "s2": (12, 6), "c3": (1_516, 14), "s4": (32, 16),
+    "c5": (48_120, 32), "flatten": (0, 32), "f6": (10_164, 32), "output": (850, 32),
+}
+
+
+def test_lenet5_table_has_the_papers_parameters_and_true_receptive_fields(lenet5):
+    report = counters.summary(lenet5)
+    by_row = {row["name"]: (row["params"], row["receptive_field"]) for row in report.rows}
+    assert by_row == {name: (params, (rf, rf)) for name, (params, rf) in
+                      LENET5_BY_HAND.items()}
+    assert {row["name"]: row["params"] for row in report.rows} == {
+        layer.name: layer.count_params() for layer in lenet5.layers}
+    assert report.totals["params"] == lenet5.count_params() == 60_850
+    assert report.totals["unknown_layers"] == {}
+
+
+def _reads_of_first_unit(model, input_shape, seed=0):
+    """Input pixels whose change moves output unit (0, 0) of ``model`` (any channel):
+    the measured receptive field of that unit, as (rows, columns) extents.
+
+    Finite perturbation: the image plus 1.0 at one pixel (all channels), one image per pixel,
+    against the plain image.  A pixel outside the field cannot change the unit at all.
+    """
+    height, width, _ = input_shape
+    base = np.random.default_rng(seed).normal(size=input_shape).astype("float32")
+    batch = np.repeat(base[None], height * width + 1, axis=0)
+    for pixel in range(height * width):
+        batch[pixel + 1, pixel // width, pixel % width, :] += 1.0
+    out = keras.ops.convert_to_numpy(model(batch))
+    changed = np.abs(out[1:, 0, 0, :] - out[:1, 0, 0, :]).max(axis=-1) > 1e-6
+    rows, cols = np.nonzero(changed.reshape(height, width))
+    return (rows.min(), rows.max()), (cols.min(), cols.max())
+
+
+def test_lenet5_receptive_fields_match_impulse_responses_of_the_model(lenet5):
+    # Reference: the model itself.  Unit (0, 0) of a valid-padding stack starts at pixel 0,
+    # so its field is rows and columns 0 .. r - 1.
+    report = counters.summary(lenet5)
+    for name in ("c1", "s2", "c3", "s4", "c5"):
+        probe = keras.Model(lenet5.input, lenet5.get_layer(name).output)
+        size = _row(report, name)["receptive_field"][0]
+        assert _reads_of_first_unit(probe, (32, 32, 1)) == ((0, size - 1), (0, size - 1)), name
+
+
+def test_lenet5_summary_matches_golden_file(lenet5):
+    assert _matches_golden(counters.summary(lenet5), "lenet5_summary.txt")
+
+
+def test_alexnet_summary_matches_golden_file_and_the_papers_numbers():
+    from cnnlab.models import build_alexnet
+
+    model = build_alexnet()
+    report = counters.summary(model)
+    # MACs by hand: outputs x (k x k x C_in), then in x out for the dense layers.
+    by_hand = {
+        "conv1": 55 * 55 * 96 * (11 * 11 * 3), "conv2": 27 * 27 * 256 * (5 * 5 * 96),
+        "conv3": 13 * 13 * 384 * (3 * 3 * 256), "conv4": 13 * 13 * 384 * (3 * 3 * 384),
+        "conv5": 13 * 13 * 256 * (3 * 3 * 384), "fc6": 6 * 6 * 256 * 4096,
+        "fc7": 4096 * 4096, "fc8": 4096 * 1000,
+    }
+    assert {name: _row(report, name)["macs"] for name in by_hand} == by_hand
+    assert report.totals["macs"] == sum(by_hand.values()) == 1_135_256_096
+    assert report.totals["params"] == model.count_params() == 62_378_344
+    # r += (K - 1) x jump: 11, 19, 51, 67, 99, 131, 163, 195 (Araujo et al. 2019: 195)
+    fields = [_row(report, name)["receptive_field"][0] for name in
+              ("conv1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5", "pool3")]
+    assert fields == [11, 19, 51, 67, 99, 131, 163, 195]
+    assert _matches_golden(report, "alexnet_summary.txt")
+
+
+def test_resnet50_summary_matches_golden_file_and_the_papers_numbers(resnet50):
+    report = counters.summary(resnet50)
+    assert report.totals["macs"] == 3_857_973_248  # the paper's 3.8 G
+    assert report.totals["params"] == resnet50.count_params() == 25_636_712
+    # Araujo, Norris & Sim 2019 ("Computing receptive fields of CNNs", Distill): 483
+    assert _row(report, "conv5_block3_out")["receptive_field"] == (483, 483)
+    assert _row(report, "pool1_pool")["receptive_field"] == (11, 11)  # 7, then 7 + 2 x 2
+    assert report.totals["unknown_layers"] == {}
+    assert _matches_golden(report, "resnet50_summary.txt")
+
+
+def test_mobilenet_v2_summary_matches_golden_file_and_the_papers_numbers(mobilenet_v2):
+    report = counters.summary(mobilenet_v2)
+    assert report.totals["macs"] == 300_774_272  # the paper's 300 M
+    assert report.totals["params"] == mobilenet_v2.count_params() == 3_538_984
+    assert _row(report, "out_relu")["receptive_field"] == (491, 491)  # Araujo et al.: 491
+    assert report.totals["unknown_layers"] == {}
+    assert _matches_golden(report, "mobilenetv2_summary.txt")
+
+
+# ---------------------------------------------------------------------------------------
+# No layer passes through silently
+# ---------------------------------------------------------------------------------------
+
+def _model_with_unknown_layer():
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(2, 3, name="conv")(inputs)
+    x = _Scale(name="scale")(x)
+    x = layers.Conv2D(2, 3, name="after")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, layers.Dense(2, name="dense")(x))
+
+
+def test_unknown_layer_shows_unknown_cells_and_is_named_in_the_footer():
+    report = counters.summary(_model_with_unknown_layer())
+    scale, after = _row(report, "scale"), _row(report, "after")
+    assert scale["unknown"] == ("macs", "receptive_field")
+    assert scale["receptive_field"] is None and scale["macs"] is None
+    assert after["unknown"] == ("receptive_field",) and after["macs"] == 4 * 4 * 2 * 18
+    assert "after 'scale'" in after["notes"]
+    # after global pooling every unit sees the whole input again, whatever came before
+    assert _row(report, "gap")["receptive_field"] == (8, 8)
+    assert _row(report, "dense")["receptive_field"] == (8, 8)
+    assert report.totals["unknown_layers"] == {"scale": ("_Scale", ("MACs", "RF"))}
+    assert report.totals["params"] == _model_with_unknown_layer().count_params()
+    lines = str(report).splitlines()
+    scale_line = next(line for line in lines if line.startswith("scale "))
+    assert scale_line.split()[-2:] == ["unknown", "unknown"]
+    after_line = next(line for line in lines if line.startswith("after "))
+    assert after_line.split()[-2:] == ["576", "unknown"]
+    footer = "\n".join(report.footer_lines())
+    assert "Unknown to cnnlab" in footer and "scale (_Scale: MACs, RF)" in footer
+    assert "receptive_field_step()" in footer and "KNOWN_LAYERS" in footer
+
+
+def test_weightless_unknown_layer_is_unknown_not_zero():
+    class Double(layers.Layer):
+        def call(self, inputs):
+            return inputs * 2.0
+
+    inputs = keras.Input((4, 4, 1))
+    model = keras.Model(inputs, Double(name="double")(inputs))
+    row = _row(counters.summary(model), "double")
+    assert row["macs"] is None and row["unknown"] == ("macs", "receptive_field")
+    with pytest.raises(ValueError, match="double"):
+        counters.count_macs(model)
+
+
+def test_keras_ops_call_in_a_functional_model_is_named_unknown():
+    inputs = keras.Input((6, 6, 1))
+    x = layers.Conv2D(2, 3, name="conv")(inputs) * 2.0  # a keras.ops call, not a layer
+    model = keras.Model(inputs, layers.Conv2D(1, 3, name="after")(x))
+    report = counters.summary(model)
+    (name,) = report.totals["unknown_layers"]
+    assert report.totals["unknown_layers"][name][1] == ("MACs", "RF")
+    assert "keras.ops call" in "\n".join(report.footer_lines())
+    assert _row(report, "after")["unknown"] == ("receptive_field",)
+    with pytest.raises(ValueError, match="keras.ops call"):
+        counters.count_macs(model)
+
+
+def test_augmentation_layers_are_the_identity_at_inference():
+    # Reference: the layers themselves, called with training=False on a real image batch.
+    images = np.random.default_rng(0).uniform(size=(2, 8, 8, 3)).astype("float32")
+    augmenters = [layers.RandomFlip(), layers.RandomRotation(0.2),
+                  layers.RandomTranslation(0.2, 0.2), layers.RandomZoom(0.2),
+                  layers.RandomContrast(0.3), layers.RandomBrightness(0.3)]
+    for layer in augmenters:
+        out = keras.ops.convert_to_numpy(layer(images, training=False))
+        np.testing.assert_array_equal(out, images, err_msg=type(layer).__name__)
+    inputs = keras.Input((8, 8, 3))
+    x = inputs
+    for layer in augmenters:
+        x = layer(x)
+    report = counters.summary(keras.Model(inputs, layers.Conv2D(1, 3, name="conv")(x)))
+    assert report.totals["activations"] == 8 * 8 * 3 + 6 * 6
+    assert report.totals["unknown_layers"] == {}
+    assert _row(report, "conv")["receptive_field"] == (3, 3)
+
+
+def test_no_bare_except_swallows_errors_in_the_counting_modules():
+    root = pathlib.Path(counters.__file__).parent
+    for name in ("counters.py", "arithmetic.py", "graph.py"):
+        source = (root / name).read_text()
+        assert "except:" not in source and "except Exception" not in source, name
 
 
 def test_reports_of_big_models_take_milliseconds(vgg16, resnet50):
