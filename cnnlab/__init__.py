@@ -20,10 +20,13 @@ _quiet.install()
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "arithmetic", "augment", "counters", "datasets", "exercise", "exercises", "grading",
-    "kernels", "layers", "models", "notebooks", "ops", "profiles", "selfcheck", "viz", "figures",
+    "arithmetic", "augment", "counters", "datasets", "exercise", "exercises", "figures",
+    "graph", "grading", "interpret", "kernels", "layers", "models", "notebooks", "ops",
+    "pretrained", "profiles", "segmentation", "selfcheck", "sequences", "train", "transfer",
+    "viz",
 }
 _FUNCTIONS = {
+    "answer_label": "selfcheck",
     "check": "selfcheck",
     "checkpoint": "selfcheck",
     "profile": "profiles",

@@ -1,0 +1,396 @@
+"""Lab 11 "Beyond images": exercises, points, public and hidden cases."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnlab.exercise import Case, Exercise, allclose
+
+__all__ = [
+    "EXERCISES",
+    "reference_causal_conv1d",
+    "reference_iou_per_class",
+    "reference_max_unpool",
+    "reference_one_hot_encode",
+    "reference_stack_receptive_field",
+]
+
+
+def _array(seed, shape, low=-1.0, high=1.0):
+    return np.random.default_rng(seed).uniform(low, high, size=shape)
+
+
+# ----------------------------------------------------------------------------- 11.one_hot
+
+
+def reference_one_hot_encode(sequence):
+    """A DNA string -> (L, 4) one-hot, channels A, C, G, T (cnnlab.sequences.one_hot_dna)."""
+    from cnnlab.sequences import one_hot_dna
+
+    return one_hot_dna(str(sequence))
+
+
+def _random_dna(seed, length):
+    return "".join(np.random.default_rng(seed).choice(list("ACGT"), size=length))
+
+
+# Written by hand: G, A, T, T, A, C, A in the channel order A, C, G, T.
+_GATTACA = np.array([[0, 0, 1, 0], [1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 0, 1],
+                     [1, 0, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0]], dtype=float)
+
+_ONE_HOT_HINT = ("one row per base, one column per channel in the order A, C, G, T, "
+                 "a single 1 per row")
+
+
+def _one_hot_case(name, sequence, expected, hidden=False, hint=_ONE_HOT_HINT):
+    return Case(name, probe=lambda f: np.asarray(f(sequence), dtype=np.float64),
+                expected=expected, compare=allclose(0), hidden=hidden, hint=hint)
+
+
+ONE_HOT = Exercise(
+    id="11.one_hot",
+    name="one_hot_encode",
+    points=1,
+    title="DNA as a 4-channel signal: one-hot encoding",
+    reference=lambda: reference_one_hot_encode,
+    cases=(
+        _one_hot_case("gattaca_by_hand", "GATTACA", lambda: _GATTACA),
+        _one_hot_case("acgt_is_the_identity", "ACGT", lambda: np.eye(4),
+                      hint="channel 0 is A, 1 is C, 2 is G, 3 is T: 'ACGT' gives the 4x4 "
+                           "identity"),
+        _one_hot_case("random_120_bases", _random_dna(11, 120),
+                      lambda: reference_one_hot_encode(_random_dna(11, 120)), hidden=True),
+        _one_hot_case("single_base", "T", lambda: np.array([[0.0, 0.0, 0.0, 1.0]]),
+                      hidden=True, hint="a single base is a (1, 4) array"),
+        _one_hot_case("repeated_base", "CCCCC", lambda: np.tile([0.0, 1.0, 0.0, 0.0], (5, 1)),
+                      hidden=True),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- 11.receptive_field
+
+
+def reference_stack_receptive_field(kernel_size, dilation_rates):
+    """Receptive field of stride-1 1-D convolutions: 1 + sum((k - 1) * d)."""
+    return 1 + sum((int(kernel_size) - 1) * int(d) for d in dilation_rates)
+
+
+def _rf_expected(kernel_size, dilation_rates):
+    def expected():
+        from cnnlab.arithmetic import receptive_field
+
+        specs = [{"kernel_size": kernel_size, "dilation_rate": d} for d in dilation_rates]
+        return int(receptive_field(specs).size[0])
+    return expected
+
+
+def _rf_case(name, kernel_size, dilation_rates, hidden=False, hint=""):
+    return Case(name, probe=lambda f: int(f(kernel_size, list(dilation_rates))),
+                expected=_rf_expected(kernel_size, dilation_rates), hidden=hidden,
+                hint=hint or "each layer adds (kernel_size - 1) x dilation_rate inputs to the "
+                             "field; start from 1")
+
+
+RECEPTIVE_FIELD = Exercise(
+    id="11.receptive_field",
+    name="stack_receptive_field",
+    points=1,
+    title="The receptive field of a dilated stack",
+    reference=lambda: reference_stack_receptive_field,
+    cases=(
+        _rf_case("wavenet_kernel_2_dilations_1_2_4_8", 2, (1, 2, 4, 8),
+                 hint="WaveNet's figure: 4 layers of kernel 2, dilations 1, 2, 4, 8 see 16 "
+                      "inputs"),
+        _rf_case("three_plain_3_convolutions", 3, (1, 1, 1),
+                 hint="without dilation, three 3-wide convolutions see 7 inputs"),
+        _rf_case("yu_koltun_3_dilations_1_2_4", 3, (1, 2, 4), hidden=True),
+        _rf_case("wavenet_block_to_512", 2, tuple(2 ** i for i in range(10)), hidden=True),
+        _rf_case("one_layer_kernel_5_dilation_3", 5, (3,), hidden=True),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- 11.causal_conv
+
+
+def reference_causal_conv1d(x, kernel, dilation_rate=1):
+    """y[t, f] = sum_i sum_c kernel[i, c, f] * x[t - (k - 1 - i) * d, c], x[<0] = 0 (NumPy)."""
+    x = np.asarray(x, dtype=np.float64)
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    k, d = kernel.shape[0], int(dilation_rate)
+    padded = np.concatenate([np.zeros(((k - 1) * d, x.shape[1])), x])
+    return sum(padded[i * d: i * d + len(x)] @ kernel[i] for i in range(k))
+
+
+def _keras_causal(x, kernel, dilation_rate):
+    import keras
+
+    x = np.asarray(x, dtype=np.float32)
+    kernel = np.asarray(kernel, dtype=np.float32)
+    layer = keras.layers.Conv1D(kernel.shape[2], kernel.shape[0], padding="causal",
+                                dilation_rate=dilation_rate, use_bias=False)
+    layer.build((1,) + x.shape)
+    layer.set_weights([kernel])
+    return keras.ops.convert_to_numpy(layer(x[None]))[0]
+
+
+def _conv_case(name, seed, length, channels, filters, k, d, hidden=False, hint=""):
+    def make():
+        return _array(seed, (length, channels)), _array(seed + 1, (k, channels, filters))
+
+    return Case(
+        name,
+        probe=lambda f: np.asarray(f(*make(), d), dtype=np.float64),
+        expected=lambda: _keras_causal(*make(), d),
+        compare=allclose(1e-4),
+        hidden=hidden,
+        hint=hint or "pad (kernel_size - 1) x dilation_rate zeros at the start only; tap i "
+                     "reads x[t - (kernel_size - 1 - i) x dilation_rate]",
+    )
+
+
+def _impulse():
+    x = np.zeros((12, 1))
+    x[5, 0] = 1.0
+    kernel = np.array([1.0, 2.0, 3.0]).reshape(3, 1, 1)
+    return x, kernel
+
+
+# By hand: the impulse at t = 5 reaches the last tap (weight 3) at t = 5, the middle tap
+# (weight 2) at t = 5 + 2 and the first tap (weight 1) at t = 5 + 4; nothing before t = 5.
+_IMPULSE_RESPONSE = np.array([0, 0, 0, 0, 0, 3, 0, 2, 0, 1, 0, 0], dtype=float)[:, None]
+
+CAUSAL_CONV = Exercise(
+    id="11.causal_conv",
+    name="causal_conv1d",
+    points=3,
+    title="A causal dilated convolution in NumPy",
+    reference=lambda: reference_causal_conv1d,
+    cases=(
+        _conv_case("one_channel_kernel_2", 1, 10, 1, 1, 2, 1),
+        _conv_case("dilation_4_two_channels_three_filters", 2, 16, 2, 3, 2, 4),
+        Case("impulse_response_is_causal", probe=lambda f: np.asarray(f(*_impulse(), 2), float),
+             expected=lambda: _IMPULSE_RESPONSE, compare=allclose(1e-6),
+             hint="an impulse at t = 5 must give nothing before t = 5; with kernel [1, 2, 3] "
+                  "and dilation 2 the output is 3 at t = 5, 2 at t = 7, 1 at t = 9 "
+                  "(Keras correlates: the LAST tap sees the present)"),
+        _conv_case("kernel_3_dilation_2_three_channels", 3, 20, 3, 2, 3, 2, hidden=True),
+        _conv_case("dilation_longer_than_the_sequence", 4, 5, 1, 2, 2, 8, hidden=True,
+                   hint="taps that fall before t = 0 read zeros"),
+        _conv_case("kernel_1_is_pointwise", 5, 7, 4, 3, 1, 1, hidden=True),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- 11.build_fcn
+
+
+def _reference_build_segmenter():
+    from cnnlab.segmentation import build_fcn
+
+    def build_segmenter(input_shape, num_classes):
+        return build_fcn(input_shape, num_classes)
+
+    return build_segmenter
+
+
+def _shapes_probe(input_shape, num_classes):
+    def probe(build):
+        import keras
+
+        model = build(input_shape, num_classes)
+        return [list(layer.output.shape[1:]) for layer in model.layers
+                if not isinstance(layer, keras.layers.InputLayer)]
+    return probe
+
+
+def _params_probe(input_shape, num_classes):
+    return lambda build: int(build(input_shape, num_classes).count_params())
+
+
+def _from_reference(probe_maker, *args):
+    return lambda: probe_maker(*args)(_reference_build_segmenter())
+
+
+def _per_pixel_softmax_probe(build):
+    import keras
+
+    model = build((16, 16, 1), 3)
+    x = np.random.default_rng(6).uniform(0, 1, size=(2, 16, 16, 1)).astype("float32")
+    probabilities = keras.ops.convert_to_numpy(model(x))
+    return [list(probabilities.shape), float(np.abs(probabilities.sum(axis=-1) - 1).max() < 1e-4),
+            float(probabilities.min() >= 0)]
+
+
+_FCN_HINT = ("the layers in order: Conv2D(16, 3, same, relu), MaxPool2D(2), Conv2D(32, 3, same, "
+             "relu), MaxPool2D(2), Conv2D(32, 3, same, relu), Conv2DTranspose(32, 2, strides=2, "
+             "relu), Conv2DTranspose(16, 2, strides=2, relu), Conv2D(num_classes, 1, softmax)")
+
+BUILD_FCN = Exercise(
+    id="11.build_fcn",
+    name="build_segmenter",
+    points=3,
+    title="A fully convolutional network with transposed convolutions",
+    reference=_reference_build_segmenter,
+    cases=(
+        Case("layer_output_shapes_32x32", probe=_shapes_probe((32, 32, 1), 4),
+             expected=_from_reference(_shapes_probe, (32, 32, 1), 4), hint=_FCN_HINT),
+        Case("count_params_32x32", probe=_params_probe((32, 32, 1), 4),
+             expected=_from_reference(_params_probe, (32, 32, 1), 4),
+             hint="20,308 parameters for a 32x32x1 input and 4 classes; a Conv2DTranspose "
+                  "(k, k, C_in -> C_out) has k x k x C_in x C_out + C_out"),
+        Case("softmax_over_classes_per_pixel", probe=_per_pixel_softmax_probe,
+             expected=lambda: [[2, 16, 16, 3], 1.0, 1.0], hint="the output keeps the input's "
+             "height and width, and every pixel's num_classes values sum to 1 (softmax)"),
+        Case("layer_output_shapes_rgb_64x64_6_classes", probe=_shapes_probe((64, 64, 3), 6),
+             expected=_from_reference(_shapes_probe, (64, 64, 3), 6), hidden=True,
+             hint="use input_shape and num_classes, do not hard-code 32x32x1 or 4"),
+        Case("count_params_rgb_6_classes", probe=_params_probe((64, 64, 3), 6),
+             expected=_from_reference(_params_probe, (64, 64, 3), 6), hidden=True),
+        Case("layer_output_shapes_not_square", probe=_shapes_probe((24, 40, 1), 2),
+             expected=_from_reference(_shapes_probe, (24, 40, 1), 2), hidden=True),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- 11.iou
+
+
+def reference_iou_per_class(y_true, y_pred, num_classes):
+    """IoU per class, NaN for classes absent from both (cnnlab.segmentation.iou)."""
+    from cnnlab.segmentation import iou
+
+    return iou(y_true, y_pred, num_classes)
+
+
+def _sklearn_iou(y_true, y_pred, num_classes):
+    """scikit-learn's Jaccard index per class, with -1 for classes absent from both."""
+    from sklearn.metrics import jaccard_score
+
+    y_true, y_pred = np.ravel(y_true), np.ravel(y_pred)
+    labels = np.arange(num_classes)
+    scores = jaccard_score(y_true, y_pred, labels=labels, average=None, zero_division=0.0)
+    present = np.isin(labels, y_true) | np.isin(labels, y_pred)
+    return np.where(present, scores, -1.0)
+
+
+def _nan_as_minus_one(values):
+    return np.nan_to_num(np.asarray(values, dtype=np.float64), nan=-1.0)
+
+
+_TRUE = np.array([[0, 0, 1, 1], [0, 2, 2, 1], [0, 0, 2, 2]])
+_PRED = np.array([[0, 1, 1, 1], [0, 2, 1, 1], [0, 0, 0, 2]])
+
+
+def _noisy_masks(seed, shape, num_classes, keep=0.7):
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, num_classes, size=shape)
+    y_pred = np.where(rng.uniform(size=shape) < keep, y_true,
+                      rng.integers(0, num_classes, size=shape))
+    return y_true, y_pred
+
+
+def _iou_case(name, make, num_classes, expected=None, hidden=False, hint=""):
+    return Case(
+        name,
+        probe=lambda f: _nan_as_minus_one(f(*make(), num_classes)),
+        expected=expected or (lambda: _sklearn_iou(*make(), num_classes)),
+        compare=allclose(1e-6),
+        hidden=hidden,
+        hint=hint or "for each class c: pixels where both masks are c, divided by pixels "
+                     "where either is c",
+    )
+
+
+IOU = Exercise(
+    id="11.iou",
+    name="iou_per_class",
+    points=2,
+    title="Intersection over union, class by class",
+    reference=lambda: reference_iou_per_class,
+    cases=(
+        _iou_case("hand_masks_3x4", lambda: (_TRUE, _PRED), 3,
+                  expected=lambda: np.array([4 / 6, 3 / 5, 2 / 4]),
+                  hint="class 0: 4 pixels in both, 6 in either -> 4/6; class 1: 3/5; "
+                       "class 2: 2/4"),
+        _iou_case("class_absent_from_both_is_nan", lambda: (_TRUE, _PRED), 4,
+                  expected=lambda: np.array([4 / 6, 3 / 5, 2 / 4, -1.0]),
+                  hint="class 3 is in neither mask: its union is empty, return np.nan for it "
+                       "(not 0, not 1)"),
+        _iou_case("random_batch_of_masks", lambda: _noisy_masks(1, (5, 8, 8), 4), 4,
+                  hint="count over all pixels of all images together (flatten both arrays)"),
+        _iou_case("perfect_prediction", lambda: (_TRUE, _TRUE), 3, hidden=True),
+        _iou_case("predicted_only_class_scores_zero",
+                  lambda: (np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1])), 3, hidden=True,
+                  hint="a class only in the prediction has IoU 0, not NaN"),
+        _iou_case("many_classes_some_absent", lambda: _noisy_masks(2, (3, 16, 16), 5), 8,
+                  hidden=True),
+    ),
+)
+
+
+# ----------------------------------------------------------------------------- 11.max_unpool
+
+
+def reference_max_unpool(pooled, indices, output_shape):
+    """Each pooled value at its flat index row * W + col of an (H, W) map of zeros."""
+    output = np.zeros(int(np.prod(output_shape)), dtype=np.asarray(pooled).dtype)
+    output[np.ravel(indices)] = np.ravel(pooled)
+    return output.reshape(tuple(output_shape))
+
+
+def _unpool_by_loop(x, p):
+    """What SegNet's unpooling must give, from x itself: each window's max where it was."""
+    expected = np.zeros_like(x, dtype=np.float64)
+    for r in range(0, x.shape[0], p):
+        for c in range(0, x.shape[1], p):
+            window = x[r:r + p, c:c + p]
+            dr, dc = np.unravel_index(np.argmax(window), window.shape)
+            expected[r + dr, c + dc] = window[dr, dc]
+    return expected
+
+
+def _unpool_case(name, make, p, hidden=False, hint="", expected=None):
+    def probe(f):
+        from cnnlab.segmentation import max_pool_with_indices
+
+        x = make()
+        pooled, indices = max_pool_with_indices(x, pool_size=p)
+        return np.asarray(f(pooled, indices, x.shape), dtype=np.float64)
+
+    return Case(
+        name, probe=probe, expected=expected or (lambda: _unpool_by_loop(make(), p)),
+        compare=allclose(1e-9), hidden=hidden,
+        hint=hint or "start from zeros of output_shape; put pooled[i, j] at the flat "
+                     "position indices[i, j] = row * W + col (np.unravel_index or a "
+                     "flattened view)",
+    )
+
+
+_HAND_MAP = np.array([[1, 5, 0, 2], [3, 2, 7, 1], [0, 0, 4, 4], [9, 1, 4, 3]], dtype=float)
+_HAND_UNPOOLED = np.array([[0, 5, 0, 0], [0, 0, 7, 0], [0, 0, 4, 0], [9, 0, 0, 0]], dtype=float)
+
+MAX_UNPOOL = Exercise(
+    id="11.max_unpool",
+    name="max_unpool",
+    points=2,
+    title="SegNet's unpooling with the pooling indices",
+    reference=lambda: reference_max_unpool,
+    cases=(
+        _unpool_case("hand_4x4_map", lambda: _HAND_MAP, 2, expected=lambda: _HAND_UNPOOLED,
+                     hint="each 2x2 window's max goes back where it was (5 at (0, 1), 7 at "
+                          "(1, 2), 9 at (3, 0), 4 at (2, 2)); every other pixel is 0"),
+        _unpool_case("random_6x6_pool_2", lambda: _array(7, (6, 6)), 2),
+        _unpool_case("random_9x6_pool_3", lambda: _array(8, (9, 6)), 3, hidden=True),
+        _unpool_case("negative_values_zeros_elsewhere", lambda: _array(9, (4, 6), -5, -1), 2,
+                     hidden=True, hint="the positions that were not a maximum hold 0, even "
+                                       "when the values are negative"),
+        _unpool_case("one_window", lambda: _array(10, (2, 2)), 2, hidden=True),
+    ),
+)
+
+
+EXERCISES = [ONE_HOT, RECEPTIVE_FIELD, CAUSAL_CONV, BUILD_FCN, IOU, MAX_UNPOOL]
