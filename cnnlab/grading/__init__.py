@@ -4,11 +4,20 @@ Student code is taken only from the ``exercise:NN.name`` cells of a submission; 
 comes from the instructor's solution notebook (with its solutions stripped, as in ``labs/``).
 Each submission runs in its own kernel, in its own process group, with a per-cell timeout and a
 whole-notebook deadline enforced from outside.  Results leave the kernel as plain data and are
-judged here, in a process student code never reaches.
+judged here, in a process student code never reaches.  An exercise cell that uses cnnlab's own
+implementation of that exercise is flagged for the instructor (:mod:`cnnlab.grading.integrity`).
 
 Used in: ``cnnlab grade`` and ``make grade``.
 """
 
-from cnnlab.grading.grade import ExerciseResult, SubmissionResult, grade, prepare_submission
+from cnnlab.grading.grade import (
+    CellError,
+    ExerciseResult,
+    SubmissionResult,
+    default_jobs,
+    grade,
+    prepare_submission,
+)
 
-__all__ = ["grade", "prepare_submission", "SubmissionResult", "ExerciseResult"]
+__all__ = ["grade", "prepare_submission", "default_jobs", "SubmissionResult", "ExerciseResult",
+           "CellError"]

@@ -1,18 +1,32 @@
 """Runs one prepared submission in a fresh kernel: ``python -m cnnlab.grading.runner WORKDIR``.
 
 The grader starts this in its own process group and kills that group and the kernel's on the
-deadline.  The runner records, after every cell, what happened (``progress.json``) and writes the
-kernel's pid (``kernel.pid``) so the grader can watch its memory and kill it.
+deadline.  The runner records, after every cell, what happened (``progress.json``): the status,
+the exception's name and value, and where in the notebook it was raised (the line in that cell,
+and the cell and line of the innermost notebook frame), read from IPython's traceback with its
+colour codes stripped.  It writes the kernel's pid (``kernel.pid``) so the grader can watch its
+memory and kill it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["main", "traceback_frames"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_CELL_FRAME = re.compile(r"(?:Cell|Input) In ?\[(\d+)\], line (\d+)")
+
+
+def traceback_frames(traceback) -> list[tuple[int, int]]:
+    """``[(execution count, line), ...]``, outermost first, of the notebook frames in an
+    IPython traceback (a list of strings with ANSI colour codes)."""
+    text = _ANSI.sub("", "\n".join(str(part) for part in traceback or []))
+    return [(int(count), int(line)) for count, line in _CELL_FRAME.findall(text)]
 
 
 def _write_json(path: Path, data) -> None:
@@ -37,13 +51,25 @@ def main(argv=None) -> int:
         if process is not None:
             (workdir / "kernel.pid").write_text(str(process.pid))
 
+    counts = {}  # IPython execution count -> cell index
+
     def on_executed(cell, cell_index, execute_reply=None, **_):
         content = (execute_reply or {}).get("content", {})
-        progress["cells"][str(cell_index)] = {
+        count = content.get("execution_count")
+        if isinstance(count, int):
+            counts[count] = cell_index
+        entry = {
             "status": content.get("status", "ok"),
             "ename": content.get("ename", ""),
             "evalue": str(content.get("evalue", ""))[:300],
         }
+        if entry["status"] == "error":
+            frames = traceback_frames(content.get("traceback"))
+            mine = [line for c, line in frames if counts.get(c) == cell_index]
+            entry["line"] = mine[-1] if mine else None
+            if frames:
+                entry["innermost"] = [counts.get(frames[-1][0]), frames[-1][1]]
+        progress["cells"][str(cell_index)] = entry
         _write_json(progress_path, progress)
 
     client = NotebookClient(
