@@ -55,7 +55,14 @@ def exercise_id(cell) -> str | None:
 
 
 def strip_solutions(source: str, where: str = "cell") -> str:
-    """Replace every BEGIN/END SOLUTION block of ``source`` by the stub, keeping indentation."""
+    """Replace every BEGIN/END SOLUTION block of ``source`` by the stub, keeping indentation.
+
+    A block inside a function body becomes ``# YOUR CODE HERE`` + ``raise NotImplementedError()``
+    (the function exists; calling it says "not done yet").  A block at the top level of a cell
+    (a *value* exercise, whose variable starts as ``name = None`` above the markers) becomes
+    ``# YOUR CODE HERE`` alone, so Run All on an untouched lab never stops there: the check says
+    TODO, the checkpoint puts the reference in place, the grader scores ``not_attempted``.
+    """
     out, inside, indent = [], False, ""
     for number, line in enumerate(source.splitlines(), start=1):
         stripped = line.strip()
@@ -63,7 +70,7 @@ def strip_solutions(source: str, where: str = "cell") -> str:
             if inside:
                 raise ValueError(f"{where}, line {number}: {BEGIN} inside another solution block")
             inside, indent = True, line[: len(line) - len(line.lstrip())]
-            out.extend(indent + stub for stub in STUB)
+            out.extend(indent + stub for stub in (STUB if indent else STUB[:1]))
         elif stripped == END:
             if not inside:
                 raise ValueError(f"{where}, line {number}: {END} without a {BEGIN} before it")
@@ -73,6 +80,39 @@ def strip_solutions(source: str, where: str = "cell") -> str:
     if inside:
         raise ValueError(f"{where}: {BEGIN} is never closed by {END}")
     return "\n".join(out)
+
+
+def _check_run_all_rule(source: str, where: str) -> None:
+    """Raise if a stripped exercise cell would stop Run All on the untouched lab.
+
+    Every ``raise NotImplementedError()`` left by :func:`strip_solutions` must sit inside a
+    function body (so only calling the function raises), and a cell whose top level lost its
+    solution must first bind the exercise's variable to ``None``.
+    """
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise ValueError(f"{where}: the lab version of this cell is not valid Python "
+                         f"(line {exc.lineno}: {exc.msg})") from None
+    inside_function = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            inside_function.update(id(child) for child in ast.walk(node))
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Raise) and id(node) not in inside_function
+                and "NotImplementedError" in ast.unparse(node)):
+            raise ValueError(
+                f"{where}, line {node.lineno}: a solution block outside a function would raise "
+                "NotImplementedError at Run All; put value exercises at the top level of the "
+                "cell (`name = None` above the markers) or inside a function")
+    if STUB[1] not in source and not any(
+            isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+            and node.value.value is None for node in tree.body):
+        raise ValueError(
+            f"{where}: a value exercise must start with `name = None` above {BEGIN}, so the "
+            "untouched lab's check says TODO instead of raising NameError")
 
 
 def build_lab(solution: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
@@ -94,6 +134,7 @@ def build_lab(solution: nbformat.NotebookNode, name: str = "notebook") -> nbform
             if cell.cell_type != "code" or not has_markers:
                 raise ValueError(f"{where}: exercise {ex_id} needs a code cell with {BEGIN}/{END}")
             cell.source = strip_solutions(cell.source, where)
+            _check_run_all_rule(cell.source, where)
         elif has_markers:
             raise ValueError(f"{where}: solution markers outside a cell tagged exercise:NN.name")
         if cell.cell_type == "code":

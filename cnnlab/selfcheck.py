@@ -19,9 +19,11 @@ from dataclasses import dataclass
 
 from cnnlab.exercise import Exercise, exercise, judge_record, probe_cases
 
-__all__ = ["CheckReport", "check", "checkpoint", "grading_mode"]
+__all__ = ["CheckReport", "answer_label", "check", "checkpoint", "grading_mode"]
 
 _MISSING = object()
+#: Where :func:`checkpoint` notes, in the notebook's own namespace, whose answer it kept.
+_RECORD = "_cnnlab_checkpoints"
 _MARKS = {"pass": "PASS", "fail": "FAIL", "not_attempted": "TODO", "error": "ERROR"}
 
 
@@ -38,6 +40,7 @@ class CheckReport:
     rows: tuple[tuple[str, str, str], ...]
     hidden_cases: int
     note: str = ""
+    todo: str = "replace `raise NotImplementedError()` with your code"
 
     @property
     def passed(self) -> bool:
@@ -51,7 +54,7 @@ class CheckReport:
             return [f"{self.exercise_id}: {self.note}"]
         passed = sum(status == "pass" for _, status, _ in self.rows)
         if all(status == "not_attempted" for _, status, _ in self.rows):
-            head = "not attempted yet: replace `raise NotImplementedError()` with your code"
+            head = f"TODO - not attempted yet: {self.todo}"
         else:
             head = f"{passed}/{len(self.rows)} public tests pass"
         lines = [f"{self.exercise_id}: {head}"]
@@ -103,7 +106,11 @@ def check(exercise_id: str, obj=_MISSING) -> CheckReport:
             f"check({exercise_id!r}) needs the object to check, e.g. "
             f"cnnlab.check({exercise_id!r}, {ex.name})"
         )
-    return CheckReport(exercise_id, _run_public(ex, obj), hidden)
+    todo = CheckReport.todo
+    if obj is None:  # value exercises start as `name = None`
+        todo = (f"`{ex.name}` is still None: set it in the exercise cell above "
+                "(replace `# YOUR CODE HERE`), then run that cell and this one")
+    return CheckReport(exercise_id, _run_public(ex, obj), hidden, todo=todo)
 
 
 def checkpoint(exercise_id: str, namespace: dict):
@@ -117,13 +124,35 @@ def checkpoint(exercise_id: str, namespace: dict):
     if not isinstance(namespace, dict):
         raise TypeError(f"checkpoint({exercise_id!r}, globals()) needs the notebook's globals()")
     obj = namespace.get(ex.name, _MISSING)
+    record = namespace.setdefault(_RECORD, {})
     if obj is not _MISSING and all(s == "pass" for _, s, _ in _run_public(ex, obj)):
         print(f"Checkpoint {exercise_id}: using your `{ex.name}`.")
+        record[exercise_id] = "yours"
         return obj
-    reason = "is not defined" if obj is _MISSING else "does not pass the public tests yet"
+    if obj is _MISSING:
+        reason = "is not defined"
+    elif obj is None:
+        reason = "is still None"
+    else:
+        reason = "does not pass the public tests yet"
     namespace[ex.name] = ex.reference()
+    record[exercise_id] = "reference"
     print(
         f"Checkpoint {exercise_id}: your `{ex.name}` {reason}; the reference takes its place so "
         "the rest of the lab runs (your grade uses your own answer)."
     )
     return namespace[ex.name]
+
+
+def answer_label(exercise_id: str, namespace: dict) -> str:
+    """``"yours"`` or ``"reference"``: whose answer the last checkpoint of ``exercise_id`` kept.
+
+    Printouts after a checkpoint use it so a student who has not solved the exercise is never
+    told that the reference's numbers are theirs:
+    ``print(f"{cnnlab.answer_label('01.conv2d_multi', globals())}: ...")``.
+    Without a checkpoint for that exercise yet, it says ``"yours"``.  Used in: every lab.
+    """
+    exercise(exercise_id)  # a clear error for an unknown id
+    if not isinstance(namespace, dict):
+        raise TypeError(f"answer_label({exercise_id!r}, globals()) needs the notebook's globals()")
+    return namespace.get(_RECORD, {}).get(exercise_id, "yours")

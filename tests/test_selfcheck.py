@@ -113,6 +113,29 @@ def test_checkpoint_for_a_value_exercise():
     assert value["params"] == {"conv1": 320, "conv2": 18496}
 
 
+def test_an_unsolved_value_exercise_says_todo_and_what_to_fill_in():
+    report = cnnlab.check("01.filter_shapes", None)
+    assert not report.passed
+    assert {status for _, status, _ in report.rows} == {"not_attempted"}
+    assert "TODO" in str(report) and "`filter_shapes` is still None" in str(report)
+    assert "raise NotImplementedError" not in str(report)
+
+
+def test_answer_label_says_whose_answer_the_checkpoint_kept(capsys):
+    solved = {"correlate2d": correct_correlate2d}
+    unsolved = {"correlate2d": flipped_correlate2d}
+    value_still_none = {"filter_shapes": None}
+    cnnlab.checkpoint("01.correlate2d", solved)
+    cnnlab.checkpoint("01.correlate2d", unsolved)
+    cnnlab.checkpoint("01.filter_shapes", value_still_none)
+    assert cnnlab.answer_label("01.correlate2d", solved) == "yours"
+    assert cnnlab.answer_label("01.correlate2d", unsolved) == "reference"
+    assert cnnlab.answer_label("01.filter_shapes", value_still_none) == "reference"
+    assert "is still None" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="no exercise"):
+        cnnlab.answer_label("01.no_such_exercise", solved)
+
+
 class AlwaysEqual:
     def __eq__(self, other):
         return True

@@ -6,7 +6,12 @@ import numpy as np
 
 from cnnlab.exercise import Case, Exercise, allclose
 
-__all__ = ["EXERCISES", "reference_to_grayscale", "reference_make_conv_layer"]
+__all__ = [
+    "EXERCISES",
+    "reference_kernel_gradient",
+    "reference_make_conv_layer",
+    "reference_to_grayscale",
+]
 
 # The lecture's hand example (03-cnn-mlnn "Convolution operation"): first output is 4.
 LECTURE_IMAGE = np.array(
@@ -218,14 +223,14 @@ FILTER_SHAPES = Exercise(
 # ----------------------------------------------------------------------------- 01.keras_conv
 
 
-def reference_make_conv_layer(kernels, bias):
-    """A keras Conv2D whose weights are ``kernels`` (kh, kw, C_in, C_out) and ``bias``."""
+def reference_make_conv_layer(kernel, bias):
+    """A keras Conv2D whose weights are ``kernel`` (kh, kw, C_in, C_out) and ``bias``."""
     from keras import layers
 
-    kernels, bias = np.asarray(kernels, dtype="float32"), np.asarray(bias, dtype="float32")
-    layer = layers.Conv2D(kernels.shape[-1], kernels.shape[:2], padding="valid")
-    layer.build((None, None, None, kernels.shape[2]))
-    layer.set_weights([kernels, bias])
+    kernel, bias = np.asarray(kernel, dtype="float32"), np.asarray(bias, dtype="float32")
+    layer = layers.Conv2D(kernel.shape[-1], kernel.shape[:2], padding="valid")
+    layer.build((None, None, None, kernel.shape[2]))
+    layer.set_weights([kernel, bias])
     return layer
 
 
@@ -237,8 +242,8 @@ def _keras_case(name, seed, x_shape, kernel_shape, hidden=False):
     def probe(make_layer):
         import keras
 
-        x, kernels, bias = inputs()
-        return keras.ops.convert_to_numpy(make_layer(kernels, bias)(x))
+        x, kernel, bias = inputs()
+        return keras.ops.convert_to_numpy(make_layer(kernel, bias)(x))
 
     return Case(
         name,
@@ -246,7 +251,7 @@ def _keras_case(name, seed, x_shape, kernel_shape, hidden=False):
         expected=lambda: _ops().conv2d(*inputs()),
         compare=allclose(1e-4),
         hidden=hidden,
-        hint="build the layer (layer.build) before layer.set_weights([kernels, bias])",
+        hint="build the layer (layer.build) before layer.set_weights([kernel, bias])",
     )
 
 
@@ -263,4 +268,78 @@ KERAS_CONV = Exercise(
     ),
 )
 
-EXERCISES = [TO_GRAYSCALE, CORRELATE2D, CONVOLVE2D, CONV2D_MULTI, FILTER_SHAPES, KERAS_CONV]
+# ----------------------------------------------------------------------------- 01.kernel_gradient
+
+
+def reference_kernel_gradient(image, kernel, target):
+    """dL/dK of L = mean((image * kernel - target)^2): (2 / N) times image correlated with error."""
+    ops = _ops()
+    image, kernel = np.asarray(image, dtype=np.float64), np.asarray(kernel, dtype=np.float64)
+    error = ops.correlate2d(image, kernel) - np.asarray(target, dtype=np.float64)
+    return 2.0 * ops.correlate2d(image, error) / error.size
+
+
+def _numeric_kernel_gradient(image, kernel, target, step=1e-6):
+    """Central finite differences of the loss, weight by weight: independent of the formula."""
+    ops = _ops()
+
+    def loss(k):
+        return np.mean((ops.correlate2d(image, k) - target) ** 2)
+
+    gradient = np.zeros_like(kernel)
+    for index in np.ndindex(kernel.shape):
+        bump = np.zeros_like(kernel)
+        bump[index] = step
+        gradient[index] = (loss(kernel + bump) - loss(kernel - bump)) / (2 * step)
+    return gradient
+
+
+def _gradient_inputs(seed, image_shape, kernel_shape, at_target=False):
+    image = _array(seed, image_shape)
+    true_kernel = _array(seed + 100, kernel_shape)
+    target = _ops().correlate2d(image, true_kernel)
+    kernel = true_kernel if at_target else _array(seed + 200, kernel_shape)
+    return image, kernel, target
+
+
+def _gradient_case(name, seed, image_shape, kernel_shape, hidden=False, at_target=False,
+                   numeric=False, hint=""):
+    def inputs():
+        return _gradient_inputs(seed, image_shape, kernel_shape, at_target)
+
+    def expected():
+        if at_target:
+            return np.zeros(kernel_shape)
+        return (_numeric_kernel_gradient if numeric else reference_kernel_gradient)(*inputs())
+
+    return Case(
+        name,
+        probe=lambda f: f(*inputs()),
+        expected=expected,
+        compare=allclose(1e-5 if numeric else 1e-8),
+        hidden=hidden,
+        hint=hint or ("error = correlate2d(image, kernel) - target; the gradient is "
+                      "2 / error.size times correlate2d(image, error)"),
+    )
+
+
+KERNEL_GRADIENT = Exercise(
+    id="01.kernel_gradient",
+    name="kernel_gradient",
+    points=2,
+    title="A ConvNet learns its kernels: the gradient with respect to the kernel",
+    reference=lambda: reference_kernel_gradient,
+    cases=(
+        _gradient_case("random_6x6_image_3x3_kernel", 50, (6, 6), (3, 3)),
+        _gradient_case("zero_at_the_true_kernel", 51, (7, 5), (3, 3), at_target=True,
+                       hint="at the kernel that produced the target the error is 0, "
+                            "so the gradient must be 0"),
+        _gradient_case("matches_finite_differences", 52, (8, 7), (3, 2), numeric=True,
+                       hint="divide by the number of output pixels (mean), and do not forget "
+                            "the factor 2 of the square"),
+        _gradient_case("larger_non_square", 53, (12, 9), (2, 4), hidden=True, numeric=True),
+    ),
+)
+
+EXERCISES = [TO_GRAYSCALE, CORRELATE2D, CONVOLVE2D, CONV2D_MULTI, FILTER_SHAPES, KERAS_CONV,
+             KERNEL_GRADIENT]

@@ -17,6 +17,7 @@ __all__ = [
     "reference_conv_output_size",
     "reference_receptive_field_size",
     "reference_conv_transpose",
+    "reference_numeric_gradient",
 ]
 
 
@@ -298,6 +299,17 @@ CONV_TRANSPOSE = Exercise(
     title="The transposed convolution: back from 2x2 to 4x4",
     reference=lambda: reference_conv_transpose,
     cases=(
+        Case(
+            "asymmetric_kernel_is_rotated",
+            probe=lambda f: np.asarray(f(np.array([[1.0, 2.0], [3.0, 4.0]]),
+                                         np.arange(9.0).reshape(3, 3), (4, 4)), dtype=float),
+            expected=lambda: _ops().conv_transpose2d(np.array([[1.0, 2.0], [3.0, 4.0]]),
+                                                     np.arange(9.0).reshape(3, 3)),
+            compare=allclose(1e-9),
+            hint="with padding and sliding, the kernel must be rotated by 180 degrees "
+                 "(kernel[::-1, ::-1]); conv_matrix(input_size, kernel).T @ y.ravel() needs no "
+                 "rotation",
+        ),
         _transpose_case("lecture_2x2_back_to_4x4", (4, 4), (3, 3), 10),
         _transpose_case("non_square", (4, 6), (2, 3), 11),
         _transpose_case("larger_input", (8, 7), (3, 3), 12, hidden=True),
@@ -305,5 +317,76 @@ CONV_TRANSPOSE = Exercise(
     ),
 )
 
+# ----------------------------------------------------------------------------- 02.numeric_gradient
+
+
+def reference_numeric_gradient(f, x, h=1e-5):
+    """Central differences of the scalar function ``f`` at ``x``, entry by entry."""
+    x = np.array(x, dtype=np.float64)
+    gradient = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        kept = x[index]
+        x[index] = kept + h
+        above = f(x)
+        x[index] = kept - h
+        below = f(x)
+        x[index] = kept
+        gradient[index] = (above - below) / (2 * h)
+    return gradient
+
+
+def _gradient_problem(seed, x_shape, w_shape):
+    rng = np.random.default_rng(seed)
+    x, w = rng.normal(size=x_shape), rng.normal(size=w_shape)
+    g = rng.normal(size=(x_shape[0] - w_shape[0] + 1, x_shape[1] - w_shape[1] + 1))
+    return x, w, g
+
+
+def _numeric_case(name, seed, x_shape, w_shape, wrt, hidden=False):
+    """The analytic gradient of L = sum(g * correlate2d(x, w)) is the independent reference."""
+
+    def probe(numeric_gradient):
+        ops = _ops()
+        x, w, g = _gradient_problem(seed, x_shape, w_shape)
+        if wrt == "x":
+            return numeric_gradient(lambda x_: float(np.sum(g * ops.correlate2d(x_, w))), x)
+        if wrt == "w":
+            return numeric_gradient(lambda w_: float(np.sum(g * ops.correlate2d(x, w_))), w)
+        return numeric_gradient(lambda v: float(np.sum(v ** 3)), x)
+
+    def expected():
+        ops = _ops()
+        x, w, g = _gradient_problem(seed, x_shape, w_shape)
+        if wrt == "x":
+            return ops.conv_transpose2d(g, w)     # dx = C^T g
+        if wrt == "w":
+            return ops.correlate2d(x, g)          # dW = x correlated with g
+        return 3 * x ** 2
+
+    return Case(
+        name,
+        probe=probe,
+        expected=expected,
+        compare=allclose(1e-5, 1e-5),
+        hidden=hidden,
+        hint="for every index: f at x[index] + h minus f at x[index] - h, divided by 2h; "
+             "restore x[index] before the next one",
+    )
+
+
+NUMERIC_GRADIENT = Exercise(
+    id="02.numeric_gradient",
+    name="numeric_gradient",
+    points=2,
+    title="A numeric gradient check of dx and dW",
+    reference=lambda: reference_numeric_gradient,
+    cases=(
+        _numeric_case("cube_is_three_x_squared", 60, (3, 4), (1, 1), "cube"),
+        _numeric_case("input_gradient_is_the_transposed_convolution", 61, (5, 6), (3, 3), "x"),
+        _numeric_case("weight_gradient_is_x_correlated_with_g", 62, (5, 6), (3, 3), "w"),
+        _numeric_case("non_square_weight_gradient", 63, (7, 5), (2, 3), "w", hidden=True),
+    ),
+)
+
 EXERCISES = [CONV_OUTPUT_SIZE, PREDICT_SHAPES, COUNT_PARAMS, RECEPTIVE_FIELD, CONV_MATRIX,
-             CONV_TRANSPOSE]
+             CONV_TRANSPOSE, NUMERIC_GRADIENT]
