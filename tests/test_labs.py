@@ -6,8 +6,8 @@ For each lab the solution and the untouched lab are graded together.  That one r
 - the untouched lab runs to the end without an error (the Run-All rule: unsolved checks say TODO,
   checkpoints put the reference in place) and scores 0 with every exercise ``not_attempted``.
 
-Lab 01 is graded in ``tests/test_grading.py`` (its adversarial batch holds both notebooks), so
-it is not run again here.  The browser test (``tests/browser``) runs every untouched lab once
+Lab 01's run is the adversarial batch of ``tests/test_grading.py`` (it holds both notebooks)
+when that file runs first, as it does in ``make test``.  The browser test (``tests/browser``) runs every untouched lab once
 more, in JupyterLab, for what only a browser shows (TODO in every check, images, locked cells).
 The executed notebooks are kept, so tests of what a lab prints (``tests/test_lab_facts.py``)
 read them instead of running the lab a third time.
@@ -15,36 +15,19 @@ read them instead of running the lab a third time.
 
 from pathlib import Path
 
-import nbformat
 import pytest
 
 from cnnlab.exercise import LABS, lab_exercises
-from cnnlab.grading import grade
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESENT = [lab for lab in LABS if (ROOT / "solutions" / f"{LABS[lab]}.ipynb").exists()]
-GRADED_HERE = [lab for lab in PRESENT if lab != "01"]
-
-#: seconds per executed notebook, for the terminal summary (see conftest.py)
-LAB_SECONDS: dict[str, dict[str, float]] = {}
 
 
-def graded_lab(lab: str, out: Path):
-    """Grade the solution and the untouched lab of ``lab`` into ``out``; keep both notebooks."""
-    name = f"{LABS[lab]}.ipynb"
-    results = grade(lab, [ROOT / "solutions" / name, ROOT / "labs" / name], out=out, jobs=2,
-                    timeout_cell=240, timeout_notebook=900, keep_executed=True)
-    solution, untouched = results
-    LAB_SECONDS[lab] = {"solution": solution.seconds, "untouched": untouched.seconds}
-    return solution, untouched
 
-
-@pytest.fixture(scope="module", params=GRADED_HERE)
-def graded(request, tmp_path_factory):
-    lab = request.param
-    out = tmp_path_factory.mktemp(f"lab{lab}")
-    solution, untouched = graded_lab(lab, out)
-    return lab, solution, untouched, out
+@pytest.fixture(scope="module", params=PRESENT)
+def graded(request, lab_run):
+    run = lab_run(request.param)
+    return run.lab, run.solution, run.untouched, run
 
 
 def _errors(result):
@@ -70,11 +53,11 @@ def test_untouched_lab_runs_to_the_end_without_error_and_scores_zero(graded):
 
 
 def test_the_executed_notebooks_are_kept_with_their_outputs(graded):
-    lab, solution, untouched, out = graded
-    for result in (solution, untouched):
-        nb = nbformat.read(out / "executed" / f"{result.submission}.ipynb", as_version=4)
+    lab, _, _, run = graded
+    for which in ("solution", "untouched"):
+        nb = run.executed(which)
         outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
-        assert outputs, f"lab {lab}: the kept notebook of {result.submission} has no outputs"
+        assert outputs, f"lab {lab}: the kept {which} notebook has no outputs"
         assert not [o for o in outputs if o.output_type == "error"]
 
 

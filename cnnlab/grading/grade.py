@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -364,7 +365,7 @@ def _grade_one(path: Path, name: str, template, exercises, options) -> Submissio
                      for ex_id in positions if ex_id not in missing}
         sources = {ex_id: nb.cells[cell].source for ex_id, (cell, _) in positions.items()}
         config = {"cell_timeout": options["timeout_cell"], "profile": options["profile"],
-                  "cwd": options["cwd"]}
+                  "cwd": options["cwd"], "keep_executed": bool(options.get("keep_executed"))}
         (workdir / "config.json").write_text(json.dumps(config))
         ended = _run_isolated(workdir, options["timeout_notebook"], options["max_memory"])
         try:
@@ -379,6 +380,11 @@ def _grade_one(path: Path, name: str, template, exercises, options) -> Submissio
                    "cell_exercise": {cell: ex_id for ex_id, (cell, _) in positions.items()}}
         rows = [_judge_exercise(ex, positions, missing, progress, exports, ended, context)
                 for ex in exercises]
+        executed = workdir / "executed.ipynb"
+        if options.get("keep_executed") and executed.exists():
+            kept = Path(options["out"]) / "executed"
+            kept.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(executed, kept / f"{name}.ipynb")
     for row in rows:  # what the cell reads (static) and what it handed back (run time)
         reasons = flags.get(row.id, []) + ([row.flag] if row.flag else [])
         row.flag = "; ".join(dict.fromkeys(reasons))
@@ -454,13 +460,16 @@ def _submissions(paths) -> list[tuple[Path, str]]:
 
 
 def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_notebook=600,
-          max_memory_gb=4.0, profile="smoke", solutions=None, stream=None):
+          max_memory_gb=4.0, profile="smoke", solutions=None, stream=None, keep_executed=False):
     """Grade every notebook in ``paths`` (files or folders) for ``lab``; write and return results.
 
     ``jobs`` submissions run at once (default :func:`default_jobs`, the CPU cores).  Writes
     ``out/scores.csv``, ``out/scores.json`` and ``out/feedback/<submission>.md``, prints one line
     per finished submission with its seconds, then the batch's wall time and seconds per
-    submission.  Used in: ``cnnlab grade``, ``make grade``.
+    submission.  With ``keep_executed=True`` (``--keep-executed``) each submission's executed
+    notebook, outputs and all, is kept as ``out/executed/<submission>.ipynb``: what the student's
+    code printed and drew, for an instructor reading a grade (and for the tests that read what
+    a lab prints without running it again).  Used in: ``cnnlab grade``, ``make grade``.
     """
     stream = stream or sys.stdout
     jobs = default_jobs() if jobs is None else max(1, int(jobs))
@@ -477,7 +486,8 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
     options = {"timeout_cell": timeout_cell, "timeout_notebook": timeout_notebook,
                "max_memory": int(max_memory_gb * 2**30), "profile": profile,
                "cwd": str(cwd if cwd.is_dir() else solutions),
-               "forbidden": {ex.id: implementations(ex) for ex in exercises}}
+               "forbidden": {ex.id: implementations(ex) for ex in exercises},
+               "keep_executed": keep_executed, "out": str(out)}
     submissions = _submissions(paths)
     print(f"grading {len(submissions)} submission(s) of lab {number} with {jobs} job(s)",
           file=stream, flush=True)

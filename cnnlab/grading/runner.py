@@ -97,6 +97,8 @@ def main(argv=None) -> int:
         progress["end"] = "kernel_died"
     except Exception as exc:  # noqa: BLE001 - report, never crash the batch
         progress["end"] = f"runner_error: {type(exc).__name__}: {exc}"[:500]
+    if config.get("keep_executed"):  # the notebook with its outputs, for the instructor
+        nbformat.write(nb, workdir / "executed.ipynb")
     _write_json(progress_path, progress)
     return 0
 

@@ -1,0 +1,55 @@
+"""Each lab graded once per test session: the solution and the untouched lab, side by side.
+
+``tests/test_labs.py`` asserts on the results, ``tests/test_lab_facts.py`` reads what the executed
+notebooks printed, ``tests/test_grading.py`` registers Lab 01's adversarial batch (which holds
+both notebooks): one execution per notebook and purpose, whoever asks first.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class LabRun:
+    """One grading run of a lab's solution and untouched lab, executed notebooks kept."""
+
+    lab: str
+    solution: object  # cnnlab.grading.SubmissionResult
+    untouched: object
+    out: Path
+
+    def executed(self, which: str):
+        """The executed notebook (outputs included) of ``"solution"`` or ``"untouched"``."""
+        import nbformat
+
+        result = getattr(self, which)
+        return nbformat.read(self.out / "executed" / f"{result.submission}.ipynb", as_version=4)
+
+    def printed(self, which: str = "solution") -> str:
+        """Everything the notebook printed (stream outputs and plain-text results)."""
+        texts = []
+        for cell in self.executed(which).cells:
+            for output in cell.get("outputs", []):
+                texts.append(output.get("text", "") or output.get("data", {}).get("text/plain", ""))
+        return "\n".join(texts)
+
+
+#: lab -> LabRun, filled once per session (tests/test_grading.py registers Lab 01's batch)
+LAB_RUNS: dict[str, LabRun] = {}
+
+
+def run_lab(lab: str, out: Path) -> LabRun:
+    """Grade ``solutions/`` and ``labs/`` of ``lab`` side by side (two kernels), keep both."""
+    from cnnlab.exercise import LABS
+    from cnnlab.grading import grade
+
+    name = f"{LABS[lab]}.ipynb"
+    solution, untouched = grade(lab, [ROOT / "solutions" / name, ROOT / "labs" / name], out=out,
+                                jobs=2, timeout_cell=240, timeout_notebook=900,
+                                keep_executed=True)
+    LAB_RUNS[lab] = LabRun(lab, solution, untouched, out)
+    return LAB_RUNS[lab]
+
+
