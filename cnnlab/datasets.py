@@ -292,7 +292,11 @@ def class_names(name: str, label_mode: str = "fine") -> list[str]:
 
     Used in: labs/04_mlp_to_convnet, labs/05_architectures_and_cost
     """
-    dataset = _dataset_name(name)
+    offline_sets = {k for k in CLASS_NAMES if k not in DATASETS and not k.endswith("_coarse")}
+    if isinstance(name, str) and name.strip().lower() in offline_sets:  # textures, faces...
+        dataset = name.strip().lower()
+    else:
+        dataset = _dataset_name(name)
     if label_mode not in ("fine", "coarse"):
         raise ValueError(f"label_mode={label_mode!r} is not 'fine' or 'coarse'")
     if label_mode == "coarse":

@@ -529,15 +529,14 @@ def classify(model, images, top=5, preprocess=None, class_names=None):
     columns = min(4, len(shown))
     rows = math.ceil(len(shown) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.9 * rows),
-                                squeeze=False)
+                                squeeze=False, layout="constrained")
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, rows_ in zip(axes.flat, shown, decoded):
         ax.imshow(image.astype(np.uint8))
         ax.set_title("\n".join(f"{name.split(',')[0][:22]} {probability:.0%}"
                                for _, name, probability in rows_[:3]), fontsize=9, loc="left")
-    figure.suptitle(f"{model.name}: top classes")
-    figure.tight_layout()
+    figure.suptitle(f"{model.name}: top classes")  # constrained layout keeps it off the titles
     return Classification(table, figure)
 
 

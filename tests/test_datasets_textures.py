@@ -110,3 +110,12 @@ def test_cats_vs_dogs_offline_names_the_fetch_command(tmp_path):
     with pytest.raises(datasets.DatasetUnavailableError, match="cnnlab fetch cats_vs_dogs"):
         datasets.load_cats_vs_dogs(source="cache", cache_dir=tmp_path)
     assert datasets.class_names("cats_vs_dogs") == ["cat", "dog"]
+
+
+def test_class_names_know_the_offline_sets_in_label_order():
+    assert datasets.class_names("textures") == ["brick", "grass", "gravel"]
+    (_, y_train), _ = load_textures(patch_size=32, patches_per_image=4)
+    assert sorted(set(y_train.tolist())) == [0, 1, 2]
+    assert len(datasets.class_names("faces")) == 2
+    with pytest.raises(ValueError, match="known datasets"):
+        datasets.class_names("textiles")
