@@ -299,7 +299,7 @@ def pool_output_size(n, pool_size, strides=None, padding="valid", strict=False):
     ``ceil(n / S)``), an int or a (before, after) pair; ``strict`` works as in
     ``conv_output_size``.  Sizes may be tuples, one value per spatial axis.
 
-    Used in: labs/03_pooling_strides_invariance
+    Used in: no lab notebook directly; the reference of Lab 03's ``pooled_sizes``
     """
     if strides is None:
         strides = pool_size
@@ -578,7 +578,7 @@ class LayerSpec:
     with the same keys (``pool_size`` accepted for pooling) or a kind string such as
     ``"flatten"`` works wherever a ``LayerSpec`` does.
 
-    Used in: labs/02_conv_arithmetic
+    Used in: no lab notebook directly; ``receptive_field`` and ``trace_shapes`` build them
     """
 
     kernel_size: int | tuple = 1
@@ -849,7 +849,7 @@ class ReceptiveField(_LayerTable):
     None where unknown, and ``jump`` is None).  ``size`` is the largest field over all rows
     (per axis).  ``row(name)`` looks one row up.
 
-    Used in: labs/02_conv_arithmetic
+    Used in: no lab notebook directly; ``receptive_field`` returns it
     """
 
     @property
@@ -1294,7 +1294,7 @@ class ShapeTrace(_LayerTable):
     the layer sees the whole input).  ``total_params`` sums the
     parameters; ``output_shape`` is the last layer's.  Print it, or show it in a notebook.
 
-    Used in: labs/02_conv_arithmetic
+    Used in: no lab notebook directly; ``trace_shapes`` returns it
     """
 
     _HEADERS = ("layer", "kind", "output shape", "params", "receptive field")
@@ -1364,7 +1364,7 @@ def trace_shapes(layers, input_shape=None):
     A dense layer on a spatial (not flattened) input acts on the last axis, as Keras Dense
     does; batch normalisation counts 4 parameters per channel, as Keras' "Total params".
 
-    Used in: labs/02_conv_arithmetic, labs/04_mlp_to_convnet
+    Used in: labs/02_conv_arithmetic
     """
     if _is_keras_model(layers):
         return _model_shape_trace(layers, input_shape)

@@ -439,7 +439,7 @@ class ModelReport:
     ``"macs"``, ``"receptive_field"``), ``calls`` and ``notes``.  ``totals`` is a dict (see
     ``summary``).
 
-    Used in: labs/05_architectures_and_cost
+    Used in: no lab notebook directly; ``cnnlab.summary`` returns it
     """
 
     def __init__(self, name, rows, totals, include_bias):

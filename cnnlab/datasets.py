@@ -61,8 +61,9 @@ Real photos for transfer learning
   JPEG counts) is checked, its SHA-256 is recorded beside it on first download
   (``cats_and_dogs_filtered.zip.sha256``) and verified on every later load.
 
-Used in: labs/01_convolutions_by_hand, labs/03_pooling_strides_invariance,
-labs/04_mlp_to_convnet, labs/05_architectures_and_cost
+Used in: labs/01_convolutions_by_hand, labs/03_pooling_strides_invariance, labs/04_mlp_to_convnet,
+labs/06_data_augmentation, labs/07_training_convnets_well, labs/08_pretrained_convnets,
+labs/09_transfer_learning, labs/10_looking_inside, labs/11_beyond_images
 """
 
 from __future__ import annotations
@@ -290,7 +291,8 @@ def class_names(name: str, label_mode: str = "fine") -> list[str]:
     fine names, or with ``label_mode="coarse"`` its 20 superclasses.  Reading a classifier's
     softmax output means mapping the arg-max index back to one of these names.
 
-    Used in: labs/04_mlp_to_convnet, labs/05_architectures_and_cost
+    Used in: no lab notebook directly (Lab 08 reads ImageNet's names from
+    ``cnnlab.pretrained.imagenet_class_names``; textures and faces have theirs here)
     """
     offline_sets = {k for k in CLASS_NAMES if k not in DATASETS and not k.endswith("_coarse")}
     if isinstance(name, str) and name.strip().lower() in offline_sets:  # textures, faces...
@@ -774,7 +776,7 @@ def load_fashion_mnist(source: str = "auto", cache_dir=None):
     :class:`DatasetUnavailableError` with the url, the cache path and `cnnlab fetch`.  A
     harder drop-in for MNIST in the MLP-versus-convnet comparison.
 
-    Used in: labs/04_mlp_to_convnet
+    Used in: no lab notebook yet (``load_dataset("fashion_mnist")`` loads it)
     """
     _check_source(source)
     if source == "fallback":
@@ -791,7 +793,7 @@ def load_cifar10(source: str = "auto", cache_dir=None):
     offline without the file it raises :class:`DatasetUnavailableError`.  The small
     32 x 32 RGB benchmark behind the lecture's architecture comparisons.
 
-    Used in: labs/05_architectures_and_cost
+    Used in: no lab notebook directly; the full profile of Lab 07 through ``load_dataset``
     """
     _check_source(source)
     if source == "fallback":
@@ -811,7 +813,7 @@ def load_cifar100(label_mode: str = "fine", source: str = "auto", cache_dir=None
     ``cifar-100-python.tar.gz`` in the Keras cache (SHA-256 checked; downloaded if missing,
     161 MiB).  No offline copy exists.  The lecture's CIFAR-100 example network.
 
-    Used in: labs/05_architectures_and_cost
+    Used in: no lab notebook directly; the full profile of Lab 07 through ``load_dataset``
     """
     if label_mode not in ("fine", "coarse"):
         raise ValueError(f"label_mode={label_mode!r} is not 'fine' (100 classes) or 'coarse' "
@@ -836,7 +838,7 @@ def load_dataset(name: str, source: str = "auto", cache_dir=None, **options):
 
     ``options`` go to the loader (``label_mode`` for CIFAR-100).
 
-    Used in: labs/04_mlp_to_convnet, labs/05_architectures_and_cost
+    Used in: labs/07_training_convnets_well
     """
     return _LOADERS[_dataset_name(name)](source=source, cache_dir=cache_dir, **options)
 
@@ -867,7 +869,7 @@ def fetch(names, cache_dir=None, progress: bool = True) -> dict[str, list[Path]]
     ``{name: [paths]}``.  Run it (or ``cnnlab fetch NAME ...``) on a connected machine, then
     copy the cache folder (``$CNNLAB_DATA`` or ``~/.keras/datasets``) to the offline one.
 
-    Used in: labs/04_mlp_to_convnet, labs/05_architectures_and_cost
+    Used in: no lab notebook directly; ``cnnlab fetch``
     """
     fetched = {}
     for dataset in _names(names):
@@ -886,7 +888,7 @@ def fetch_main(argv=None) -> int:
     Prints one line per dataset (path, size, how it was checked) and returns the exit code:
     0 when every dataset is in place, 1 when one could not be fetched, 2 for an unknown name.
 
-    Used in: labs/04_mlp_to_convnet, labs/05_architectures_and_cost
+    Used in: no lab notebook directly; ``cnnlab fetch``
     """
     parser = argparse.ArgumentParser(
         prog="cnnlab fetch",

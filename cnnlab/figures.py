@@ -47,7 +47,7 @@ def write_gifs(outdir=DEFAULT_OUTDIR, names=None, dpi=70, interval=500, log=prin
     The convolution arithmetic animations of the lectures (Dumoulin & Visin), one frame per
     output cell.  Calls ``log`` with one line per file written; returns the paths.
 
-    Used in: labs/02_conv_arithmetic
+    Used in: no lab notebook directly; ``make images`` (the GIFs Lab 02 shows)
     """
     names = list(ANIMATIONS) if names is None else list(names)
     unknown = [name for name in names if name not in ANIMATIONS]
@@ -67,7 +67,7 @@ def write_gifs(outdir=DEFAULT_OUTDIR, names=None, dpi=70, interval=500, log=prin
 def main(argv=None):
     """Command line: ``python -m cnnlab.figures [OUTDIR] [--dpi 70] [--only NAME ...]``.
 
-    Used in: labs/02_conv_arithmetic
+    Used in: no lab notebook directly; ``make images``
     """
     parser = argparse.ArgumentParser(
         prog="python -m cnnlab.figures",

@@ -67,7 +67,7 @@ def scaled_tanh(x):
     maximum of its second derivative at a = +-1 (LeCun et al. 1998, appendix A).  Pass it as
     ``activation=scaled_tanh`` to any Keras layer.
 
-    Used in: labs/04_mlp_to_convnet, labs/05_architectures_and_cost
+    Used in: no lab notebook directly; ``build_lenet5`` uses it
     """
     return 1.7159 * ops.tanh((2.0 / 3.0) * x)
 
@@ -100,7 +100,7 @@ class Subsampling2D(layers.Layer):
         strides: step between windows; defaults to ``pool_size`` (non-overlapping).
         activation: applied after the affine map; LeNet-5 uses ``scaled_tanh``.
 
-    Used in: labs/04_mlp_to_convnet, labs/05_architectures_and_cost
+    Used in: labs/04_mlp_to_convnet
     """
 
     def __init__(self, pool_size=2, strides=None, activation=None, **kwargs):
@@ -180,7 +180,7 @@ class PartiallyConnectedConv2D(layers.Layer):
         kernel_initializer: drawn for the *full* kernel shape (so the fan-in is that of a
             full convolution), then only the connected entries are kept.
 
-    Used in: labs/04_mlp_to_convnet, labs/05_architectures_and_cost
+    Used in: labs/04_mlp_to_convnet
     """
 
     def __init__(self, filters, kernel_size, connection_table, strides=1, padding="valid",
@@ -323,7 +323,7 @@ class EuclideanRBF(layers.Layer):
     ``softmax(-y)``, so the usual cross-entropy loss is the paper's discriminative criterion
     (eq. 9) without its constant "rubbish class" term.
 
-    Used in: labs/04_mlp_to_convnet
+    Used in: no lab notebook directly; ``build_lenet5(output="rbf")`` uses it
     """
 
     def __init__(self, units, seed=None, trainable_centers=False, return_penalties=False,
@@ -398,7 +398,7 @@ class ZeroPadShortcut(layers.Layer):
     and doubles the channels: the shortcut stays parameter-free.  Output channels are the
     input channels followed by ``filters - input channels`` maps of zeros.
 
-    Used in: labs/05_architectures_and_cost
+    Used in: no lab notebook directly; ``build_resnet_cifar(shortcut="A")`` uses it
     """
 
     def __init__(self, filters, strides=2, **kwargs):

@@ -149,7 +149,7 @@ def build_convnet(input_shape=(28, 28, 1), num_classes=10):
     Dense layer (5 x 5 x 64 x 256): local connectivity and weight sharing make the
     convolutions cheap.
 
-    Used in: labs/04_mlp_to_convnet
+    Used in: labs/10_looking_inside
     """
     input_shape = _check_input_shape(input_shape, min_side=12, model="build_convnet")
     num_classes = _check_positive_int(num_classes, "num_classes")
@@ -202,7 +202,7 @@ def build_lenet5(variant="classic", input_shape=(32, 32, 1), num_classes=10, out
     strokes reach the centre of C5's receptive fields); pad MNIST with
     ``layers.ZeroPadding2D(2)`` or ``np.pad``.
 
-    Used in: labs/04_mlp_to_convnet, labs/05_architectures_and_cost
+    Used in: labs/04_mlp_to_convnet
     """
     _check_choice(variant, ("classic", "modern"), "variant")
     _check_choice(output, ("dense", "rbf"), "output")
@@ -300,7 +300,7 @@ def vgg_block(x, filters, num_convs, name=None, kernel_size=3):
     ``kernel_size`` may be one int or one per convolution (VGG-C ends blocks 3-5 with 1x1).
     Layers are named ``{name}_conv1`` ... ``{name}_pool`` (Keras' VGG16 names).
 
-    Used in: labs/05_architectures_and_cost
+    Used in: no lab notebook directly; ``build_vgg`` uses it
     """
     _check_feature_map(x)
     filters = _check_positive_int(filters, "filters")
@@ -405,7 +405,7 @@ def bottleneck_block(x, filters, strides=1, expansion=4, name=None, use_bias=Tru
     parameter count is the same.  Names follow Keras: ``{name}_0_conv`` (shortcut),
     ``{name}_1_conv`` ... ``{name}_3_bn``, ``{name}_add``, ``{name}_out``.
 
-    Used in: labs/05_architectures_and_cost
+    Used in: no lab notebook directly; ``build_resnet`` uses it
     """
     shape = _check_feature_map(x)
     filters = _check_positive_int(filters, "filters")
@@ -488,7 +488,7 @@ def build_resnet_cifar(depth=20, input_shape=(32, 32, 3), num_classes=10, shortc
     no bias (BN follows).  ResNet-20 with option A: 0.27 M parameters (269,722 trainable),
     ResNet-32 0.46 M, ResNet-44 0.66 M, ResNet-56 0.85 M.
 
-    Used in: labs/05_architectures_and_cost
+    Used in: no lab notebook directly; no lab yet
     """
     if not _is_int(depth) or depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth must be 6n + 2 for an integer n >= 1 (20, 32, 44, 56, 110), "
@@ -836,7 +836,7 @@ def build_factorized_convnet(input_shape=(32, 32, 3), num_classes=100, batch_nor
     1x3/3x1 pairs would give 1.3 M, so the slide's figure presumably comes from a wider
     variant of the code.  The model is not padded to match it.
 
-    Used in: labs/05_architectures_and_cost
+    Used in: labs/07_training_convnets_well
     """
     input_shape = _check_input_shape(input_shape, min_side=1, model="the factorised ConvNet")
     num_classes = _check_positive_int(num_classes, "num_classes")

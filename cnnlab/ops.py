@@ -242,7 +242,7 @@ def conv2d(x, kernels, bias=None, strides=1, padding="valid", dilation_rate=1):
     Vectorised: the windows are a strided view of the padded input (no copy) contracted
     with the kernels by one ``einsum``.
 
-    Used in: labs/01_convolutions_by_hand, labs/02_conv_arithmetic
+    Used in: no lab notebook directly; the reference of Lab 01's ``conv2d_multi`` exercise
     """
     x = _as_float_array(x, "x")
     kernels = _as_float_array(kernels, "kernels")
@@ -319,7 +319,7 @@ def pool2d(x, pool_size=2, strides=None, padding="valid", mode="max"):
     Example: the lecture's 4x4 map ``[[4,3,1,5],[1,3,4,8],[4,5,4,3],[6,5,9,4]]`` max-pools
     (2x2, stride 2) to ``[[4,8],[6,9]]``.
 
-    Used in: labs/01_convolutions_by_hand, labs/03_pooling_strides_invariance
+    Used in: labs/03_pooling_strides_invariance
     """
     x = _as_float_array(x, "x")
     if x.ndim not in (2, 3, 4):

