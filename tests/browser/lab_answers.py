@@ -54,6 +54,49 @@ ANSWERS = {
         "def separable_cost_ratio(kernel_size, in_channels, filters):\n"
         "    return 1 / filters\n",
     ),
+    "07": Answer(
+        "07.lr_schedule",
+        # A smooth exponential decay instead of the slide's step schedule.
+        "def learning_rate_at(epoch, initial_lr=0.01, halve_every=50):\n"
+        "    return initial_lr * 0.5 ** (epoch / halve_every)\n",
+    ),
+    "08": Answer(
+        "08.preprocess_caffe",
+        # The mean subtracted, the channels left in RGB order (the lab's wrong-channel pitfall).
+        "def preprocess_caffe(images):\n"
+        "    images = np.array(images, dtype=np.float32)\n"
+        "    return images - np.array([103.939, 116.779, 123.68], dtype=np.float32)\n",
+    ),
+    "06": Answer(
+        "06.mixup",
+        # The images mixed, the labels forgotten: each image keeps its own one-hot label.
+        "def mixup_batch(images, labels, mix_weight, permutation):\n"
+        "    images = np.asarray(images, dtype=np.float64)\n"
+        "    weight = np.asarray(mix_weight, dtype=np.float64).reshape(-1, 1, 1, 1)\n"
+        "    return weight * images + (1 - weight) * images[permutation], labels\n",
+    ),
+    "10": Answer(
+        "10.fgsm_step",
+        # The step without the clip to the pixel range 0..255.
+        "def fgsm_step(x, gradient, epsilon):\n"
+        "    return np.asarray(x, dtype=np.float64) + epsilon * np.sign(gradient)\n",
+    ),
+    "09": Answer(
+        "09.preprocess_contract",
+        # The formula without the contract: a batch rescaled to 0..1 goes through silently.
+        "def preprocess_checked(images):\n"
+        "    images = np.array(images, dtype=np.float32)\n"
+        "    return (images - 127.0) / 128.0\n",
+    ),
+    "11": Answer(
+        "11.iou",
+        # The intersection divided by the true pixels only (recall), not by the union.
+        "def iou_per_class(y_true, y_pred, num_classes):\n"
+        "    y_true = np.asarray(y_true).ravel()\n"
+        "    y_pred = np.asarray(y_pred).ravel()\n"
+        "    return np.array([np.sum((y_true == c) & (y_pred == c)) / max(np.sum(y_true == c), 1)\n"
+        "                     for c in range(num_classes)])\n",
+    ),
 }
 
 
