@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 PORT ?= 8888
 LAB ?= 01
 SUBMISSIONS ?= submissions/
@@ -17,7 +18,11 @@ DIR ?= labs
 LAB_ARGS ?=
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: install lab test solutions labs grade images clean
+# The tests that `make test-jax` runs again with the JAX backend (CPU).
+JAX_TESTS ?= tests/test_models.py tests/test_counters.py tests/test_graph.py \
+	tests/test_transfer.py tests/test_datasets_textures.py tests/test_pretrained.py
+
+.PHONY: install lab test test-jax solutions labs grade images clean
 
 install: $(STAMP)
 
@@ -29,6 +34,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+# Test-only additions (the JAX backend): installed by `make test`, not by `make lab`.
+$(DEV_STAMP): $(STAMP) requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(DEV_STAMP)
+
 lab: $(STAMP)
 	@test -d "$(DIR)" || { echo "make lab: DIR=$(DIR) is not a folder of this repository" \
 	  "(try DIR=labs or DIR=solutions)" >&2; exit 2; }
@@ -36,8 +46,13 @@ lab: $(STAMP)
 	  --FileContentsManager.preferred_dir="$(DIR)" --LabApp.default_url="/lab/tree/$(DIR)" \
 	  --port=$(PORT) $(ALLOW_ROOT) $(LAB_ARGS)
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(BIN)/python -m pytest
+
+# The same model, counter, transfer and pretrained tests on the JAX backend (what the GPU
+# machines run); TensorFlow-only comparisons inside them skip themselves.
+test-jax: $(DEV_STAMP)
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -p no:cacheprovider $(JAX_TESTS)
 
 labs: $(STAMP)
 	$(BIN)/cnnlab build-labs
