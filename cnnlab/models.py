@@ -488,7 +488,7 @@ def build_resnet_cifar(depth=20, input_shape=(32, 32, 3), num_classes=10, shortc
     no bias (BN follows).  ResNet-20 with option A: 0.27 M parameters (269,722 trainable),
     ResNet-32 0.46 M, ResNet-44 0.66 M, ResNet-56 0.85 M.
 
-    Used in: no lab notebook directly; no lab yet
+    Used in: no lab notebook directly; tests/test_models.py checks the parameter counts above
     """
     if not _is_int(depth) or depth < 8 or (depth - 2) % 6:
         raise ValueError(f"depth must be 6n + 2 for an integer n >= 1 (20, 32, 44, 56, 110), "

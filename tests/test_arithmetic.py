@@ -52,10 +52,13 @@ def test_arithmetic_imports_no_keras_tensorflow_or_numpy():
     assert result.stdout.strip() == "5"
 
 
-def test_public_functions_name_their_lab():
+def test_public_functions_say_where_they_are_used():
+    # Every public name says which lab uses it, or that none does directly and what does;
+    # tests/test_docs.py checks each claim against the notebooks.
     for name in A.__all__:
         doc = getattr(A, name).__doc__
-        assert doc and "Used in: labs/" in doc, name
+        assert doc and ("Used in: labs/" in doc or "Used in: no lab notebook directly;" in doc), \
+            name
 
 
 # ---------------------------------------------------------------------------------------

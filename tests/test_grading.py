@@ -40,6 +40,11 @@ ROOT = Path(__file__).resolve().parent.parent
 LAB01 = ROOT / "solutions" / f"{LABS['01']}.ipynb"
 EXERCISES_01 = lab_exercises("01")
 TOTAL_01 = sum(ex.points for ex in EXERCISES_01)
+# Two notebooks stub every exercise between them (alternate exercises, so each stubbed one sits
+# between solved ones): each stubbed exercise loses exactly its own points.
+STUB_GROUPS = {"stubs_a": [ex.id for ex in EXERCISES_01[0::2]],
+               "stubs_b": [ex.id for ex in EXERCISES_01[1::2]]}
+POINTS_01 = {ex.id: ex.points for ex in EXERCISES_01}
 
 
 def _variant(folder: Path, name: str, replacements: dict, drop=(), shuffle=False) -> Path:
@@ -74,16 +79,17 @@ def lab01_batch(tmp_path_factory):
     _variant(folder, "memory", {"01.conv2d_multi": (
         "import numpy as np\n"
         "blocks = [np.ones(2**26) for _ in range(16)]  # 8 GiB, 0.5 GiB at a time")})
-    _variant(folder, "forged", {"01.filter_shapes": (
+    # one exercise cell missing, another answered with an object whose __eq__ always says True
+    _variant(folder, "forged_missing", {"01.filter_shapes": (
         "class Anything(dict):\n    def __eq__(self, other):\n        return True\n"
-        "filter_shapes = {'shapes': Anything(), 'params': Anything()}")})
-    _variant(folder, "missing", {}, drop=("01.to_grayscale",))
+        "filter_shapes = {'shapes': Anything(), 'params': Anything()}")},
+        drop=("01.to_grayscale",))
     _variant(folder, "reordered", {}, shuffle=True)
     (folder / "truncated.ipynb").write_text(LAB01.read_text()[:2000])
     lab = nbformat.read(ROOT / "labs" / LAB01.name, as_version=4)
     stubs = {exercise_id(c): c.source for c in lab.cells if exercise_id(c)}
-    for ex in EXERCISES_01:  # the solution with one exercise as the lab ships it
-        _variant(folder, f"stub_{ex.id}", {ex.id: stubs[ex.id]})
+    for name, group in STUB_GROUPS.items():  # the solution with these exercises as shipped
+        _variant(folder, name, {ex_id: stubs[ex_id] for ex_id in group})
     _variant(folder, "cheats", CHEATS)
     _variant(folder, "errors", ERRORS)
     out = tmp_path_factory.mktemp("results")
@@ -154,13 +160,15 @@ def test_untouched_lab_scores_zero_with_every_exercise_not_attempted(lab01_batch
 
 
 @pytest.mark.parametrize("ex", EXERCISES_01, ids=[e.id for e in EXERCISES_01])
-def test_stubbing_one_exercise_loses_exactly_its_points(lab01_batch, ex):
+def test_a_stubbed_exercise_loses_exactly_its_points(lab01_batch, ex):
     results, *_ = lab01_batch
-    result = results[f"stub_{ex.id}"]
-    assert result.total == TOTAL_01 - ex.points
-    statuses = _statuses(result)
-    assert statuses.pop(ex.id) == "not_attempted"
-    assert set(statuses.values()) == {"pass"}
+    name, group = next((n, g) for n, g in STUB_GROUPS.items() if ex.id in g)
+    result = results[name]
+    points = {e.id: e.points for e in result.exercises}
+    assert points[ex.id] == 0 and _statuses(result)[ex.id] == "not_attempted"
+    for other in set(POINTS_01) - set(group):  # the solved ones around it keep every point
+        assert points[other] == POINTS_01[other] and _statuses(result)[other] == "pass"
+    assert result.total == TOTAL_01 - sum(POINTS_01[e] for e in group)
 
 
 def test_an_infinite_loop_times_out_and_the_rest_is_graded(lab01_batch):
@@ -188,14 +196,16 @@ def test_a_memory_blow_up_is_stopped_and_reported(lab01_batch):
 
 def test_an_object_with_forged_equality_does_not_pass(lab01_batch):
     results, *_ = lab01_batch
-    assert _statuses(results["forged"])["01.filter_shapes"] == "fail"
-    assert results["forged"].total == TOTAL_01 - 1
+    assert _statuses(results["forged_missing"])["01.filter_shapes"] == "fail"
+    assert results["forged_missing"].total == (
+        TOTAL_01 - POINTS_01["01.filter_shapes"] - POINTS_01["01.to_grayscale"])
 
 
 def test_a_missing_exercise_scores_zero_as_missing(lab01_batch):
     results, *_ = lab01_batch
-    statuses = _statuses(results["missing"])
+    statuses = _statuses(results["forged_missing"])
     assert statuses.pop("01.to_grayscale") == "missing"
+    assert statuses.pop("01.filter_shapes") == "fail"  # the forged one
     assert set(statuses.values()) == {"pass"}
 
 
@@ -218,7 +228,7 @@ def test_reports_list_every_submission_with_feedback(lab01_batch):
     rows = list(csv.DictReader((out / "scores.csv").open()))
     assert {r["submission"] for r in rows} == set(results)
     assert rows[0].keys() >= {"01.correlate2d", "01.correlate2d:status", "total", "status"}
-    feedback = (out / "feedback" / "stub_01.correlate2d.md").read_text()
+    feedback = (out / "feedback" / "stubs_b.md").read_text()
     assert "## 01.correlate2d: not_attempted" in feedback
     solution = (out / "feedback" / "solution.md").read_text()
     assert "hidden test `larger_image`: pass" in solution  # hidden tests named, not described
@@ -229,7 +239,7 @@ def test_regrading_gives_identical_scores_with_one_job_per_core_by_default(lab01
                                                                            tmp_path):
     results, _, _, folder = lab01_batch
     log = io.StringIO()
-    again = grade("01", [folder / "solution.ipynb", folder / "stub_01.convolve2d.ipynb"],
+    again = grade("01", [folder / "solution.ipynb", folder / "stubs_a.ipynb"],
                   out=tmp_path, stream=log)
     for result in again:
         assert _statuses(result) == _statuses(results[result.submission])
@@ -280,8 +290,12 @@ def test_jobs_default_to_the_cores_this_process_may_use():
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_grade_passes_jobs_only_when_given():
     def dry(*extra):
-        return subprocess.run(["make", "-n", "grade", *extra], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip().splitlines()[-1]
+        # --no-print-directory and a clean MAKEFLAGS: under `make test` this make is a sub-make,
+        # which would print "make[1]: Leaving directory ..." as its last line
+        env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+        lines = subprocess.run(["make", "--no-print-directory", "-n", "grade", *extra], cwd=ROOT,
+                               capture_output=True, text=True, check=True, env=env).stdout
+        return [line for line in lines.splitlines() if not line.startswith("make")][-1]
 
     assert dry("JOBS=3").endswith("--jobs 3")
     assert "--jobs" not in dry()
@@ -312,7 +326,7 @@ def test_legitimate_uses_of_cnnlab_in_an_exercise_cell_are_not_flagged(lab01_bat
     assert rows["01.conv2d_multi"].flag == "" and rows["01.conv2d_multi"].status == "pass"
     assert rows["01.to_grayscale"].flag == ""
     assert results["cheats"].total == TOTAL_01
-    for name in ("solution", "untouched", "errors", "stub_01.correlate2d"):
+    for name in ("solution", "untouched", "errors", "stubs_b"):
         assert results[name].flagged == "", name
 
 

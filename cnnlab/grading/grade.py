@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -200,12 +201,20 @@ def _where(ex_id: str, line) -> str:
     return f"your cell for {ex_id}" + (f", line {line}" if line else "")
 
 
+# Submissions are graded on threads (``--jobs``), but CPython 3.11's ``ast`` module keeps its
+# recursion-depth bookkeeping per interpreter, not per thread: two threads parsing at once can
+# make ``ast.parse`` or ``compile`` raise "SystemError: AST constructor recursion depth
+# mismatch" (seen in CI).  Parsing is cheap next to running a notebook, so it is serialised.
+_AST_LOCK = threading.Lock()
+
+
 def _cell_message(ex_id: str, cell: dict, source: str | None, context: dict) -> str:
     """``"SyntaxError in your cell for 02.receptive_field, line 5: invalid syntax"``."""
     ename, line = cell.get("ename") or "Error", cell.get("line")
     if not line and ename in _SYNTAX_ERRORS and source is not None:
         try:
-            compile(source, _where(ex_id, None), "exec")
+            with _AST_LOCK:
+                compile(source, _where(ex_id, None), "exec")
         except SyntaxError as exc:
             line = exc.lineno
         except (ValueError, RecursionError, MemoryError):
@@ -356,10 +365,13 @@ def _grade_one(path: Path, name: str, template, exercises, options) -> Submissio
         workdir = Path(tmp)
         exports = workdir / "exports"
         exports.mkdir()
-        nb, positions, missing = prepare_submission(template, submission, exercises, exports)
+        with _AST_LOCK:
+            nb, positions, missing = prepare_submission(template, submission, exercises, exports)
         nbformat.write(nb, workdir / "submission.ipynb")
         try:
-            flags = submission_flags(nb, positions, exercises, options.get("forbidden"), missing)
+            with _AST_LOCK:
+                flags = submission_flags(nb, positions, exercises, options.get("forbidden"),
+                                         missing)
         except Exception as exc:  # noqa: BLE001 - a flagging bug must not lose a grade
             flags = {ex_id: [f"the grader could not read this cell ({type(exc).__name__})"]
                      for ex_id in positions if ex_id not in missing}
