@@ -408,7 +408,8 @@ def fit_quietly(model, *args, bar=False, file=None, **kwargs):
     ``EpochProgress`` callback is added to ``callbacks=``.  ``bar=True`` shows one tqdm bar over
     the epochs instead of lines.
 
-    Used in: labs/06_data_augmentation, labs/07_training_convnets_well
+    Used in: labs/06_data_augmentation, labs/07_training_convnets_well,
+    labs/09_transfer_learning
     """
     if "verbose" in kwargs:
         raise TypeError("fit_quietly sets verbose=0 itself and prints one line per epoch; drop "

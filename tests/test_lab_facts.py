@@ -1,7 +1,7 @@
-"""What Labs 01-05 teach is true: each fact a student could have learned wrong, pinned.
+"""What the labs teach is true: each fact a student could have learned wrong, pinned.
 
-Every test here fails on the old version of the lab (issue: "Labs 01-05 as students, instructors
-and graders meet them").  Facts are checked against independent references (Keras layers, NumPy,
+Every Labs 01-05 test here fails on the old version of the lab (issue: "Labs 01-05 as students,
+instructors and graders meet them"); the Lab 09 one keeps its prose in step with its output.  Facts are checked against independent references (Keras layers, NumPy,
 cnnlab's tested ops), and what the labs *print* is read from the notebooks the grader executed
 once per session (``tests/lab_runs.py``), never by running a lab again.
 """
@@ -174,3 +174,28 @@ def test_lab01_exercise_parameters_are_called_kernel_not_kernels(name):
     nb = nbformat.read(ROOT / "solutions" / "01_convolutions_by_hand.ipynb", as_version=4)
     cell = next(c for c in nb.cells if exercise_id(c) and f"def {name}(" in c.source)
     assert f"def {name}(x, kernel," in cell.source or f"def {name}(kernel," in cell.source
+
+
+# ------------------------------------------- Lab 09: digits 0-4 -> 5-9, what its prose claims
+
+
+def _digit_table(printed: str) -> dict:
+    """``{labels per class: (from scratch %, transferred %)}`` and ``"all"``: the head's %."""
+    rows = {int(n): (int(a), int(b)) for n, a, b in
+            re.findall(r"^\s+(\d+)\s+(\d+)%(?: ± \d+%)?\s+(\d+)%", printed, re.M)}
+    rows["all"] = int(re.search(r"all [\d,]+:\s+(\d+)%\s+\(head on the frozen body\)",
+                                printed).group(1))
+    return rows
+
+
+def test_lab09_digit_transfer_prose_quotes_the_numbers_it_prints(lab_run):
+    # Section 4 writes its reading of the table from the smoke profile's numbers; if a change
+    # of the lab moves them, the prose must be rewritten (this test says so).
+    table = _digit_table(lab_run("09").printed())
+    (scratch_10, transferred_10), (scratch_50, transferred_50) = table[10], table[50]
+    assert transferred_10 > scratch_10 and scratch_50 > transferred_50
+    assert table["all"] < scratch_50  # the frozen features cap the head below scratch at 50
+    flat = " ".join(_markdown("09_transfer_learning").split())
+    assert f"{transferred_10} % against {scratch_10} %" in flat
+    assert f"{scratch_50} % from scratch against {transferred_50} % transferred" in flat
+    assert f"reaches {table['all']} %" in flat
