@@ -46,8 +46,9 @@ lab: $(STAMP)
 	  --FileContentsManager.preferred_dir="$(DIR)" --LabApp.default_url="/lab/tree/$(DIR)" \
 	  --port=$(PORT) $(ALLOW_ROOT) $(LAB_ARGS)
 
+# Two workers: the browser test runs beside the lab runs (tests/conftest.py groups them).
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # The same model, counter, transfer and pretrained tests on the JAX backend (what the GPU
 # machines run); TensorFlow-only comparisons inside them skip themselves.

@@ -34,8 +34,10 @@ def _errors(result):
     return [(e.index, e.exercise, e.ename, e.line, e.message) for e in result.cell_errors]
 
 
-def test_solution_runs_to_the_end_without_error_and_scores_full_marks(graded):
-    lab, solution, _, _ = graded
+def test_solution_runs_to_the_end_without_error_and_scores_full_marks(graded, record_property):
+    lab, solution, untouched, _ = graded
+    record_property("lab_seconds", {"lab": lab, "solution": solution.seconds,
+                                    "untouched": untouched.seconds})
     assert solution.status == "graded", solution.message
     assert not _errors(solution), _errors(solution)
     statuses = {e.id: e.status for e in solution.exercises}
