@@ -26,10 +26,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from keras import layers  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from PIL import Image  # noqa: E402
 from skimage.transform import resize as skimage_resize  # noqa: E402
 
 from cnnlab import interpret  # noqa: E402
+from photos import imagenet_input  # noqa: E402
 
 RNG = np.random.default_rng(0)
 IMAGE = RNG.uniform(0.2, 0.8, size=(8, 8, 3)).astype(np.float32)
@@ -707,17 +707,6 @@ def test_saliency_grad_cam_and_fgsm_agree_with_references_under_jax():
 # tiger cat 0.568, tabby 0.236, lynx 0.025.
 
 
-def _chelsea_224():
-    from cnnlab.datasets import load_sample_image
-
-    image = load_sample_image("chelsea")
-    height, width = image.shape[:2]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    square = Image.fromarray(image[top:top + side, left:left + side])
-    return np.asarray(square.resize((224, 224), Image.BILINEAR), dtype=np.float32)
-
-
 @pytest.fixture(scope="module")
 def lite0():
     try:
@@ -731,7 +720,7 @@ def lite0():
 
 def test_fgsm_flips_lite0_on_chelsea_with_a_few_intensity_levels(lite0):
     pretrained, model = lite0
-    chelsea = _chelsea_224()
+    chelsea = imagenet_input("chelsea")
 
     def top3(x):
         probs = model.predict(pretrained.preprocess_lite0(x[None]), verbose=0)

@@ -18,12 +18,11 @@ import textwrap
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import cnnlab  # noqa: F401  (first: quiets TensorFlow's start-up log)
 import keras
 from cnnlab import models, pretrained
-from cnnlab.datasets import load_sample_image
+from photos import imagenet_input
 
 # Measured with this file (TensorFlow backend; the JAX backend agrees to 1e-6).  The
 # pitfalls below move these probabilities by 0.02-0.05 (and 0..1 input by up to 0.9), so
@@ -35,16 +34,6 @@ COFFEE_TOP5 = [(967, 0.944298), (968, 0.014870), (925, 0.007681), (504, 0.004188
 PROBABILITY_ATOL = 2e-3
 
 
-def _imagenet_input(name):
-    """Centre square crop, Pillow bilinear resize to 224x224, float32 RGB 0..255."""
-    image = load_sample_image(name)
-    height, width = image.shape[:2]
-    side = min(height, width)
-    top, left = (height - side) // 2, (width - side) // 2
-    square = Image.fromarray(image[top:top + side, left:left + side])
-    return np.asarray(square.resize((224, 224), Image.BILINEAR), dtype=np.float32)
-
-
 @pytest.fixture(scope="module")
 def state_dict():
     return pretrained.read_torch_state_dict(pretrained.lite0_weights_path())
@@ -52,7 +41,7 @@ def state_dict():
 
 @pytest.fixture(scope="module")
 def photos():
-    return np.stack([_imagenet_input("chelsea"), _imagenet_input("coffee")])
+    return np.stack([imagenet_input("chelsea"), imagenet_input("coffee")])
 
 
 @pytest.fixture(scope="module")
@@ -478,7 +467,7 @@ def test_public_functions_say_which_lab_uses_them():
 # --------------------------------------------------------------------------------------
 
 def test_lite0_loads_and_classifies_chelsea_under_jax(tmp_path):
-    np.save(tmp_path / "chelsea.npy", _imagenet_input("chelsea"))
+    np.save(tmp_path / "chelsea.npy", imagenet_input("chelsea"))
     code = textwrap.dedent(f"""
         import cnnlab, keras, numpy as np
         from cnnlab import pretrained
