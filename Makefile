@@ -46,9 +46,8 @@ lab: $(STAMP)
 	  --FileContentsManager.preferred_dir="$(DIR)" --LabApp.default_url="/lab/tree/$(DIR)" \
 	  --port=$(PORT) $(ALLOW_ROOT) $(LAB_ARGS)
 
-# Two workers: the browser test runs beside the lab runs (tests/conftest.py groups them).
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest
 
 # The same model, counter, transfer and pretrained tests on the JAX backend (what the GPU
 # machines run); TensorFlow-only comparisons inside them skip themselves.

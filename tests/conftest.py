@@ -29,26 +29,12 @@ def lab_run(tmp_path_factory):
     return get
 
 
-def pytest_collection_modifyitems(items):
-    """Keep what shares kernels together when `make test` spreads tests over two workers.
-
-    ``pytest -n 2 --dist loadgroup`` (pytest-xdist) runs the browser test on one worker while
-    the other grades the labs (each lab once, shared by tests/test_labs.py, test_lab_facts.py
-    and Lab 01's batch in test_grading.py): those must share one process, so they form a group.
-    """
-    for item in items:
-        path = Path(str(item.fspath))
-        if "browser" in path.parts:
-            item.add_marker(pytest.mark.xdist_group("browser"))
-        elif {"lab_run", "lab01_batch"} & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("lab_runs"))
-
-
 def pytest_terminal_summary(terminalreporter):
-    """Print how long each lab took to execute (the README's smoke times come from here).
+    """Print how long each lab took to execute here (two kernels side by side, so slower than
+    the one-kernel `make solutions` run the README's times come from).
 
-    The times travel as the tests' user properties, so they reach this summary from xdist
-    workers too.
+    The times travel as the tests' user properties (``record_property``), so the summary
+    reads what the tests reported, not module state.
     """
     times = {}
     for report in terminalreporter.stats.get("passed", []):

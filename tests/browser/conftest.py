@@ -50,15 +50,6 @@ LAB_SETTINGS = {
     "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
 }
 
-#: One summary line per lab, printed at the end of the run (see pytest_terminal_summary).
-LAB_REPORTS: list[str] = []
-
-
-@pytest.fixture(scope="session")
-def lab_reports() -> list[str]:
-    return LAB_REPORTS
-
-
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "browser: drives JupyterLab in Chromium (tests/browser; needs chromium)"
@@ -66,9 +57,15 @@ def pytest_configure(config):
 
 
 def pytest_terminal_summary(terminalreporter):
-    if LAB_REPORTS:
+    """One line per lab, passed or failed, from the tests' ``browser_report`` user property."""
+    lines = sorted(value for outcome in ("passed", "failed")
+                   for report in terminalreporter.stats.get(outcome, [])
+                   if getattr(report, "when", "call") == "call"
+                   for key, value in getattr(report, "user_properties", [])
+                   if key == "browser_report")
+    if lines:
         terminalreporter.section("labs in JupyterLab (Chromium)")
-        for line in LAB_REPORTS:
+        for line in lines:
             terminalreporter.write_line(line)
 
 

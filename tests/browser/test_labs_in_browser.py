@@ -363,7 +363,7 @@ def _editing_problems(session: LabSession, ran: dict, answer, correct: str,
 
 @pytest.mark.parametrize("notebook", LABS, ids=[p.stem for p in LABS])
 def test_lab_runs_clean_and_answers_check_in_jupyterlab(notebook, labs_guard, lab_server,
-                                                          browser, results_dir, lab_reports):
+                                                          browser, results_dir, record_property):
     answer = answer_for(notebook.name[:2])  # fails at once when a new lab has no entry
     correct = _solution_source(notebook.name, answer.exercise_id)
     start = time.monotonic()
@@ -392,4 +392,4 @@ def test_lab_runs_clean_and_answers_check_in_jupyterlab(notebook, labs_guard, la
         skipped = labs_guard.restore([notebook])
         line = _summary_line(notebook.stem, time.monotonic() - start, summary, skipped)
         print(line)
-        lab_reports.append(line)
+        record_property("browser_report", line)  # read by pytest_terminal_summary
