@@ -97,3 +97,32 @@ def test_install_metadata_has_no_deprecated_license_table():
     text = (ROOT / "pyproject.toml").read_text()
     assert "license = {" not in text, (
         "use an SPDX string (license = \"MIT\"): setuptools warns about the table form")
+
+
+SMOKE_TIME = re.compile(r"\*\*Time:\*\* (about [^,;(]+?) to run in the `smoke` profile")
+
+
+def _readme_lab_rows() -> dict:
+    """``{"01": [cells...]}`` for the rows of the README's lab table."""
+    rows = {}
+    for line in (ROOT / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if re.fullmatch(r"\d{2}", cells[0]):
+            rows[cells[0]] = cells
+    return rows
+
+
+def test_readme_lists_every_lab_with_a_smoke_time():
+    assert sorted(_readme_lab_rows()) == sorted(stem[:2] for stem in SOLUTIONS)
+
+
+@pytest.mark.parametrize("stem", sorted(SOLUTIONS))
+def test_readme_and_the_lab_quote_the_same_smoke_time(stem):
+    # Both come from one measured `make solutions` run (issue: "the times quoted in the
+    # README's table and in each lab's opening cell agree with each other").
+    opening = nbformat.read(SOLUTIONS[stem], as_version=4).cells[0].source
+    found = SMOKE_TIME.search(" ".join(opening.split()))
+    assert found, f"{stem}: the opening cell says 'Time: about ... to run in the `smoke` profile'"
+    smoke_cell = _readme_lab_rows()[stem[:2]][3]
+    assert smoke_cell.startswith(found.group(1)), (
+        f"README says {smoke_cell!r} for lab {stem[:2]}, the lab says {found.group(1)!r}")
