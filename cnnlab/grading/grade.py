@@ -204,7 +204,9 @@ def _where(ex_id: str, line) -> str:
 # Submissions are graded on threads (``--jobs``), but CPython 3.11's ``ast`` module keeps its
 # recursion-depth bookkeeping per interpreter, not per thread: two threads parsing at once can
 # make ``ast.parse`` or ``compile`` raise "SystemError: AST constructor recursion depth
-# mismatch" (seen in CI).  Parsing is cheap next to running a notebook, so it is serialised.
+# mismatch".  CI saw a SystemError while flagging one submission of a --jobs 2 batch; this is
+# the likely cause (not reproduced on demand).  Parsing is cheap next to running a notebook, so
+# it is serialised.
 _AST_LOCK = threading.Lock()
 
 
