@@ -344,8 +344,10 @@ def _expected_sha256(cache_file: _CacheFile):
     return _KNOWN_SHA256.get(cache_file.relpath)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+def _file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in chunks (``algorithm``: a ``hashlib`` name).  Also checks
+    keras.applications weights in ``cnnlab.transfer``."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as stream:
         for chunk in iter(lambda: stream.read(_CHUNK_BYTES), b""):
             digest.update(chunk)
@@ -471,7 +473,7 @@ def _ensure_file(dataset: str, cache_file: _CacheFile, root: Path, *, download: 
         expected = _expected_sha256(cache_file)
         if expected is None:
             return cached
-        actual = _sha256(cached)
+        actual = _file_digest(cached)
         if actual == expected:
             return cached
         if not download:
@@ -1076,9 +1078,9 @@ def _cats_vs_dogs_counts(names) -> dict:
 def _cats_vs_dogs_folder(archive: Path) -> Path:
     """Check the zip (recorded sha256, else its layout, then record it), extract it once."""
     recorded = archive.with_name(archive.name + ".sha256")
-    actual = _sha256(archive)
+    actual = _file_digest(archive)
     if recorded.is_file():
-        expected = recorded.read_text().split()[0] if recorded.read_text().split() else ""
+        expected = (recorded.read_text().split() or [""])[0]
         if actual != expected:
             raise CorruptDatasetError(
                 f"{archive} has changed since it was first downloaded (sha256 {actual}, "

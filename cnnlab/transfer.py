@@ -54,6 +54,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from cnnlab.datasets import _file_digest
+
 __all__ = [
     "BACKBONES",
     "Classification",
@@ -229,11 +231,7 @@ def _keras_homes(cache_dir=None) -> list[Path]:
 def _file_hash(path: Path, expected: str) -> str:
     """md5 or sha256 of ``path``, picked like ``keras.utils.get_file`` ("auto": 64 hex digits
     is sha256, anything else md5)."""
-    digest = hashlib.sha256() if len(expected) == 64 else hashlib.md5()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return _file_digest(path, "sha256" if len(expected) == 64 else "md5")
 
 
 def _network_reachable(url: str) -> bool:

@@ -7,8 +7,9 @@ For each lab the solution and the untouched lab are graded together.  That one r
   checkpoints put the reference in place) and scores 0 with every exercise ``not_attempted``.
 
 Lab 01's run is the adversarial batch of ``tests/test_grading.py`` (it holds both notebooks)
-when that file runs first, as it does in ``make test``.  The browser test (``tests/browser``) runs every untouched lab once
-more, in JupyterLab, for what only a browser shows (TODO in every check, images, locked cells).
+when that file runs first, as it does in ``make test``.  The browser test (``tests/browser``)
+runs every untouched lab once more, in JupyterLab, for what only a browser shows (TODO in every
+check, images, locked cells).
 The executed notebooks are kept, so tests of what a lab prints (``tests/test_lab_facts.py``)
 read them instead of running the lab a third time.
 """
@@ -21,7 +22,6 @@ from cnnlab.exercise import LABS, lab_exercises
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESENT = [lab for lab in LABS if (ROOT / "solutions" / f"{LABS[lab]}.ipynb").exists()]
-
 
 
 @pytest.fixture(scope="module", params=PRESENT)

@@ -367,16 +367,15 @@ def _grade_one(path: Path, name: str, template, exercises, options) -> Submissio
         workdir = Path(tmp)
         exports = workdir / "exports"
         exports.mkdir()
-        with _AST_LOCK:
+        with _AST_LOCK:  # both parse the submission's cells
             nb, positions, missing = prepare_submission(template, submission, exercises, exports)
-        nbformat.write(nb, workdir / "submission.ipynb")
-        try:
-            with _AST_LOCK:
+            try:
                 flags = submission_flags(nb, positions, exercises, options.get("forbidden"),
                                          missing)
-        except Exception as exc:  # noqa: BLE001 - a flagging bug must not lose a grade
-            flags = {ex_id: [f"the grader could not read this cell ({type(exc).__name__})"]
-                     for ex_id in positions if ex_id not in missing}
+            except Exception as exc:  # noqa: BLE001 - a flagging bug must not lose a grade
+                flags = {ex_id: [f"the grader could not read this cell ({type(exc).__name__})"]
+                         for ex_id in positions if ex_id not in missing}
+        nbformat.write(nb, workdir / "submission.ipynb")
         sources = {ex_id: nb.cells[cell].source for ex_id, (cell, _) in positions.items()}
         config = {"cell_timeout": options["timeout_cell"], "profile": options["profile"],
                   "cwd": options["cwd"], "keep_executed": bool(options.get("keep_executed"))}
