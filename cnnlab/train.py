@@ -10,7 +10,8 @@ the same few tools in several labs, so they live here once instead of as copied 
   (vanishing gradients: the first layers of a deep plain net get tiny gradients; residual
   connections and BatchNorm keep them up).  One function, dispatching on the Keras backend.
 - ``fit_quietly`` / ``EpochProgress`` print one line per epoch instead of Keras's progress bars.
-- ``set_seed`` makes a run repeatable.
+- ``set_seed`` makes a run repeatable; ``set_deterministic`` makes it repeatable on any number
+  of cores (one intra-op thread).
 - ``l2_on_kernels_only`` puts weight decay on conv/dense kernels only, as the Fix deck does:
   "only the weights of the convolution and linear layers are regularized (not the bias, nor the
   coefficients of the Batch Norm)".
@@ -36,6 +37,7 @@ __all__ = [
     "fit_quietly",
     "gradient_norms",
     "l2_on_kernels_only",
+    "set_deterministic",
     "set_seed",
 ]
 
@@ -434,6 +436,48 @@ def set_seed(seed):
         raise ValueError(f"seed must be in [0, 2**32), got {seed}; e.g. set_seed(42)")
     keras.utils.set_random_seed(int(seed))
     return int(seed)
+
+
+def set_deterministic(threads=1):
+    """Make this kernel's training give the same numbers whatever the machine's core count.
+
+    ``set_seed`` fixes the random draws, but a float sum taken in another order gives other
+    last digits: TensorFlow splits a convolution's gradient over its intra-op threads, so the
+    same seeded fit ends with other weights on one core than on two (measured: Lab 09's digit
+    ResNet after two epochs differs in every weight).  This pins TensorFlow's intra-op thread
+    pool to ``threads``; with it, the same seeded fit gives the same weights bit for bit on a
+    1-core and a 2-core setting (``TF_NUM_INTRAOP_THREADS``/``OMP_NUM_THREADS``), run after run.
+
+    It does not call ``tf.config.experimental.enable_op_determinism``: on a CPU that gave the
+    same weights here, and it makes every ``fit`` on NumPy arrays log a C++ error line about
+    tf.data's parallel map into the notebook.  Another CPU model (AVX2 against AVX-512 kernels)
+    can still differ in the last digits: pin training results as relations, not literals.  The
+    JAX and torch backends are left as they are; returns the thread count in force, or
+    ``None`` for another backend.
+
+    Call it before the first TensorFlow operation of the kernel (a parameters cell): TensorFlow
+    fixes its thread pools then.  Calling it again with the same count is harmless.
+
+    Used in: labs/09_transfer_learning
+    """
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
+        raise ValueError(f"threads must be a whole number >= 1, got {threads!r}; "
+                         "e.g. set_deterministic(threads=1)")
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    if threading.get_intra_op_parallelism_threads() != int(threads):
+        try:
+            threading.set_intra_op_parallelism_threads(int(threads))
+        except RuntimeError as exc:
+            raise RuntimeError(
+                f"TensorFlow already runs with {threading.get_intra_op_parallelism_threads()} "
+                f"intra-op threads (0 = one per core) and cannot change them now ({exc}); "
+                "restart the kernel and call set_deterministic() before the first TensorFlow "
+                "operation, e.g. in the parameters cell") from None
+    return int(threads)
 
 
 # --------------------------------------------------------------------------- kernel-only L2

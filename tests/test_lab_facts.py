@@ -188,14 +188,36 @@ def _digit_table(printed: str) -> dict:
     return rows
 
 
-def test_lab09_digit_transfer_prose_quotes_the_numbers_it_prints(lab_run):
-    # Section 4 writes its reading of the table from the smoke profile's numbers; if a change
-    # of the lab moves them, the prose must be rewritten (this test says so).
-    table = _digit_table(lab_run("09").printed())
+#: How far another CPU's smoke run may land from the figures the prose quotes ("about 70 %"),
+#: in points of accuracy: one seed, about 500 test digits (one point is five digits), and
+#: AVX2 against AVX-512 kernels change the last digits of every weight.
+DIGIT_BAND = 12
+
+
+def test_lab09_digit_transfer_shows_the_relations_its_prose_teaches(lab_run):
+    # Training results are pinned as the relations the lab teaches, within bands: never as the
+    # literal percentages of one machine's run (issue 19: 70 % here, 71 % in the prose there).
+    printed = lab_run("09").printed()
+    table = _digit_table(printed)
     (scratch_10, transferred_10), (scratch_50, transferred_50) = table[10], table[50]
-    assert transferred_10 > scratch_10 and scratch_50 > transferred_50
-    assert table["all"] < scratch_50  # the frozen features cap the head below scratch at 50
+    assert transferred_10 > scratch_10, "10 labels per class: transfer must beat scratch"
+    assert scratch_50 > transferred_50, "50 labels per class: scratch must beat transfer"
+    assert table["all"] < scratch_50, "the frozen features cap the head below scratch at 50"
+    assert min(scratch_10, transferred_10) > 20 + 10, "above chance (20 %) with 10 labels"
+    # the printed reading agrees with the table it reads
+    assert f"10 labels per class: transferred wins ({transferred_10}% transferred" in printed
+    assert f"50 labels per class: from scratch wins ({transferred_50}% transferred" in printed
+    # the prose quotes rounded figures and says where they came from; a re-run lands near them
     flat = " ".join(_markdown("09_transfer_learning").split())
-    assert f"{transferred_10} % against {scratch_10} %" in flat
-    assert f"{scratch_50} % from scratch against {transferred_50} % transferred" in flat
-    assert f"reaches {table['all']} %" in flat
+    quoted = re.search(r"wins: about (\d+) % against about (\d+) % for the same ResNet from "
+                       r"scratch in the smoke profile \(figures from a 2-core CPU", flat)
+    assert quoted, "the prose must quote the smoke figures as 'about N %' and name the machine"
+    about_50 = re.search(r"about (\d+) % from scratch against about (\d+) % transferred", flat)
+    about_all = re.search(r"features reaches about (\d+) %", flat)
+    assert about_50 and about_all
+    pairs = [(transferred_10, quoted.group(1)), (scratch_10, quoted.group(2)),
+             (scratch_50, about_50.group(1)), (transferred_50, about_50.group(2)),
+             (table["all"], about_all.group(1))]
+    for measured, about in pairs:
+        assert abs(measured - int(about)) <= DIGIT_BAND, (measured, about)
+    assert not re.search(r"\b\d+ % against \d+ % for the same", flat), "an exact literal again"

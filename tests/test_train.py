@@ -248,6 +248,7 @@ _JAX_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.jax
 def test_gradient_norms_are_the_same_under_jax_as_under_tensorflow(digits, tmp_path):
     x, y = digits
     x, y = x[:16], y[:16]
@@ -384,6 +385,85 @@ def test_set_seed_rejects_what_is_not_a_non_negative_int(seed, error):
         train.set_seed(seed)
 
 
+# --------------------------------------------------------------------------- set_deterministic
+
+# Lab 09's digit ResNet (its own cell, read from the solution notebook) trained for two seeded
+# epochs on 256 real digits, in a fresh process whose TensorFlow was told to use THREADS cores.
+_DETERMINISM_SCRIPT = textwrap.dedent("""
+    import hashlib, os, sys
+    import cnnlab
+    import nbformat, numpy as np, keras
+    from keras import layers
+    from sklearn.datasets import load_digits
+    from cnnlab.train import set_deterministic, set_seed
+
+    if sys.argv[1] == "pin":
+        set_deterministic(threads=1)
+    nb = nbformat.read(sys.argv[2], as_version=4)
+    source = next(c.source for c in nb.cells if "def digit_resnet(" in c.source)
+    start = source.index("def digit_resnet(")
+    end = source.index("\\n\\n\\n", start)
+    exec(source[start:end], globals())
+    data = load_digits()
+    x = np.kron(data.images[:256], np.ones((1, 4, 4)))[:, 2:30, 2:30, None] * 16.0
+    y = data.target[:256] % 5
+    set_seed(0)
+    model = digit_resnet()
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
+    model.fit(x.astype("float32"), y, batch_size=64, epochs=2, shuffle=True, verbose=0)
+    weights = b"".join(w.tobytes() for w in model.get_weights())
+    print("weights", hashlib.sha256(weights).hexdigest())
+""")
+
+
+def _digit_resnet_fingerprints(kit_root, mode):
+    """The weights' hash after the same seeded fit on 1 and on 2 intra-op threads."""
+    solution = kit_root / "solutions" / "09_transfer_learning.ipynb"
+    processes = []
+    for threads in (1, 2):
+        env = {**os.environ, "TF_NUM_INTRAOP_THREADS": str(threads),
+               "OMP_NUM_THREADS": str(threads), "KERAS_BACKEND": "tensorflow"}
+        processes.append(subprocess.Popen(
+            [sys.executable, "-c", _DETERMINISM_SCRIPT, mode, str(solution)], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    fingerprints = []
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+        fingerprints.append(out.split("weights ")[-1].strip())
+    return fingerprints
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's thread pools")
+def test_set_deterministic_gives_lab09s_resnet_the_same_weights_on_one_core_or_two(kit_root):
+    one_core, two_cores = _digit_resnet_fingerprints(kit_root, "pin")
+    assert one_core == two_cores
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's thread pools")
+def test_set_deterministic_after_the_first_tensorflow_op_names_the_fix():
+    script = textwrap.dedent("""
+        import cnnlab, keras
+        from cnnlab.train import set_deterministic
+        keras.ops.convert_to_numpy(keras.ops.ones(2) + 1)   # TensorFlow's pools start here
+        try:
+            set_deterministic(threads=1 if sys.argv[1] == "0" else 2)
+        except RuntimeError as exc:
+            print("RuntimeError:", exc)
+    """)
+    env = {**os.environ, "TF_NUM_INTRAOP_THREADS": "0", "KERAS_BACKEND": "tensorflow"}
+    out = subprocess.run([sys.executable, "-c", "import sys\n" + script, "0"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert "RuntimeError:" in out.stdout, out.stderr[-2000:]
+    assert "restart the kernel and call set_deterministic()" in out.stdout
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "1"])
+def test_set_deterministic_rejects_what_is_not_a_thread_count(threads):
+    with pytest.raises(ValueError, match="set_deterministic\\(threads=1\\)"):
+        train.set_deterministic(threads)
+
+
 # --------------------------------------------------------------------------- l2_on_kernels_only
 
 
@@ -471,7 +551,7 @@ def test_l2_on_kernels_only_bad_input_gets_an_error_with_the_fix(model, factor, 
 
 def test_every_public_function_says_which_lab_uses_it():
     labs = {"compare_histories": ["06", "07", "09"], "fit_quietly": ["06", "07", "09"],
-            "set_seed": ["06", "07", "09"], "gradient_norms": ["07"],
+            "set_seed": ["06", "07", "09"], "set_deterministic": ["09"], "gradient_norms": ["07"],
             "l2_on_kernels_only": ["07"]}
     for name, numbers in labs.items():
         doc = getattr(train, name).__doc__
