@@ -46,13 +46,26 @@ lab: $(STAMP)
 	  --FileContentsManager.preferred_dir="$(DIR)" --LabApp.default_url="/lab/tree/$(DIR)" \
 	  --port=$(PORT) $(ALLOW_ROOT) $(LAB_ARGS)
 
+# The browser test (tests/browser) runs beside the rest: its JupyterLab serves a copy of the
+# kit, so the two never write the same files, and `make test` takes about the longer of the two
+# instead of their sum.  Its log is printed when both are done (results/browser-test.log).
+# The tests marked `jax` (a JAX subprocess each) run in `make test-jax`.
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest
+	@mkdir -p results
+	@$(BIN)/python -m pytest -p no:cacheprovider tests/browser >results/browser-test.log 2>&1 & \
+	browser=$$!; trap 'kill $$browser 2>/dev/null' INT TERM; \
+	$(BIN)/python -m pytest --ignore=tests/browser -m "not jax"; suite=$$?; \
+	wait $$browser; browser_status=$$?; \
+	echo "==== tests/browser, run beside the tests above (results/browser-test.log):"; \
+	cat results/browser-test.log; \
+	test $$suite -eq 0 && test $$browser_status -eq 0
 
 # The same model, counter, transfer and pretrained tests on the JAX backend (what the GPU
-# machines run); TensorFlow-only comparisons inside them skip themselves.
+# machines run; TensorFlow-only comparisons inside them skip themselves), then the tests that
+# compare TensorFlow in this process with a JAX subprocess.
 test-jax: $(DEV_STAMP)
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -p no:cacheprovider $(JAX_TESTS)
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -p no:cacheprovider -m "not jax" $(JAX_TESTS)
+	$(BIN)/python -m pytest -p no:cacheprovider -m jax
 
 labs: $(STAMP)
 	$(BIN)/cnnlab build-labs

@@ -623,6 +623,7 @@ np.savez(sys.argv[1], batch=xb, labels=yb, loss=loss, **out)
 """
 
 
+@pytest.mark.jax
 def test_the_same_pixels_under_the_jax_backend(tmp_path):
     pytest.importorskip("jax")
     target = tmp_path / "jax.npz"

@@ -158,6 +158,7 @@ def test_models_that_cannot_be_walked_are_refused_with_the_fix():
         graph.trace_model(Net())
 
 
+@pytest.mark.jax
 def test_lenet5_table_is_the_same_on_the_jax_backend():
     pytest.importorskip("jax")
     code = ("import cnnlab; from cnnlab.models import build_lenet5; "

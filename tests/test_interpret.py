@@ -690,6 +690,7 @@ JAX_SCRIPT = textwrap.dedent("""
 
 
 
+@pytest.mark.jax
 def test_saliency_grad_cam_and_fgsm_agree_with_references_under_jax():
     pytest.importorskip("jax")
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")

@@ -466,6 +466,7 @@ def test_public_functions_say_which_lab_uses_them():
 # JAX backend
 # --------------------------------------------------------------------------------------
 
+@pytest.mark.jax
 def test_lite0_loads_and_classifies_chelsea_under_jax(tmp_path):
     np.save(tmp_path / "chelsea.npy", imagenet_input("chelsea"))
     code = textwrap.dedent(f"""

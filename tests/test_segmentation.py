@@ -170,6 +170,7 @@ def test_build_fcn_keeps_the_input_size_and_gives_probabilities_per_pixel():
         segmentation.build_fcn((30, 30, 1), 3)
 
 
+@pytest.mark.jax
 def test_build_fcn_runs_under_jax_too():
     """The models are keras.ops only: the GPU machine runs KERAS_BACKEND=jax."""
     import os

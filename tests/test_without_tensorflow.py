@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.jax  # a JAX subprocess: `make test-jax` runs it, `make test` does not
 
 SCRIPT = r'''
 import importlib, importlib.abc, json, os, pkgutil, sys

@@ -8,9 +8,12 @@ that is a failure so CI can never skip them silently.
 Run alone: ``pytest tests/browser -s`` (per-lab seconds print at the end); leave out:
 ``pytest -m "not browser"``.
 
-JupyterLab writes into ``labs/`` when a notebook is saved: every notebook (and any
-``.ipynb_checkpoints`` the server creates) is put back byte for byte after each lab and again at
-the end of the session, even when a test fails.
+JupyterLab writes into ``labs/`` when a notebook is saved, so ``make lab`` runs in a copy of the
+kit (``served_kit``: the Makefile, the requirements, ``labs/``, ``images/`` and ``solutions/``,
+with the repository's ``.venv``): the repository's ``labs/`` is never written, and ``make test``
+runs this test beside the rest of the suite, which grades those notebooks at the same time.  In
+the copy every notebook (and any ``.ipynb_checkpoints`` the server creates) is still put back
+byte for byte after each lab, so each lab starts from the committed notebook.
 """
 
 from __future__ import annotations
@@ -172,9 +175,36 @@ class LabServer:
         return {k["id"]: k["last_activity"] for k in self.api("GET", "/api/kernels")}
 
 
+#: What `make lab` needs of the kit, copied for the browser test (mtimes kept, so make sees
+#: the repository's .venv as up to date and never reinstalls).
+SERVED = ("Makefile", "requirements.txt", "requirements-dev.txt", "pyproject.toml", "labs",
+          "images", "solutions")
+
+
 @pytest.fixture(scope="session")
-def lab_server(chromium_executable, results_dir, tmp_path_factory):
-    """`make lab` on a free port, the way the README starts it, with a private settings dir."""
+def served_kit(chromium_executable, tmp_path_factory) -> Path:
+    """A copy of the kit that `make lab` serves: JupyterLab's saves land there, not in labs/."""
+    kit = tmp_path_factory.mktemp("kit")
+    for name in SERVED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, kit / name,
+                            ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+        elif source.exists():
+            shutil.copy2(source, kit / name)
+    (kit / ".venv").symlink_to(ROOT / ".venv", target_is_directory=True)
+    stale = subprocess.run(["make", "-q", "install"], cwd=kit, capture_output=True,
+                           env={k: v for k, v in os.environ.items() if k != "MAKEFLAGS"})
+    if stale.returncode != 0:  # make lab would reinstall, with `pip install -e` of the copy
+        _unavailable("`make install` is out of date (requirements.txt or pyproject.toml is "
+                     "newer than .venv/.installed): run `make install` first")
+    return kit
+
+
+@pytest.fixture(scope="session")
+def lab_server(served_kit, results_dir, tmp_path_factory):
+    """`make lab` on a free port, the way the README starts it, with a private settings dir,
+    in the copy of the kit."""
     settings = tmp_path_factory.mktemp("lab-settings")
     for name, values in LAB_SETTINGS.items():
         (settings / name).parent.mkdir(parents=True, exist_ok=True)
@@ -186,7 +216,7 @@ def lab_server(chromium_executable, results_dir, tmp_path_factory):
     log = results_dir / "server.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(["make", "lab", f"PORT={port}", f"LAB_ARGS={args}"],
-                                   cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   cwd=served_kit, env=env, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
     server = LabServer(port, token, process, log)
     try:
@@ -282,8 +312,8 @@ class LabsGuard:
 
 
 @pytest.fixture(scope="session")
-def labs_guard():
-    guard = LabsGuard(ROOT / "labs")
+def labs_guard(served_kit):
+    guard = LabsGuard(served_kit / "labs")
     yield guard
     skipped = guard.restore()
     if skipped:

@@ -12,8 +12,9 @@ the saved notebook back through ``/api/contents``.  Then:
 * the solution's code typed into one exercise makes its check PASS, and the wrong answer of
   ``lab_answers.py`` makes it FAIL with the hint of the failing case.
 
-Screenshots and the saved notebook of a failing lab go to ``results/browser/``.  ``labs/`` is
-restored byte for byte after each lab.  Run alone with ``pytest tests/browser -s``.
+Screenshots and the saved notebook of a failing lab go to ``results/browser/``.  JupyterLab
+serves a copy of the kit (``served_kit`` in conftest.py), restored byte for byte after each lab;
+the repository's ``labs/`` is never written.  Run alone with ``pytest tests/browser -s``.
 """
 
 from __future__ import annotations
@@ -363,9 +364,11 @@ def _editing_problems(session: LabSession, ran: dict, answer, correct: str,
 
 @pytest.mark.parametrize("notebook", LABS, ids=[p.stem for p in LABS])
 def test_lab_runs_clean_and_answers_check_in_jupyterlab(notebook, labs_guard, lab_server,
-                                                          browser, results_dir, record_property):
+                                                          served_kit, browser, results_dir,
+                                                          record_property):
     answer = answer_for(notebook.name[:2])  # fails at once when a new lab has no entry
     correct = _solution_source(notebook.name, answer.exercise_id)
+    notebook = served_kit / "labs" / notebook.name  # the copy JupyterLab serves and saves
     start = time.monotonic()
     labs_guard.protect(notebook)
     page = browser.new_page()
