@@ -254,9 +254,12 @@ def _start_worker(request: dict) -> int:
 
 
 def _preload() -> None:
-    """What every worker needs, done once in the server: the index of cnnlab's modules and
-    IPython's input transformer (0.5 s to import)."""
+    """What every worker needs, done once in the server: the index of cnnlab's modules,
+    nbformat's validator (compiled on first use) and IPython's input transformer (0.5 s to
+    import)."""
     index_cnnlab()
+    nbformat.reads(nbformat.writes(nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("1")])), as_version=4)
     try:
         from IPython.core.inputtransformer2 import TransformerManager
 
