@@ -281,7 +281,7 @@ def serve() -> None:
     children = {}  # pid -> [request id, deadline, timed out]
     pending = b""
     while True:
-        deadlines = [deadline for _, deadline, _ in children.values()]
+        deadlines = [deadline for _, deadline, killed in children.values() if not killed]
         wait = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
         try:
             ready, _, _ = select.select([0, wake_r], [], [], wait)
