@@ -3,7 +3,9 @@
     cnnlab build-labs [--check]             labs/ from solutions/ (check: fail if out of date)
     cnnlab run solutions/ [--profile smoke] execute notebooks, stop at the first error
     cnnlab grade --lab 01 PATH... --out results/ [--jobs N] [--timeout-cell S]
-                 [--timeout-notebook S] [--max-memory GIB]
+                 [--timeout-notebook S] [--max-memory GIB] [--max-notebook-mb MB]
+                 [--max-answer-mb MB] [--max-json-depth N] [--parse-timeout S] [--resume]
+                                            exit 0 when every row is graded, 1 if not
     cnnlab fetch mnist cifar10 ...          pre-stage datasets on a connected machine
     cnnlab fetch weights resnet50 ...       pre-stage keras.applications ImageNet weights
 """
@@ -54,17 +56,21 @@ def _run(args) -> int:
 
 
 def _grade(args) -> int:
+    """0 when every row is ``graded``, 1 when any is not, 2 for a usage error."""
     from cnnlab.grading import grade
 
     try:
-        grade(args.lab, args.paths, out=args.out, jobs=args.jobs, timeout_cell=args.timeout_cell,
-              timeout_notebook=args.timeout_notebook, max_memory_gb=args.max_memory,
-              profile=args.profile, solutions=args.solutions,
-              keep_executed=args.keep_executed)
+        results = grade(
+            args.lab, args.paths, out=args.out, jobs=args.jobs, timeout_cell=args.timeout_cell,
+            timeout_notebook=args.timeout_notebook, max_memory_gb=args.max_memory,
+            profile=args.profile, solutions=args.solutions, keep_executed=args.keep_executed,
+            max_notebook_mb=args.max_notebook_mb, max_answer_mb=args.max_answer_mb,
+            max_json_depth=args.max_json_depth, parse_timeout=args.parse_timeout,
+            resume=args.resume)
     except (ValueError, FileNotFoundError) as exc:
         print(f"cnnlab grade: {exc}", file=sys.stderr)
         return 2
-    return 0
+    return 0 if all(r.status == "graded" for r in results) else 1
 
 
 def _fetch(args) -> int:
@@ -100,7 +106,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="folder to save executed notebooks in")
     p.set_defaults(func=_run)
 
-    p = sub.add_parser("grade", help="grade submitted notebooks")
+    p = sub.add_parser(
+        "grade", help="grade submitted notebooks",
+        description="Grade submitted notebooks. Every file named *.ipynb (any case) in a folder "
+                    "gets a row in OUT/scores.csv; exit status 0 when every row is 'graded', "
+                    "1 otherwise, 2 for a usage error.")
     p.add_argument("--lab", required=True, help="lab number, e.g. 01")
     p.add_argument("paths", nargs="+", help="submitted notebooks or folders of them")
     p.add_argument("--out", default="results", help="output folder (default results/)")
@@ -115,6 +125,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--solutions", help="solutions folder (default: the kit's solutions/)")
     p.add_argument("--keep-executed", action="store_true",
                    help="keep each executed notebook in OUT/executed/ (outputs included)")
+    p.add_argument("--max-notebook-mb", type=float, default=20,
+                   help="MiB a submitted notebook may have; larger: unreadable (default 20)")
+    p.add_argument("--max-answer-mb", type=float, default=10,
+                   help="MiB each file a kernel writes (answers, progress) may have; larger: "
+                        "error (default 10)")
+    p.add_argument("--max-json-depth", type=int, default=100,
+                   help="how deeply a notebook or answer may nest (default 100)")
+    p.add_argument("--parse-timeout", type=float, default=30,
+                   help="seconds to read, prepare and flag one notebook (default 30)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the rows of OUT/scores.json for unchanged submissions (same name "
+                        "and SHA-256) and grade only the rest")
     p.set_defaults(func=_grade)
 
     p = sub.add_parser("fetch", help="download and verify datasets (or weights) into the cache")

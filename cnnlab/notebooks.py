@@ -20,6 +20,7 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +47,17 @@ EXERCISE_TAG = re.compile(r"^exercise:(\d{2}\.[A-Za-z_][A-Za-z0-9_]*)$")
 
 
 def exercise_id(cell) -> str | None:
-    """The exercise id of a cell tagged ``exercise:NN.name``, or None."""
-    for tag in cell.get("metadata", {}).get("tags", []) or []:
-        match = EXERCISE_TAG.match(str(tag))
+    """The exercise id of a cell tagged ``exercise:NN.name``, or None.
+
+    Any other shape (a cell or metadata that is not a mapping, tags that are not a list, a tag
+    that is not a string: a submitted notebook may hold anything) means no exercise.
+    """
+    metadata = cell.get("metadata") if isinstance(cell, Mapping) else None
+    tags = metadata.get("tags") if isinstance(metadata, Mapping) else None
+    if not isinstance(tags, (list, tuple)):
+        return None
+    for tag in tags:
+        match = EXERCISE_TAG.match(tag) if isinstance(tag, str) else None
         if match:
             return match.group(1)
     return None

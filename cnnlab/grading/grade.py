@@ -1,32 +1,81 @@
-"""Batch grading: prepare each submission, run it in isolation, judge it, write the reports."""
+"""Batch grading: prepare each submission, run it in isolation, judge it, write the reports.
+
+Each submission is one unit of work: reading it, preparing and flagging it (in a worker process,
+:mod:`cnnlab.grading.prepare`), running it, judging it and writing its feedback.  Whatever goes
+wrong inside a unit becomes that submission's row, with a status from :data:`STATUS_MEANINGS` and
+a message saying what happened; the batch goes on.  What a submission or its kernel wrote is read
+only through :mod:`cnnlab.grading.limits`' caps, and the reports (:mod:`cnnlab.grading.reports`)
+are rewritten atomically as each submission finishes.
+"""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
-import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
-from cnnlab.exercise import LABS, Exercise, judge_record, lab_exercises
-from cnnlab.grading.integrity import implementations, submission_flags
-from cnnlab.notebooks import build_lab, exercise_id, find_kit_root
+from cnnlab.exercise import LABS, judge_record, lab_exercises
+from cnnlab.grading.integrity import implementations
+from cnnlab.grading.limits import (
+    Limits,
+    MiB,
+    UntrustedInputError,
+    copy_capped,
+    load_json_capped,
+    read_capped,
+    sha256_capped,
+)
+from cnnlab.grading.prepare import ParseServer, prepare_in_worker, prepare_submission
+from cnnlab.grading.reports import Reports
+from cnnlab.notebooks import build_lab, find_kit_root
 
 __all__ = ["ExerciseResult", "SubmissionResult", "CellError", "prepare_submission", "grade",
-           "default_jobs", "STATUSES"]
+           "default_jobs", "STATUSES", "STATUS_MEANINGS", "EXERCISE_STATUS_MEANINGS"]
 
-STATUSES = ("pass", "fail", "not_attempted", "error", "timeout", "kernel_died", "missing")
+#: Every status a submission's row can have (``status`` in scores.csv/json), and its meaning.
+STATUS_MEANINGS = {
+    "graded": "the notebook ran to its end (cells may have raised) and every exercise was judged",
+    "timeout": "the notebook ran past --timeout-notebook and was stopped; the exercises it had "
+               "not reached are timeout",
+    "kernel_died": "the kernel died or was stopped (over --max-memory, os._exit, its runner "
+                   "killed) before the end; the exercises it had not reached are kernel_died",
+    "unreadable": "the file is not a notebook the grader reads: not JSON, no list of cells, "
+                  "over --max-notebook-mb or --max-json-depth; nothing ran",
+    "refused": "the file was not read: a symbolic link, not a plain file, or a name that leads "
+               "outside the submissions folder; nothing ran",
+    "error": "grading this submission failed (the message says how: no parse within "
+             "--parse-timeout, a malformed run record, a grader bug); the batch went on",
+}
+
+#: Every status of one exercise (the ``<id>:status`` columns), and its meaning.
+EXERCISE_STATUS_MEANINGS = {
+    "pass": "every test passed",
+    "fail": "some tests failed or raised; points for the tests that passed",
+    "not_attempted": "still the lab's stub (raises NotImplementedError, or the value is None)",
+    "error": "the cell raised, its answer could not be tested, or the answer it exported is "
+             "malformed or over a cap",
+    "timeout": "the cell, the tests of its answer or the whole notebook ran out of time",
+    "kernel_died": "the kernel died or was stopped before this exercise was graded",
+    "missing": "the submission has no code cell tagged for this exercise",
+}
+
+STATUSES = tuple(EXERCISE_STATUS_MEANINGS)
+
+# A file the runner copies back for the instructor (--keep-executed): never parsed here, so its
+# cap only bounds the disk it takes.
+_EXECUTED_BYTES = 200 * MiB
+_SCORES_BYTES = 256 * MiB  # an earlier scores.json, read back by --resume
 
 
 @dataclass
@@ -34,7 +83,7 @@ class ExerciseResult:
     id: str
     points: float
     max_points: float
-    status: str
+    status: str  # a key of EXERCISE_STATUS_MEANINGS
     cases: list = field(default_factory=list)  # (name, hidden, status, message)
     message: str = ""
     flag: str = ""  # why the cell looks like it uses cnnlab's own answer ("" if it does not)
@@ -57,11 +106,12 @@ class CellError:
 class SubmissionResult:
     submission: str
     path: str
-    status: str  # "graded", "unreadable", "timeout", "kernel_died", ...
+    status: str  # a key of STATUS_MEANINGS
     exercises: list[ExerciseResult]
     seconds: float = 0.0
     message: str = ""
     cell_errors: list[CellError] = field(default_factory=list)
+    sha256: str = ""  # of the file graded ("" when it was not read)
 
     @property
     def total(self) -> float:
@@ -77,58 +127,21 @@ class SubmissionResult:
         return "; ".join(f"{e.id}: {e.flag}" for e in self.exercises if e.flag)
 
 
+@dataclass
+class Submission:
+    """A file to grade: where it is, the name its row gets, and why it is refused ("" if not)."""
+
+    path: Path
+    name: str
+    refused: str = ""
+
+
 def default_jobs() -> int:
     """Submissions graded at once by default: the CPU cores this process may use."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
-
-
-# --------------------------------------------------------------------------------------------
-# Preparing a submission: the instructor's lab with the student's exercise cells
-
-
-def _export_cell(ex_id: str, outdir: Path):
-    source = (
-        "import cnnlab.grading.export as _cnnlab_export\n"
-        f"_cnnlab_export.export_answer({ex_id!r}, globals(), {str(outdir)!r})"
-    )
-    return nbformat.v4.new_code_cell(source, metadata={"tags": ["cnnlab-export"]})
-
-
-def prepare_submission(template, submission, exercises: list[Exercise], outdir: Path):
-    """Assemble the notebook to execute and the map ``exercise id -> (cell index, export index)``.
-
-    ``template`` is the instructor's lab; only the sources of ``submission``'s ``exercise:`` cells
-    are used (first tagged cell wins; order in the submission does not matter).  Exercises the
-    submission lacks keep the lab's stub and are reported ``missing``.
-    """
-    answers = {}
-    for cell in submission.cells:
-        ex_id = exercise_id(cell)
-        if ex_id and ex_id not in answers and cell.get("cell_type") == "code":
-            answers[ex_id] = cell.source
-    wanted = {ex.id for ex in exercises}
-    nb = nbformat.v4.new_notebook(metadata=template.metadata)
-    positions, missing = {}, set()
-    for cell in template.cells:
-        cell = nbformat.from_dict(json.loads(json.dumps(cell)))
-        ex_id = exercise_id(cell)
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-        nb.cells.append(cell)
-        if ex_id in wanted:
-            if ex_id in answers:
-                cell.source = answers[ex_id]
-            else:
-                missing.add(ex_id)
-            positions[ex_id] = (len(nb.cells) - 1, len(nb.cells))
-            nb.cells.append(_export_cell(ex_id, outdir))
-    absent = wanted - set(positions)
-    if absent:
-        raise ValueError(f"the instructor's notebook has no cell tagged for {sorted(absent)}")
-    return nb, positions, missing
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,8 +165,21 @@ def _rss_bytes(pid: int) -> int:
     return 0
 
 
+def _kernel_pid(workdir: Path) -> int | None:
+    """The pid the runner wrote to ``kernel.pid``, or None while there is none.  The kernel can
+    rewrite that file: a pid of the grader's own process group (or 0, which means it) is
+    refused, and the file is read through the caps (a pipe there would block the grader)."""
+    try:
+        pid = int(read_capped(workdir / "kernel.pid", 64, "kernel.pid"))
+        if pid > 1 and os.getpgid(pid) != os.getpgid(0):
+            return pid
+    except (UntrustedInputError, ValueError, ProcessLookupError, PermissionError):
+        pass
+    return None
+
+
 def _run_isolated(workdir: Path, deadline: float, max_memory: int) -> str:
-    """Run the runner subprocess; return how it ended: finished/timeout/memory/kernel_died."""
+    """Run the runner subprocess; return how it ended: finished/timeout/memory."""
     process = subprocess.Popen(
         [sys.executable, "-m", "cnnlab.grading.runner", str(workdir)],
         stdout=(workdir / "runner.log").open("w"),
@@ -164,10 +190,7 @@ def _run_isolated(workdir: Path, deadline: float, max_memory: int) -> str:
     start, reason, kernel_pid = time.monotonic(), "", None
     while process.poll() is None:
         if kernel_pid is None and (workdir / "kernel.pid").exists():
-            try:
-                kernel_pid = int((workdir / "kernel.pid").read_text())
-            except ValueError:
-                kernel_pid = None
+            kernel_pid = _kernel_pid(workdir)
         if time.monotonic() - start > deadline:
             reason = "timeout"
         elif kernel_pid and max_memory and _rss_bytes(kernel_pid) > max_memory:
@@ -184,11 +207,95 @@ def _run_isolated(workdir: Path, deadline: float, max_memory: int) -> str:
     return reason or "finished"
 
 
+def _text(value, what: str) -> str:
+    if not isinstance(value, str):
+        raise UntrustedInputError(f"{what} is not text")
+    return value
+
+
+def _line(value, what: str) -> int | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise UntrustedInputError(f"{what} is not a line number")
+
+
+def _malformed(what: str, exc: UntrustedInputError) -> str:
+    """``"the exported answer is malformed: it is list, not a record"``; a refusal that already
+    names the file (over a cap, a link) is kept as it is."""
+    text = str(exc)
+    return text if text.startswith(what) else f"{what} is malformed: {text}"
+
+
+def _progress_record(data) -> dict:
+    """``progress.json`` checked field by field (the kernel could have rewritten it): the same
+    shape the runner writes, or :class:`UntrustedInputError` saying what is wrong."""
+    if not isinstance(data, dict) or not isinstance(data.get("cells"), dict):
+        raise UntrustedInputError("it is not a record with a `cells` mapping")
+    cells = {}
+    for key, entry in data["cells"].items():
+        if not (key.isascii() and key.isdigit() and len(key) < 7 and isinstance(entry, dict)):
+            raise UntrustedInputError(f"cell {key[:20]!r} has no proper record")
+        where = f"cell {key}'s record"
+        innermost = entry.get("innermost")
+        if innermost is not None and not (isinstance(innermost, list) and len(innermost) == 2):
+            raise UntrustedInputError(f"{where} has a malformed `innermost`")
+        cells[str(int(key))] = {
+            "status": _text(entry.get("status", "ok"), f"{where}'s status"),
+            "ename": _text(entry.get("ename", ""), f"{where}'s ename"),
+            "evalue": _text(entry.get("evalue", ""), f"{where}'s evalue")[:300],
+            "line": _line(entry.get("line"), f"{where}'s line"),
+            "innermost": None if innermost is None else
+            [_line(innermost[0], where), _line(innermost[1], where)],
+        }
+    return {"cells": cells, "end": _text(data.get("end", "kernel_died"), "`end`")}
+
+
+def _read_progress(workdir: Path, limits: Limits) -> tuple[dict, str]:
+    """``(progress, problem)``: the run's checked record, or an empty one and why."""
+    path = workdir / "progress.json"
+    if not os.path.lexists(path):
+        return {"cells": {}, "end": "kernel_died"}, ""
+    try:
+        data = load_json_capped(path, limits.record_bytes, limits.json_depth,
+                                "the run's progress record", "--max-answer-mb")
+        return _progress_record(data), ""
+    except UntrustedInputError as exc:
+        return {"cells": {}, "end": "error"}, _malformed("the run's progress record", exc)
+
+
+def _how_it_ended(ended: str, progress: dict, problem: str = "") -> tuple[str, str]:
+    """``(ending, message)``: how the run ended, one of finished, timeout, memory, kernel_died
+    or error, from the runner's exit (``ended``) and the record it left.  A record still saying
+    ``running`` means the runner was killed before it could finish (e.g. from the notebook)."""
+    if ended != "finished":
+        return ended, ""
+    end = progress.get("end")
+    if problem:
+        return "error", problem
+    if end in ("finished", "kernel_died"):
+        return end, ""
+    if end == "running":
+        return "kernel_died", "the runner was stopped before the notebook ended"
+    if isinstance(end, str) and end.startswith("runner_error"):
+        return "error", f"the grader's runner failed: {end.partition(': ')[2]}"
+    return "error", f"the run ended in an unknown state {str(end)[:40]!r}"
+
+
+_ROW_STATUS = {"finished": "graded", "memory": "kernel_died", "timeout": "timeout",
+               "kernel_died": "kernel_died", "error": "error"}
+
+
 # --------------------------------------------------------------------------------------------
 # Judging
 
 _SYNTAX_ERRORS = ("SyntaxError", "IndentationError", "TabError")
 _KERNEL_FILE = re.compile(r"(?:/[^\s()]*)?/ipykernel_\d+/\d+\.py|\b\d{6,}\.py|Cell In ?\[\d+\]")
+_ENDINGS = {  # how the run ended -> (status, message) of an exercise it never reached
+    "memory": ("kernel_died", "the kernel used more memory than allowed and was stopped"),
+    "timeout": ("timeout", "the notebook ran past its deadline"),
+    "kernel_died": ("kernel_died", "the kernel died before this exercise was graded"),
+    "error": ("error", "the grader could not tell what the run did (see the message above)"),
+}
 
 
 def _clean(evalue: str) -> str:
@@ -201,26 +308,15 @@ def _where(ex_id: str, line) -> str:
     return f"your cell for {ex_id}" + (f", line {line}" if line else "")
 
 
-# Submissions are graded on threads (``--jobs``), but CPython 3.11's ``ast`` module keeps its
-# recursion-depth bookkeeping per interpreter, not per thread: two threads parsing at once can
-# make ``ast.parse`` or ``compile`` raise "SystemError: AST constructor recursion depth
-# mismatch".  CI saw a SystemError while flagging one submission of a --jobs 2 batch; this is
-# the likely cause (not reproduced on demand).  Parsing is cheap next to running a notebook, so
-# it is serialised.
-_AST_LOCK = threading.Lock()
+def _cell_message(ex_id: str, cell: dict, context: dict) -> str:
+    """``"SyntaxError in your cell for 02.receptive_field, line 5: invalid syntax"``.
 
-
-def _cell_message(ex_id: str, cell: dict, source: str | None, context: dict) -> str:
-    """``"SyntaxError in your cell for 02.receptive_field, line 5: invalid syntax"``."""
+    A syntax error's line, when the kernel gave none, comes from the parsing worker
+    (``context["syntax_lines"]``): the grader itself never compiles a student's cell.
+    """
     ename, line = cell.get("ename") or "Error", cell.get("line")
-    if not line and ename in _SYNTAX_ERRORS and source is not None:
-        try:
-            with _AST_LOCK:
-                compile(source, _where(ex_id, None), "exec")
-        except SyntaxError as exc:
-            line = exc.lineno
-        except (ValueError, RecursionError, MemoryError):
-            pass
+    if not line and ename in _SYNTAX_ERRORS:
+        line = context.get("syntax_lines", {}).get(ex_id)
     text = f"{ename} in {_where(ex_id, line)}"
     innermost = cell.get("innermost") or [None, None]
     here = context.get("index")
@@ -245,20 +341,44 @@ def _case_message(ex_id: str, record: dict, message: str) -> str:
     return message
 
 
+def _export_record(data) -> dict:
+    """An exported answer checked field by field (the kernel can write anything there):
+    ``{"defined": bool, "origin": str, "cases": [{"case", "status", "message", "data",
+    "line"}...]}``, or :class:`UntrustedInputError` saying what is wrong."""
+    if not isinstance(data, dict):
+        raise UntrustedInputError(f"it is {type(data).__name__}, not a record")
+    cases = data.get("cases", [])
+    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
+        raise UntrustedInputError("`cases` is not a list of records")
+    if not isinstance(data.get("defined", False), bool):
+        raise UntrustedInputError("`defined` is not true or false")
+    checked = []
+    for i, case in enumerate(cases):
+        where = f"case {i}"
+        entry = {"case": _text(case.get("case"), f"{where}'s name"),
+                 "status": _text(case.get("status", "error"), f"{where}'s status"),
+                 "message": _text(case.get("message", ""), f"{where}'s message"),
+                 "data": case.get("data")}
+        if entry["data"] is not None:
+            _text(entry["data"], f"{where}'s data")
+        if case.get("line") is not None:
+            entry["line"] = _line(case.get("line"), f"{where}'s line")
+        checked.append(entry)
+    return {"defined": data.get("defined", False),
+            "origin": _text(data.get("origin", "") or "", "`origin`"), "cases": checked}
+
+
 def _judge_exercise(ex, positions, missing, progress, exports: Path, ended: str,
                     context=None) -> ExerciseResult:
     context = context or {}
+    limits = context.get("limits") or Limits()
     result = ExerciseResult(ex.id, 0.0, float(ex.points), "error")
     if ex.id in missing:
         result.status, result.message = "missing", f"no cell tagged exercise:{ex.id}"
         return result
     cell_index, export_index = positions[ex.id]
     cells = progress.get("cells", {})
-    ended_status = {"memory": "kernel_died", "timeout": "timeout"}.get(ended, "kernel_died")
-    ended_message = {
-        "memory": "the kernel used more memory than allowed and was stopped",
-        "timeout": "the notebook ran past its deadline",
-    }.get(ended, "the kernel died before this exercise was graded")
+    ended_status, ended_message = _ENDINGS.get(ended, _ENDINGS["kernel_died"])
     cell = cells.get(str(cell_index))
     if cell is None:
         result.status, result.message = ended_status, ended_message
@@ -270,12 +390,10 @@ def _judge_exercise(ex, positions, missing, progress, exports: Path, ended: str,
         result.status, result.message = "not_attempted", "the exercise cell still raises"
         return result
     if cell["status"] == "error":
-        cell_context = {**context, "index": cell_index}
-        result.message = _cell_message(ex.id, cell, context.get("sources", {}).get(ex.id),
-                                       cell_context)
+        result.message = _cell_message(ex.id, cell, {**context, "index": cell_index})
         return result
     export_file = exports / f"{ex.id}.json"
-    if not export_file.exists():
+    if not os.path.lexists(export_file):
         export = cells.get(str(export_index))
         if export is None:
             result.status, result.message = ended_status, ended_message
@@ -286,22 +404,24 @@ def _judge_exercise(ex, positions, missing, progress, exports: Path, ended: str,
                               f"{_clean(export['evalue'])}")
         return result
     try:
-        record = json.loads(export_file.read_text())
-    except ValueError:
-        result.message = "the exported answer is unreadable"
+        record = _export_record(load_json_capped(
+            export_file, limits.record_bytes, limits.json_depth, "the exported answer",
+            "--max-answer-mb"))
+    except UntrustedInputError as exc:
+        result.message = _malformed("the exported answer", exc)
         return result
-    if not record.get("defined"):
+    if not record["defined"]:
         result.message = f"the exercise cell does not define `{ex.name}`"
         return result
-    if record.get("origin"):
+    if record["origin"]:
         result.flag = (f"`{ex.name}` is {record['origin']} from cnnlab, not code written in the "
                        "notebook")
     statuses = []
-    for case_record in record.get("cases", []):
-        status, message = judge_record(ex, case_record)
-        case = next((c for c in ex.cases if c.name == case_record.get("case")), None)
+    for case_record in record["cases"]:
+        case = next((c for c in ex.cases if c.name == case_record["case"]), None)
         if case is None:
             continue
+        status, message = judge_record(ex, case_record)
         result.cases.append((case.name, case.hidden, status,
                              _case_message(ex.id, case_record, message)))
         statuses.append(status)
@@ -321,6 +441,16 @@ def _judge_exercise(ex, positions, missing, progress, exports: Path, ended: str,
     else:
         result.status = "fail"
     return result
+
+
+def _judge_safely(ex, *args, **kwargs) -> ExerciseResult:
+    """:func:`_judge_exercise`, any failure becoming this exercise's ``error``."""
+    try:
+        return _judge_exercise(ex, *args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - one exercise, never the submission or the batch
+        return ExerciseResult(ex.id, 0.0, float(ex.points), "error",
+                              message=f"the grader could not judge this exercise: "
+                                      f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
 def _lab_numbering(positions, n_cells) -> dict[int, int]:
@@ -352,143 +482,285 @@ def _cell_errors(progress, positions, lab_index) -> list[CellError]:
     return errors
 
 
-def _grade_one(path: Path, name: str, template, exercises, options) -> SubmissionResult:
-    start = time.monotonic()
+# --------------------------------------------------------------------------------------------
+# One submission, start to end: one unit, whatever happens in it
+
+
+def _error_rows(exercises, message: str) -> list[ExerciseResult]:
+    return [ExerciseResult(ex.id, 0.0, float(ex.points), "error", [], message)
+            for ex in exercises]
+
+
+def _not_graded(sub: Submission, exercises, status: str, message: str,
+                sha256: str = "") -> SubmissionResult:
+    """A row for a submission that was not (or not fully) graded: every exercise ``error``."""
+    message = message[:500]
+    return SubmissionResult(sub.name, str(sub.path), status, _error_rows(exercises, message),
+                            0.0, message, sha256=sha256)
+
+
+def _prepared(raw: dict) -> tuple[dict, set, dict, dict, int]:
+    """The parsing worker's result as ``(positions, missing, flags, syntax_lines, n_cells)``."""
+    positions = {ex_id: (int(cell), int(export)) for ex_id, (cell, export)
+                 in raw["positions"].items()}
+    return (positions, set(raw["missing"]), dict(raw["flags"]), dict(raw["syntax_lines"]),
+            int(raw["n_cells"]))
+
+
+def _keep_executed(workdir: Path, out: Path, name: str, message: str) -> str:
+    """Copy the executed notebook to ``out/executed/<name>.ipynb``; return the row's message,
+    with a note when the copy was refused (the kernel could have put a link there)."""
+    kept = out / "executed"
+    kept.mkdir(parents=True, exist_ok=True)
     try:
-        submission = nbformat.read(path, as_version=4)
-        if not isinstance(submission.get("cells"), list):
-            raise ValueError("it has no list of cells")
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets an error row
-        message = f"unreadable notebook: {type(exc).__name__}: {exc}"[:300]
-        rows = [ExerciseResult(ex.id, 0.0, float(ex.points), "error", [], message)
-                for ex in exercises]
-        return SubmissionResult(name, str(path), "unreadable", rows, 0.0, message)
-    with tempfile.TemporaryDirectory(prefix="cnnlab-grade-") as tmp:
+        copy_capped(workdir / "executed.ipynb", kept / f"{name}.ipynb", _EXECUTED_BYTES,
+                    "the executed notebook")
+    except UntrustedInputError as exc:
+        return (f"{message} " if message else "") + f"(not kept: {exc})"
+    return message
+
+
+def _grade_steps(sub: Submission, template, exercises, options, step: list) -> SubmissionResult:
+    """Grade one submission; ``step[0]`` says what it is doing, for the message if it fails."""
+    limits = options["limits"]
+    # (a folder the kernel left unreadable must not cost the grade: cleanup errors are ignored)
+    with tempfile.TemporaryDirectory(prefix="cnnlab-grade-", ignore_cleanup_errors=True) as tmp:
         workdir = Path(tmp)
         exports = workdir / "exports"
         exports.mkdir()
-        with _AST_LOCK:  # both parse the submission's cells
-            nb, positions, missing = prepare_submission(template, submission, exercises, exports)
-            try:
-                flags = submission_flags(nb, positions, exercises, options.get("forbidden"),
-                                         missing)
-            except Exception as exc:  # noqa: BLE001 - a flagging bug must not lose a grade
-                flags = {ex_id: [f"the grader could not read this cell ({type(exc).__name__})"]
-                         for ex_id in positions if ex_id not in missing}
-        nbformat.write(nb, workdir / "submission.ipynb")
-        sources = {ex_id: nb.cells[cell].source for ex_id, (cell, _) in positions.items()}
+        step[0] = "reading"
+        try:
+            sha256 = copy_capped(sub.path, workdir / "handed_in.ipynb", limits.notebook_bytes,
+                                 "the notebook", "--max-notebook-mb")
+        except UntrustedInputError as exc:
+            return _not_graded(sub, exercises, "unreadable", f"unreadable notebook: {exc}")
+        step[0] = "parsing"
+        job = {"notebook": str(workdir / "handed_in.ipynb"), "template": template,
+               "exercise_ids": [ex.id for ex in exercises], "forbidden": options["forbidden"],
+               "exports": str(exports), "workdir": str(workdir),
+               "limits": {"notebook_bytes": limits.notebook_bytes,
+                          "json_depth": limits.json_depth}}
+        raw = prepare_in_worker(job, limits.parse_seconds, options.get("server"))
+        if not raw.get("ok"):
+            status = raw.get("status") if raw.get("status") in STATUS_MEANINGS else "error"
+            return _not_graded(sub, exercises, status, str(raw.get("message")), sha256)
+        positions, missing, flags, syntax_lines, n_cells = _prepared(raw)
+        step[0] = "running"
         config = {"cell_timeout": options["timeout_cell"], "profile": options["profile"],
                   "cwd": options["cwd"], "keep_executed": bool(options.get("keep_executed"))}
         (workdir / "config.json").write_text(json.dumps(config))
         ended = _run_isolated(workdir, options["timeout_notebook"], options["max_memory"])
-        try:
-            progress = json.loads((workdir / "progress.json").read_text())
-        except (OSError, ValueError):
-            progress = {"cells": {}, "end": "kernel_died"}
-        if ended == "finished":
-            ended = progress.get("end", "kernel_died")
-        lab_index = _lab_numbering(positions, len(nb.cells))
+        step[0] = "judging"
+        progress, problem = _read_progress(workdir, limits)
+        ended, message = _how_it_ended(ended, progress, problem)
+        lab_index = _lab_numbering(positions, n_cells)
         cell_errors = _cell_errors(progress, positions, lab_index)
-        context = {"sources": sources, "lab_index": lab_index,
+        context = {"syntax_lines": syntax_lines, "lab_index": lab_index, "limits": limits,
                    "cell_exercise": {cell: ex_id for ex_id, (cell, _) in positions.items()}}
-        rows = [_judge_exercise(ex, positions, missing, progress, exports, ended, context)
+        rows = [_judge_safely(ex, positions, missing, progress, exports, ended, context)
                 for ex in exercises]
-        executed = workdir / "executed.ipynb"
-        if options.get("keep_executed") and executed.exists():
-            kept = Path(options["out"]) / "executed"
-            kept.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(executed, kept / f"{name}.ipynb")
+        if options.get("keep_executed") and os.path.lexists(workdir / "executed.ipynb"):
+            step[0] = "keeping the executed notebook of"
+            message = _keep_executed(workdir, Path(options["out"]), sub.name, message)
     for row in rows:  # what the cell reads (static) and what it handed back (run time)
-        reasons = flags.get(row.id, []) + ([row.flag] if row.flag else [])
-        row.flag = "; ".join(dict.fromkeys(reasons))
-    status = {"finished": "graded", "memory": "kernel_died"}.get(ended, ended)
-    return SubmissionResult(name, str(path), status, rows, time.monotonic() - start,
-                            cell_errors=cell_errors)
+        reasons = list(flags.get(row.id, [])) + ([row.flag] if row.flag else [])
+        row.flag = "; ".join(dict.fromkeys(map(str, reasons)))
+    return SubmissionResult(sub.name, str(sub.path), _ROW_STATUS[ended], rows, 0.0, message,
+                            cell_errors=cell_errors, sha256=sha256)
+
+
+def _grade_one(sub: Submission, template, exercises, options, reports: Reports):
+    """One submission as one unit: grade it (unless refused) and write its feedback.  Any
+    exception becomes the row's ``error`` status with the step it happened in; never raises."""
+    start, step = time.monotonic(), ["starting"]
+    if sub.refused:
+        result = _not_graded(sub, exercises, "refused", f"not graded: {sub.refused}")
+    else:
+        try:
+            result = _grade_steps(sub, template, exercises, options, step)
+        except Exception as exc:  # noqa: BLE001 - one submission, never the batch
+            result = _not_graded(sub, exercises, "error",
+                                 f"the grader failed while {step[0]} this submission: "
+                                 f"{type(exc).__name__}: {str(exc)[:300]}")
+    result.seconds = time.monotonic() - start
+    try:
+        reports.write_feedback(result)
+    except Exception as exc:  # noqa: BLE001 - the row still says what happened
+        result.status = "error"
+        result.message = (f"{result.message} " if result.message else "") + \
+            f"(its feedback could not be written: {type(exc).__name__}: {str(exc)[:200]})"
+    return result
 
 
 # --------------------------------------------------------------------------------------------
-# Reports
+# Finding the submissions
 
 
-def _write_reports(results: list[SubmissionResult], exercises, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "feedback").mkdir(exist_ok=True)
-    header = ["submission", "status", "total", "max"]
-    for ex in exercises:
-        header += [ex.id, f"{ex.id}:status"]
-    header.append("flagged")
-    with (out / "scores.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for r in results:
-            row = [r.submission, r.status, f"{r.total:g}", f"{r.max_total:g}"]
-            for e in r.exercises:
-                row += [f"{e.points:g}", e.status]
-            writer.writerow(row + [r.flagged])
-    for r in results:
-        lines = [f"# Feedback for {r.submission}", "",
-                 f"Score: **{r.total:g} / {r.max_total:g}** ({r.status})", ""]
-        if r.message:
-            lines += [r.message, ""]
-        for e in r.exercises:
-            lines.append(f"## {e.id}: {e.status} ({e.points:g} / {e.max_points:g} points)")
-            if e.message:
-                lines.append(f"- {e.message}")
-            if e.flag:
-                lines.append(f"- flagged for your instructor (scored as usual): {e.flag}")
-            for case, hidden, status, message in e.cases:
-                if hidden:
-                    lines.append(f"- hidden test `{case}`: {status}")
-                else:
-                    detail = f": {message}" if status != "pass" and message else ""
-                    lines.append(f"- public test `{case}`: {status}{detail}")
-            lines.append("")
-        (out / "feedback" / f"{r.submission}.md").write_text("\n".join(lines), encoding="utf-8")
-    data = [{"submission": r.submission, "status": r.status, "total": r.total,
-             "max": r.max_total, "seconds": round(r.seconds, 2), "flagged": r.flagged,
-             "exercises": {e.id: {"points": e.points, "status": e.status, "flag": e.flag}
-                           for e in r.exercises},
-             "cell_errors": [asdict(c) for c in r.cell_errors]} for r in results]
-    (out / "scores.json").write_text(json.dumps(data, indent=1), encoding="utf-8")
+def _refusal(path: Path, folder: Path | None = None) -> str:
+    """Why ``path`` is not graded ("" when it is): a symbolic link, not a plain file, or (found
+    in ``folder``) a name that leads outside it."""
+    if path.is_symlink():
+        return "a symbolic link; submit the notebook file itself"
+    try:
+        mode = path.lstat().st_mode
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror})"
+    if not stat.S_ISREG(mode):
+        return ("a folder, not a notebook file" if stat.S_ISDIR(mode)
+                else "not a plain file (a pipe, socket or device); submit the notebook file")
+    if folder is not None and os.path.realpath(path.parent) != os.path.realpath(folder):
+        return "its name leads outside the submissions folder"
+    return ""
 
 
-def _submissions(paths) -> list[tuple[Path, str]]:
+def _stem(path: Path) -> str:
+    name = path.name
+    stem = name[:-len(".ipynb")] if name.lower().endswith(".ipynb") else path.stem
+    return stem or name
+
+
+def _submissions(paths) -> list[Submission]:
+    """Every file to grade, in order: each file named ``*.ipynb`` in any case (``x.IPYNB``)
+    directly in a folder of ``paths``, and each file named in ``paths``.  Links and anything
+    that is not a plain file are kept, refused; each gets a unique row name."""
     found = []
     for p in map(Path, paths):
-        if p.is_dir():
-            found += sorted(q for q in p.iterdir() if q.suffix == ".ipynb" and q.is_file())
-        elif p.exists():
-            found.append(p)
+        if p.is_dir():  # a folder the grader names may be a link; the files in it may not
+            found += [(p / name, _refusal(p / name, p)) for name in sorted(os.listdir(p))
+                      if name.lower().endswith(".ipynb")]
+        elif p.exists() or p.is_symlink():
+            found.append((p, _refusal(p)))
         else:
             raise FileNotFoundError(f"no such notebook or folder: {p}")
     named, used = [], set()
-    for path in found:
-        name, n = path.stem, 1
+    for path, refused in found:
+        name, n = _stem(path), 1
         while name in used:
             n += 1
-            name = f"{path.stem}-{n}"
+            name = f"{_stem(path)}-{n}"
         used.add(name)
-        named.append((path, name))
+        named.append(Submission(path, name, refused))
     return named
 
 
+# --------------------------------------------------------------------------------------------
+# Resuming an interrupted batch
+
+
+def _kept_row(data, exercises, path: Path) -> SubmissionResult | None:
+    """A row of an earlier ``scores.json`` as a :class:`SubmissionResult`, or None when it does
+    not have every field this lab's rows have (it is then graded again)."""
+    try:
+        by_id = data["exercises"]
+        rows = [ExerciseResult(ex.id, float(by_id[ex.id]["points"]), float(ex.points),
+                               str(by_id[ex.id]["status"]), [],
+                               str(by_id[ex.id].get("message", "")),
+                               str(by_id[ex.id].get("flag", ""))) for ex in exercises]
+        errors = [CellError(**error) for error in data.get("cell_errors", [])]
+        result = SubmissionResult(str(data["submission"]), str(path), str(data["status"]), rows,
+                                  float(data.get("seconds", 0.0)), str(data.get("message", "")),
+                                  errors, str(data["sha256"]))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+    documented = result.status in STATUS_MEANINGS and all(
+        e.status in EXERCISE_STATUS_MEANINGS for e in rows)
+    return result if documented else None
+
+
+def _resumable(out: Path, number: str, exercises, submissions, limits: Limits) -> list:
+    """The rows of ``out/scores.json`` that ``--resume`` keeps: same lab, a submission that is
+    still there under the same name with the same SHA-256.  Raises ValueError (with the fix)
+    when that file cannot be read or holds another lab."""
+    path = out / "scores.json"
+    if not path.exists():
+        return []
+    try:
+        data = load_json_capped(path, _SCORES_BYTES, limits.json_depth, f"{path}")
+    except UntrustedInputError as exc:
+        raise ValueError(f"cannot resume: {exc}; grade again without --resume") from None
+    if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+        raise ValueError(f"cannot resume: {path} is not a list of rows; grade again without "
+                         "--resume")
+    labs = {str(row["lab"]) for row in data if row.get("lab") is not None}
+    if labs - {number}:
+        raise ValueError(f"cannot resume: {path} holds scores of lab {', '.join(sorted(labs))},"
+                         f" not lab {number}; use another --out, or grade without --resume")
+    earlier = {row["submission"]: row for row in data
+               if str(row.get("lab")) == number and isinstance(row.get("submission"), str)}
+    kept = []
+    for sub in submissions:
+        row = earlier.get(sub.name)
+        if sub.refused or row is None or not row.get("sha256"):
+            continue
+        try:
+            sha = sha256_capped(sub.path, limits.notebook_bytes)
+        except UntrustedInputError:
+            continue
+        result = _kept_row(row, exercises, sub.path) if sha == row["sha256"] else None
+        if result is not None:
+            kept.append(result)
+    return kept
+
+
+# --------------------------------------------------------------------------------------------
+# The batch
+
+
+def _limits(max_notebook_mb, max_answer_mb, max_json_depth, parse_timeout) -> Limits:
+    for name, value in (("max_notebook_mb", max_notebook_mb), ("max_answer_mb", max_answer_mb),
+                        ("max_json_depth", max_json_depth), ("parse_timeout", parse_timeout)):
+        if not value > 0:
+            raise ValueError(f"{name} must be positive, not {value!r}")
+    return Limits(int(max_notebook_mb * MiB), int(max_answer_mb * MiB), int(max_json_depth),
+                  float(parse_timeout))
+
+
+def _status_counts(results) -> str:
+    """``"graded 28, error 1, refused 1"``: how many rows have each status, in the order of
+    :data:`STATUS_MEANINGS`."""
+    counts = {status: 0 for status in STATUS_MEANINGS}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return ", ".join(f"{status} {n}" for status, n in counts.items() if n) or "none"
+
+
 def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_notebook=600,
-          max_memory_gb=4.0, profile="smoke", solutions=None, stream=None, keep_executed=False):
+          max_memory_gb=4.0, profile="smoke", solutions=None, stream=None, keep_executed=False,
+          max_notebook_mb=20, max_answer_mb=10, max_json_depth=100, parse_timeout=30,
+          resume=False):
     """Grade every notebook in ``paths`` (files or folders) for ``lab``; write and return results.
 
-    ``jobs`` submissions run at once (default :func:`default_jobs`, the CPU cores).  Writes
-    ``out/scores.csv``, ``out/scores.json`` and ``out/feedback/<submission>.md``, prints one line
-    per finished submission with its seconds, then the batch's wall time and seconds per
-    submission.  With ``keep_executed=True`` (``--keep-executed``) each submission's executed
-    notebook, outputs and all, is kept as ``out/executed/<submission>.ipynb``: what the student's
-    code printed and drew, for an instructor reading a grade (and for the tests that read what
-    a lab prints without running it again).  Used in: ``cnnlab grade``, ``make grade``.
+    A folder contributes every file directly in it whose name ends in ``.ipynb`` in any case;
+    symbolic links and anything that is not a plain file get a ``refused`` row.  ``jobs``
+    submissions run at once (default :func:`default_jobs`, the CPU cores).  Each submission is
+    one unit: whatever fails in it becomes its own row's status (:data:`STATUS_MEANINGS`) and
+    message, and the batch goes on.
+
+    Caps on what a submission controls: ``max_notebook_mb`` (``--max-notebook-mb``, 20) for the
+    notebook, ``max_answer_mb`` (``--max-answer-mb``, 10) for each file its kernel writes (its
+    progress record, each exported answer), ``max_json_depth`` (``--max-json-depth``, 100) for
+    the nesting of any of them, and ``parse_timeout`` (``--parse-timeout``, 30 s) for reading,
+    preparing and flagging a notebook, which happens in a worker process of its own.
+
+    Writes ``out/scores.csv``, ``out/scores.json`` and ``out/feedback/<submission>.md``,
+    atomically, as each submission finishes (old scores in ``out`` are first moved aside to
+    ``scores-<UTC time>.csv.old``), prints one line per finished submission with its seconds,
+    then the batch's wall time and seconds per submission, and last the rows per status
+    (``statuses: graded 28, error 1``).  With ``resume=True`` (``--resume``) the rows already
+    in ``out/scores.json`` are kept for the submissions still there unchanged (same name and
+    SHA-256) and only the others are graded.  With ``keep_executed=True``
+    (``--keep-executed``) each submission's executed notebook, outputs and all, is kept as
+    ``out/executed/<submission>.ipynb``: what the student's code printed and drew, for an
+    instructor reading a grade (and for the tests that read what a lab prints without running
+    it again).  Returns every row, in the order the submissions were found.  Used in:
+    ``cnnlab grade``, ``make grade``.
     """
     stream = stream or sys.stdout
     jobs = default_jobs() if jobs is None else max(1, int(jobs))
     number = f"{int(lab):02d}"
     if number not in LABS:
         raise ValueError(f"unknown lab {lab!r}; labs are {', '.join(LABS)}")
+    limits = _limits(max_notebook_mb, max_answer_mb, max_json_depth, parse_timeout)
     exercises = lab_exercises(number)
     solutions = Path(solutions) if solutions else find_kit_root() / "solutions"
     source = solutions / f"{LABS[number]}.ipynb"
@@ -496,31 +768,44 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
         raise FileNotFoundError(f"the instructor's notebook {source} is missing")
     template = build_lab(nbformat.read(source, as_version=4), source.name)
     cwd = solutions.parent / "labs"
+    out = Path(out)
     options = {"timeout_cell": timeout_cell, "timeout_notebook": timeout_notebook,
                "max_memory": int(max_memory_gb * 2**30), "profile": profile,
                "cwd": str(cwd if cwd.is_dir() else solutions),
                "forbidden": {ex.id: implementations(ex) for ex in exercises},
-               "keep_executed": keep_executed, "out": str(out)}
+               "keep_executed": keep_executed, "out": str(out), "limits": limits}
     submissions = _submissions(paths)
-    print(f"grading {len(submissions)} submission(s) of lab {number} with {jobs} job(s)",
+    kept = _resumable(out, number, exercises, submissions, limits) if resume else []
+    reports = Reports(out, exercises, number)
+    for old in reports.start(kept):
+        print(f"moved the earlier scores aside: {old}", file=stream)
+    done = {r.submission for r in kept}
+    todo = [sub for sub in submissions if sub.name not in done]
+    if resume:
+        print(f"resuming: kept {len(kept)} row(s) from {out / 'scores.json'}", file=stream)
+    print(f"grading {len(todo)} submission(s) of lab {number} with {jobs} job(s)",
           file=stream, flush=True)
 
-    def one(item):
-        result = _grade_one(item[0], item[1], template, exercises, options)
+    def one(sub):
+        result = _grade_one(sub, template, exercises, options, reports)
+        reports.add(result)
         flagged = "  [flagged]" if result.flagged else ""
         print(f"  {result.submission}: {result.total:g}/{result.max_total:g} "
               f"({result.status}, {result.seconds:.1f} s){flagged}", file=stream, flush=True)
         return result
 
     start = time.monotonic()
+    options["server"] = ParseServer.shared()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(one, submissions))
+        graded = {r.submission: r for r in pool.map(one, todo)}
     wall = time.monotonic() - start
-    _write_reports(results, exercises, Path(out))
-    if results:
-        mean = sum(r.seconds for r in results) / len(results)
-        print(f"graded {len(results)} submission(s) in {wall:.1f} s with {jobs} job(s): "
-              f"{wall / len(results):.1f} s per submission (each ran {mean:.1f} s on average)",
+    if graded:
+        mean = sum(r.seconds for r in graded.values()) / len(graded)
+        print(f"graded {len(graded)} submission(s) in {wall:.1f} s with {jobs} job(s): "
+              f"{wall / len(graded):.1f} s per submission (each ran {mean:.1f} s on average)",
               file=stream)
-    print(f"wrote {Path(out) / 'scores.csv'} and {len(results)} feedback file(s)", file=stream)
+    results = [graded.get(sub.name) or next(r for r in kept if r.submission == sub.name)
+               for sub in submissions]
+    print(f"wrote {out / 'scores.csv'} and {len(graded)} feedback file(s)", file=stream)
+    print(f"statuses: {_status_counts(results)}", file=stream, flush=True)
     return results
