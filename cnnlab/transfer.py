@@ -897,10 +897,10 @@ def fine_tune(model, train, val, head_epochs=5, fine_tune_epochs=5, head_lr=1e-3
     ``val=None`` monitors the training loss instead.  Phase 1 freezes the backbone and trains
     the head for up to ``head_epochs`` at ``head_lr``.  Phase 2 unfreezes the deepest blocks
     (``unfreeze``: a fraction of the blocks, a layer name, ``"all"``, or a dict of
-    :func:`unfreeze` arguments; BatchNorm stays frozen unless the dict says otherwise) and trains up to
-    ``fine_tune_epochs`` more at ``fine_tune_lr`` (default ``head_lr / 10``).  Each phase
-    compiles the model again (a fresh Adam), because Keras fixes the trained weights when it
-    compiles.  Each phase stops early after ``patience`` epochs without improvement of
+    :func:`unfreeze` arguments; BatchNorm stays frozen unless the dict says otherwise) and
+    trains up to ``fine_tune_epochs`` more at ``fine_tune_lr`` (default ``head_lr / 10``).
+    Each phase compiles the model again (a fresh Adam), because Keras fixes the trained weights
+    when it compiles.  Each phase stops early after ``patience`` epochs without improvement of
     ``val_loss`` and restores its best weights; if fine-tuning never beats the head's best
     ``val_loss``, the head's weights are restored.  ``mixed_precision``: ``"auto"`` uses
     float16 compute where :func:`device_report` says it helps (a GPU with tensor cores),

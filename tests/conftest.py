@@ -29,13 +29,33 @@ def lab_run(tmp_path_factory):
     return get
 
 
-def pytest_terminal_summary(terminalreporter):
-    """Print how long each lab took to execute here (two kernels side by side, so slower than
-    the one-kernel `make solutions` run the README's times come from).
+def _seconds_per_file(terminalreporter) -> dict[str, float]:
+    """Seconds spent in each test file: set-up, call and teardown of every test, whatever its
+    outcome (a session fixture's set-up counts in the file of the test that first asked)."""
+    seconds: dict[str, float] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            duration = getattr(report, "duration", None)
+            nodeid = getattr(report, "nodeid", "")
+            if duration is not None and nodeid:
+                path = nodeid.split("::", 1)[0]
+                seconds[path] = seconds.get(path, 0.0) + duration
+    return seconds
 
-    The times travel as the tests' user properties (``record_property``), so the summary
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the seconds each test file took, then how long each lab took to execute here (two
+    kernels side by side, so slower than the one-kernel `make solutions` run the README's times
+    come from).
+
+    The lab times travel as the tests' user properties (``record_property``), so the summary
     reads what the tests reported, not module state.
     """
+    per_file = _seconds_per_file(terminalreporter)
+    if per_file:
+        terminalreporter.section("seconds per test file")
+        for path, seconds in sorted(per_file.items(), key=lambda item: -item[1]):
+            terminalreporter.write_line(f"{seconds:8.1f} s  {path}")
     times = {}
     for report in terminalreporter.stats.get("passed", []):
         for key, value in getattr(report, "user_properties", []):

@@ -1,4 +1,4 @@
-"""What the package says about itself is true: docstring claims, the public API, install metadata."""
+"""What the package says about itself is true: docstring claims, public API, install metadata."""
 
 import importlib
 import inspect

@@ -54,7 +54,8 @@ def test_build_lab_clears_outputs_locks_cells_and_drops_solution_only_cells():
     notes = nbformat.v4.new_markdown_cell("answer: 1", metadata={"tags": ["solution-only"]})
     setup = nbformat.v4.new_code_cell("import cnnlab")
     lab = build_lab(_notebook(setup, exercise, notes))
-    assert [c.source for c in lab.cells] == ["import cnnlab", "def f():\n    " + "\n    ".join(STUB)]
+    stub = "def f():\n    " + "\n    ".join(STUB)
+    assert [c.source for c in lab.cells] == ["import cnnlab", stub]
     assert lab.cells[1].outputs == [] and lab.cells[1].execution_count is None
     assert lab.cells[0].metadata["editable"] is False
     assert lab.cells[1].metadata["editable"] is True
@@ -116,7 +117,8 @@ def test_a_value_exercise_block_becomes_a_stub_that_does_not_raise():
 
 
 @pytest.mark.parametrize("source, message", [
-    ("for i in range(3):\n    ### BEGIN SOLUTION\n    pass\n    ### END SOLUTION", "outside a function"),
+    ("for i in range(3):\n    ### BEGIN SOLUTION\n    pass\n    ### END SOLUTION",
+     "outside a function"),
     ("### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION", "must start with `name = None`"),
 ])
 def test_build_lab_refuses_exercises_that_would_stop_run_all(source, message):

@@ -561,9 +561,9 @@ def test_imagenet_features_beat_the_same_network_untrained_on_real_textures(lite
     """Phase 1 of fine_tune (a new linear head on the frozen backbone), on cached features:
     10 real texture patches per class, 60 test patches from held-out rows, three seeds.
     Measured over 8 seeds (TensorFlow and JAX alike): ImageNet Lite0 0.98-1.00; the same
-    network with random weights 0.52-0.73 (margin 0.25 at the least).  A small CNN trained from scratch on
-    the images reaches about 1.00 on this easy task too; the margin pinned here is what the
-    ImageNet weights bring to the same network."""
+    network with random weights 0.52-0.73 (margin 0.25 at the least).  A small CNN trained from
+    scratch on the images reaches about 1.00 on this easy task too; the margin pinned here is
+    what the ImageNet weights bring to the same network."""
     from cnnlab.datasets import load_textures
 
     cache = tmp_path_factory.mktemp("features")
