@@ -4,7 +4,8 @@ Every Labs 01-05 test here fails on the old version of the lab (issue: "Labs 01-
 instructors and graders meet them"); the Lab 09 one pins the relations its prose teaches, within
 bands (a training result is never compared with a literal).  Facts are checked against
 independent references (Keras layers, NumPy, cnnlab's tested ops), and what the labs *print*
-is read from the notebooks the grader executed once per session (``tests/lab_runs.py``), never by running a lab again.
+is read from the notebooks the grader executed once per session (``tests/lab_runs.py``), never
+by running a lab again.
 """
 
 import re
