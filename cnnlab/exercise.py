@@ -229,7 +229,10 @@ class Exercise:
     """A graded exercise: the notebook name it reads, its points and its cases.
 
     ``reference`` returns the reference object (a function or a value); checkpoints use it to
-    let a student continue past an exercise they could not do.
+    let a student continue past an exercise they could not do.  ``implementations`` names the
+    cnnlab functions that compute the exercise's answer from its own inputs (not the building
+    blocks a solution is expected to use): a cell that uses one is flagged for the instructor
+    (:func:`cnnlab.grading.integrity.implementations`).
     """
 
     id: str
@@ -238,6 +241,7 @@ class Exercise:
     cases: tuple[Case, ...]
     reference: Callable[[], Any]
     title: str = ""
+    implementations: tuple[str, ...] = ()
 
     @property
     def lab(self) -> str:
