@@ -451,7 +451,7 @@ def test_no_solution_or_lab_cell_is_flagged(lab):
     exercises = lab_exercises(lab)
     for folder in ("solutions", "labs"):
         submission = nbformat.read(ROOT / folder / name, as_version=4)
-        nb, positions, missing = prepare_submission(template, submission, exercises, Path("x"))
+        nb, positions, missing = prepare_submission(template, submission, exercises)
         assert submission_flags(nb, positions, exercises, skip=missing) == {}, folder
 
 
