@@ -520,8 +520,10 @@ def test_cells_that_raised_are_recorded_with_exercise_and_line(lab01_batch):
     # the line it was raised on (in _scale), as the feedback message says
     assert (index["01.correlate2d"], "01.correlate2d", "ZeroDivisionError", 8) in errors
     assert (index["01.conv2d_multi"], "01.conv2d_multi", "NameError", 2) in errors
-    assert any(e.exercise is None and e.ename == "NameError"  # a lab cell using to_grayscale
-               for e in results["errors"].cell_errors)
+    # the lab's `cnnlab.check("01.to_grayscale", to_grayscale)` cell, which raised NameError here,
+    # is a no-op in the notebook the grader runs (issue 13): no lab cell raises a NameError
+    assert [e for e in results["errors"].cell_errors
+            if e.exercise is None and e.ename == "NameError"] == []
     data = {r["submission"]: r for r in json.loads((out / "scores.json").read_text())}
     assert len(data["errors"]["cell_errors"]) == len(results["errors"].cell_errors)
     assert {"index", "exercise", "ename", "line"} <= set(data["errors"]["cell_errors"][0])
