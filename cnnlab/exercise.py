@@ -6,14 +6,18 @@ different processes when grading:
 
 * ``probe(obj)`` runs where the student's object lives (the notebook kernel) and returns its
   result, which :func:`to_plain` turns into plain data (numbers, strings, lists, dicts, numeric
-  NumPy arrays) before it leaves the kernel;
-* ``expected()`` and ``compare(got, expected)`` run in the judge, which never sees the student's
-  objects, only the plain data.  An object whose ``__eq__`` always returns True cannot pass:
+  NumPy arrays) before it leaves the kernel.  :func:`run_probes` reports what each probe saw
+  (returned this data, raised this exception, not plain data), never a verdict;
+* ``expected()`` and ``compare(got, expected)`` run in the judge (:func:`judge_records`), which
+  never sees the student's objects, only the plain data, and computes every status itself: at
+  most one result counts per case.  An object whose ``__eq__`` always returns True cannot pass:
   it is not plain data, so it never reaches a comparison.
 
-Self-checks (:func:`cnnlab.check`) run the public cases through exactly the same path, so a
-self-check and the grader agree.  Points and hidden cases live here, in the instructor's
-material, never in a submitted notebook.
+When grading, the kernel gets only the probes, rebuilt without a path back to the cases, the
+exercises or the references (:func:`cnnlab.grading.export.kernel_probes`).  Self-checks
+(:func:`cnnlab.check`) run the public cases through the same :func:`run_probes` and
+:func:`judge_records` in-process, so a self-check and the grader agree.  Points and hidden
+cases live here, in the instructor's material, never in a submitted notebook.
 
 Used in: every lab (``cnnlab.check`` cells) and ``cnnlab grade``.
 """
@@ -37,6 +41,10 @@ __all__ = [
     "equal",
     "to_plain",
     "dumps_plain",
+    "run_probes",
+    "probe_cases",
+    "judge_record",
+    "judge_records",
     "loads_plain",
     "exercise",
     "lab_exercises",
@@ -229,7 +237,10 @@ class Exercise:
     """A graded exercise: the notebook name it reads, its points and its cases.
 
     ``reference`` returns the reference object (a function or a value); checkpoints use it to
-    let a student continue past an exercise they could not do.
+    let a student continue past an exercise they could not do.  ``implementations`` names the
+    cnnlab functions that compute the exercise's answer from its own inputs (not the building
+    blocks a solution is expected to use): a cell that uses one is flagged for the instructor
+    (:func:`cnnlab.grading.integrity.implementations`).
     """
 
     id: str
@@ -238,6 +249,7 @@ class Exercise:
     cases: tuple[Case, ...]
     reference: Callable[[], Any]
     title: str = ""
+    implementations: tuple[str, ...] = ()
 
     @property
     def lab(self) -> str:
@@ -278,50 +290,109 @@ def exercise(exercise_id: str) -> Exercise:
 # Running the probes (in the student's kernel, or in-process for self-checks)
 
 
-def probe_cases(ex: Exercise, obj: Any, cases=None) -> list[dict]:
-    """Run each case's probe on ``obj`` and return one plain record per case.
+def run_probes(probes: dict, obj: Any) -> list[dict]:
+    """Run each probe of ``{case name: probe}`` on ``obj``: one plain record per case, no verdict.
 
-    A record is ``{"case", "status", "data", "message"}`` where ``status`` is ``"ok"``
-    (``data`` holds the serialised plain result), ``"not_attempted"`` (the code still raises
-    ``NotImplementedError``, or a value exercise's variable is still ``None``) or ``"error"``
-    (any other exception, or a result that is not plain data).
+    A record is ``{"case", "outcome", "data", "ename", "message"}`` where ``outcome`` is
+    ``"returned"`` (``data`` holds the serialised plain result), ``"raised"`` (``ename`` and
+    ``message`` name the exception), ``"not_plain"`` (the result is not plain data) or ``"none"``
+    (a value exercise's variable is still ``None``).  Runs where the student's object lives: in
+    the kernel when grading (:mod:`cnnlab.grading.export`), in-process for self-checks.
     """
     records = []
-    for case in ex.cases if cases is None else cases:
-        record = {"case": case.name, "status": "ok", "data": None, "message": ""}
+    for name, probe in probes.items():
+        record = {"case": name, "outcome": "returned", "data": None, "ename": "", "message": ""}
         if obj is None:  # value exercises start as `name = None` so check cells never NameError
-            record.update(status="not_attempted", message=f"`{ex.name}` is still None")
+            record["outcome"] = "none"
             records.append(record)
             continue
         try:
-            record["data"] = dumps_plain(case.probe(obj)).decode()
-        except NotImplementedError:
-            record.update(status="not_attempted", message="still raises NotImplementedError")
+            record["data"] = dumps_plain(probe(obj)).decode()
         except PlainDataError as exc:
-            record.update(status="error", message=str(exc))
+            record.update(outcome="not_plain", message=str(exc)[:500])
         except Exception as exc:  # noqa: BLE001 - student code may raise anything
-            record.update(status="error", message=f"{type(exc).__name__}: {exc}"[:500])
+            record.update(outcome="raised", ename=type(exc).__name__[:100],
+                          message=str(exc)[:500])
         records.append(record)
     return records
 
 
-def judge_record(ex: Exercise, record: dict) -> tuple[str, str]:
+def probe_cases(ex: Exercise, obj: Any, cases=None) -> list[dict]:
+    """:func:`run_probes` with the probes of ``ex``'s ``cases`` (all of them by default)."""
+    return run_probes({case.name: case.probe for case in (ex.cases if cases is None else cases)},
+                      obj)
+
+
+#: What the judge reads of one probe result, at most (a larger result is an error).
+RESULT_CHARS = 8 * 2**20
+
+
+def judge_record(ex: Exercise, record) -> tuple[str, str]:
     """Judge one probe record against the reference: ``(status, message)``.
 
     ``status`` is ``"pass"``, ``"fail"``, ``"not_attempted"`` or ``"error"``.  Runs in the judge
-    process: it reads only plain data.
+    process and reads only plain data: the record's ``outcome`` and ``data``; a ``status`` or
+    message of the kernel's own is never read.  A raised ``NotImplementedError`` or a value
+    still ``None`` is ``not_attempted``.
     """
+    if not isinstance(record, dict):
+        return "error", "no usable result"
     case = next((c for c in ex.cases if c.name == record.get("case")), None)
     if case is None:
-        return "error", f"unknown case {record.get('case')!r}"
-    if record.get("status") != "ok":
-        return record.get("status", "error"), record.get("message", "")
+        return "error", f"unknown case {str(record.get('case'))[:60]!r}"
+    outcome = record.get("outcome")
+    text = record.get("message") if type(record.get("message")) is str else ""
+    if outcome == "none":
+        return "not_attempted", f"`{ex.name}` is still None"
+    if outcome == "raised":
+        ename = record.get("ename") if type(record.get("ename")) is str else ""
+        if ename == "NotImplementedError":
+            return "not_attempted", "still raises NotImplementedError"
+        return "error", f"{ename[:100] or 'Exception'}: {text}"[:500]
+    if outcome == "not_plain":
+        return "error", (text or "the result is not plain data")[:500]
+    if outcome != "returned":
+        return "error", "no usable result"
+    data = record.get("data")
+    if type(data) is not str:
+        return "error", "no usable result"
+    if len(data) > RESULT_CHARS:
+        return "error", f"the result is over {RESULT_CHARS // 2**20} MiB"
     try:
-        got = loads_plain(record["data"])
-    except Exception as exc:  # noqa: BLE001 - malformed export
+        got = loads_plain(data)
+    except Exception as exc:  # noqa: BLE001 - malformed data from the kernel
         return "error", f"unreadable result ({type(exc).__name__})"
     expected = loads_plain(dumps_plain(case.expected()))
-    ok, message = case.compare(got, expected)
+    try:
+        ok, message = case.compare(got, expected)
+    except Exception as exc:  # noqa: BLE001 - odd plain data a comparison does not expect
+        return "fail", f"the result cannot be compared ({type(exc).__name__})"
     if ok:
         return "pass", message
     return "fail", message + (f". Hint: {case.hint}" if case.hint else "")
+
+
+def judge_records(ex: Exercise, records, cases=None) -> list[tuple[str, str, str, dict]]:
+    """Judge an exercise from the records its probes produced: ``[(case, status, message,
+    record)]``, one per case of ``cases`` (all of ``ex``'s by default), in order.
+
+    At most one result counts per case: a second record for the same case makes that case
+    ``error`` ("more than one result for this case"); records for unknown cases are ignored; a
+    case without a record is ``error`` ("no result").  Self-checks and the grader both judge
+    through here.
+    """
+    by_case: dict[str, list] = {}
+    for record in records if isinstance(records, list) else []:
+        if isinstance(record, dict) and type(record.get("case")) is str:
+            by_case.setdefault(record["case"], []).append(record)
+    judged = []
+    for case in ex.cases if cases is None else cases:
+        found = by_case.get(case.name, [])
+        if len(found) > 1:
+            judged.append((case.name, "error", "more than one result for this case", {}))
+        elif not found:
+            judged.append((case.name, "error", "no result", {}))
+        else:
+            status, message = judge_record(ex, found[0])
+            judged.append((case.name, status, message, found[0]))
+    return judged

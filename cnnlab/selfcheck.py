@@ -2,7 +2,9 @@
 
 ``check("01.correlate2d", correlate2d)`` runs the public tests of an exercise on the student's
 object and reports pass / fail per case with a hint, never the solution.  The grader runs the
-same public tests plus hidden ones.
+same public tests plus hidden ones, through the same judge (:func:`cnnlab.exercise.judge_records`).
+Nothing here knows whether a notebook is being graded: the grader replaces each ``cnnlab.check``
+cell of the lab it runs with a no-op (:mod:`cnnlab.grading.prepare`).
 
 ``checkpoint("01.kernel_bank", globals())`` lets a student continue past an exercise they could
 not do: if their object is missing or fails the public tests, the reference takes its place in
@@ -14,22 +16,16 @@ Used in: every lab.
 from __future__ import annotations
 
 import html
-import os
 from dataclasses import dataclass
 
-from cnnlab.exercise import Exercise, exercise, judge_record, probe_cases
+from cnnlab.exercise import Exercise, exercise, judge_records, probe_cases
 
-__all__ = ["CheckReport", "answer_label", "check", "checkpoint", "grading_mode"]
+__all__ = ["CheckReport", "answer_label", "check", "checkpoint"]
 
 _MISSING = object()
 #: Where :func:`checkpoint` notes, in the notebook's own namespace, whose answer it kept.
 _RECORD = "_cnnlab_checkpoints"
 _MARKS = {"pass": "PASS", "fail": "FAIL", "not_attempted": "TODO", "error": "ERROR"}
-
-
-def grading_mode() -> bool:
-    """True while ``cnnlab grade`` executes a submission (self-checks are skipped then)."""
-    return os.environ.get("CNNLAB_GRADING") == "1"
 
 
 @dataclass(frozen=True)
@@ -84,11 +80,8 @@ class CheckReport:
 
 def _run_public(ex: Exercise, obj) -> tuple[tuple[str, str, str], ...]:
     cases = ex.public_cases()
-    rows = []
-    for record in probe_cases(ex, obj, cases):
-        status, message = judge_record(ex, record)
-        rows.append((record["case"], status, message))
-    return tuple(rows)
+    return tuple((case, status, message) for case, status, message, _
+                 in judge_records(ex, probe_cases(ex, obj, cases), cases))
 
 
 def check(exercise_id: str, obj=_MISSING) -> CheckReport:
@@ -99,8 +92,6 @@ def check(exercise_id: str, obj=_MISSING) -> CheckReport:
     """
     ex = exercise(exercise_id)
     hidden = len(ex.cases) - len(ex.public_cases())
-    if grading_mode():
-        return CheckReport(exercise_id, (), hidden, note="self-check skipped while grading")
     if obj is _MISSING:
         raise TypeError(
             f"check({exercise_id!r}) needs the object to check, e.g. "
@@ -135,7 +126,9 @@ def checkpoint(exercise_id: str, namespace: dict):
         reason = "is still None"
     else:
         reason = "does not pass the public tests yet"
-    namespace[ex.name] = ex.reference()
+    from cnnlab.grading.export import detached
+
+    namespace[ex.name] = detached(ex.reference())
     record[exercise_id] = "reference"
     print(
         f"Checkpoint {exercise_id}: your `{ex.name}` {reason}; the reference takes its place so "

@@ -95,7 +95,7 @@ def test_odd_cells_and_sources_are_ignored_when_a_submission_is_prepared():
          "source": ["def correlate2d(image, kernel):\n", "    return image\n"]},
         {"metadata": {"tags": ["exercise:01.convolve2d"]}, "source": "no cell type"},
     ]}
-    nb, positions, missing = prepare_submission(template, submission, EXERCISES_01, Path("x"))
+    nb, positions, missing = prepare_submission(template, submission, EXERCISES_01)
     assert nb.cells[positions["01.correlate2d"][0]].source == \
         "def correlate2d(image, kernel):\n    return image\n"
     assert {"01.to_grayscale", "01.convolve2d"} <= missing  # unusable cells: as if absent
@@ -203,55 +203,33 @@ def test_a_notebook_over_the_caps_is_refused_with_the_option_that_raises_them(tm
 # What the kernel wrote is checked before it is judged
 
 
-def _judge(tmp_path, export_text=None, link_to=None):
-    """Judge 01.correlate2d from an export file holding ``export_text`` (or a link)."""
+def _judge(records):
+    """Judge 01.correlate2d from the records its export cell handed the runner."""
     ex = next(e for e in EXERCISES_01 if e.id == "01.correlate2d")
-    exports = tmp_path / "exports"
-    exports.mkdir(parents=True)
-    target = exports / f"{ex.id}.json"
-    if link_to is not None:
-        target.symlink_to(link_to)
-    else:
-        target.write_text(export_text)
     ok = {"status": "ok", "ename": "", "evalue": "", "line": None, "innermost": None}
-    progress = {"cells": {"0": ok, "1": ok}, "end": "finished"}
-    return grade_module._judge_exercise(ex, {ex.id: (0, 1)}, set(), progress, exports,
-                                        "finished")
+    progress = {"cells": {"0": ok, "1": {**ok, "records": records}}, "end": "finished"}
+    return grade_module._judge_exercise(ex, {ex.id: (0, 1)}, set(), progress, "finished")
 
 
-MALFORMED_EXPORTS = {
-    "a_list": "[]",
-    "a_number": "5",
-    "cases_not_a_list": '{"defined": true, "cases": 5}',
-    "cases_of_numbers": '{"defined": true, "cases": [1, 2]}',
-    "case_name_not_text": '{"defined": true, "cases": [{"case": 5, "status": "ok"}]}',
-    "data_not_text": '{"defined": true, "cases": [{"case": "x", "status": "ok", "data": []}]}',
-    "defined_not_a_bool": '{"defined": "yes", "cases": []}',
-    "line_not_a_number": ('{"defined": true, "cases": [{"case": "x", "status": "error", '
-                          '"line": "7"}]}'),
+MALFORMED_RECORDS = {
+    "none": [],
+    "numbers": [1, 2],
+    "answer_twice": [{"kind": "answer", "defined": True, "origin": ""}] * 2,
+    "defined_not_a_bool": [{"kind": "answer", "defined": "yes", "origin": ""}],
 }
 
 
-@pytest.mark.parametrize("text", MALFORMED_EXPORTS.values(), ids=MALFORMED_EXPORTS)
-def test_a_malformed_exported_answer_is_an_error_of_that_exercise(tmp_path, text):
-    result = _judge(tmp_path, text)
+@pytest.mark.parametrize("records", MALFORMED_RECORDS.values(), ids=MALFORMED_RECORDS)
+def test_malformed_answer_records_are_an_error_of_that_exercise(records):
+    result = _judge(records)
     assert result.status == "error" and result.points == 0
-    assert result.message.startswith("the exported answer is malformed")
+    assert result.message.startswith("could not test your answer")
 
 
-def test_an_exported_answer_too_deep_too_large_or_a_link_is_an_error(tmp_path):
-    deep = _judge(tmp_path / "a", DEEP)
-    assert deep.status == "error" and "more than 100 levels deep" in deep.message
-    big = _judge(tmp_path / "b", " " * (11 * 2**20))
-    assert big.status == "error" and "over the 10.0 MiB cap" in big.message
-    link = _judge(tmp_path / "c", link_to="/dev/zero")
-    assert link.status == "error" and "symbolic link" in link.message
-
-
-def test_a_well_formed_export_is_still_judged(tmp_path):
-    record = {"exercise": "01.correlate2d", "defined": True, "origin": "",
-              "cases": [{"case": "nonexistent", "status": "ok", "data": "1", "message": ""}]}
-    result = _judge(tmp_path, json.dumps(record))
+def test_well_formed_records_for_no_known_case_are_still_judged():
+    result = _judge([{"kind": "answer", "defined": True, "origin": ""},
+                     {"kind": "case", "case": "nonexistent", "outcome": "returned",
+                      "data": "1"}])
     assert result.status == "error" and {c[3] for c in result.cases} == {"no result"}
 
 
@@ -262,6 +240,7 @@ MALFORMED_PROGRESS = {
     "an_entry_not_a_record": '{"cells": {"0": 5}, "end": "finished"}',
     "ename_not_text": '{"cells": {"0": {"status": "error", "ename": 5}}, "end": "finished"}',
     "innermost_odd": '{"cells": {"0": {"status": "ok", "innermost": [1]}}, "end": "finished"}',
+    "records_not_a_list": '{"cells": {"0": {"status": "ok", "records": 5}}, "end": "finished"}',
     "end_not_text": '{"cells": {}, "end": 5}',
     "deep": DEEP,
 }
@@ -558,24 +537,20 @@ def test_the_parse_worker_costs_well_under_a_second(tmp_path):
 # One real batch: attacks that need a running notebook, beside a solved notebook
 
 # In the conv2d_multi cell (before the lab imports keras, so the run is short): a correct answer,
-# then, as a student could, find earlier exercises' answer files from the grader's cells
-# (IPython's `In`), overwrite them with `[]`, JSON nested 100,000 deep and 11 MiB, and kill the
-# runner (the kernel's parent).
+# then, as a student could, forge records for the earlier exercises with every token the grader's
+# cells show (IPython's `In`): "not defined", nested deep, and kill the runner (the kernel's
+# parent).  (Until issue 13 the grader read answer files back, which this cell overwrote.)
 ATTACK = '''
-import os, re, signal
+import json, os, re, signal
+from IPython.display import publish_display_data
 
-
-def _answer_file(ex_id):
-    source = next(s for s in reversed(In) if f"export_answer({ex_id!r}" in s)
-    return re.search(r"globals\\(\\), '([^']+)'\\)", source)[1] + f"/{ex_id}.json"
-
-
-with open(_answer_file("01.to_grayscale"), "w") as f:
-    f.write("[]")
-with open(_answer_file("01.correlate2d"), "w") as f:
-    f.write("[" * 100000 + "]" * 100000)
-with open(_answer_file("01.convolve2d"), "w") as f:
-    f.write(" " * (11 * 2**20))
+for token in set(re.findall(r"[0-9a-f]{32}", "\\n".join(In))):
+    for ex_id in ("01.to_grayscale", "01.correlate2d", "01.convolve2d"):
+        tag = {"token": token, "exercise": ex_id}
+        publish_display_data({"application/vnd.cnnlab.probe+json": {
+            **tag, "kind": "answer", "defined": False, "origin": ""}})
+        publish_display_data({"application/vnd.cnnlab.probe+json": {
+            **tag, "kind": "case", "case": "x", "data": json.loads("[" * 90 + "]" * 90)}})
 os.kill(os.getppid(), signal.SIGKILL)
 '''
 
@@ -610,16 +585,12 @@ def test_the_solved_notebook_with_odd_metadata_scores_full_marks(attacked_batch)
     assert {e.status for e in rows["x"].exercises} == {"pass"}
 
 
-def test_overwritten_answer_files_are_errors_of_their_exercises_only(attacked_batch):
+def test_answers_already_taken_cannot_be_overwritten_by_a_later_cell(attacked_batch):
     rows, *_ = attacked_batch
     attacked = {e.id: e for e in rows["=1+1"].exercises}
-    assert attacked["01.to_grayscale"].message == \
-        "the exported answer is malformed: it is list, not a record"
-    assert "nests more than 100 levels deep" in attacked["01.correlate2d"].message
-    assert "over the 10.0 MiB cap" in attacked["01.convolve2d"].message
-    assert {attacked[i].status for i in ("01.to_grayscale", "01.correlate2d", "01.convolve2d")} \
-        == {"error"}
-    assert rows["=1+1"].total == 0
+    earlier = ("01.to_grayscale", "01.correlate2d", "01.convolve2d")
+    assert {attacked[i].status for i in earlier} == {"pass"}
+    assert rows["=1+1"].total == sum(attacked[i].max_points for i in earlier)
 
 
 def test_a_killed_runner_leaves_kernel_died_never_running(attacked_batch):

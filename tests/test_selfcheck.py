@@ -82,10 +82,12 @@ def test_unknown_exercise_lists_the_known_ones():
         cnnlab.check("correlate2d", correct_correlate2d)
 
 
-def test_check_is_skipped_while_grading(monkeypatch):
+def test_check_behaves_the_same_whatever_the_environment_says(monkeypatch):
+    # the grader makes the lab's check cells no-ops; nothing in the kernel says "graded"
     monkeypatch.setenv("CNNLAB_GRADING", "1")
     report = cnnlab.check("01.correlate2d", flipped_correlate2d)
-    assert "skipped while grading" in str(report)
+    assert not report.passed and "[FAIL]" in str(report)
+    assert not hasattr(cnnlab.selfcheck, "grading_mode")
 
 
 def test_checkpoint_keeps_a_passing_answer(capsys):

@@ -94,6 +94,7 @@ def _corr_case(name, seed, image_shape, kernel_shape, hidden=False):
 
 CORRELATE2D = Exercise(
     id="01.correlate2d",
+    implementations=("cnnlab.ops.correlate2d",),
     name="correlate2d",
     points=3,
     title="Cross-correlation: the sliding dot product",
@@ -140,6 +141,7 @@ def _conv_case(name, seed, image_shape, kernel_shape, hidden=False):
 
 CONVOLVE2D = Exercise(
     id="01.convolve2d",
+    implementations=("cnnlab.ops.convolve2d",),
     name="convolve2d",
     points=1,
     title="Convolution flips the kernel",
@@ -172,6 +174,7 @@ def _multi_case(name, seed, x_shape, kernel_shape, bias=True, hidden=False):
 
 CONV2D_MULTI = Exercise(
     id="01.conv2d_multi",
+    implementations=("cnnlab.ops.conv2d",),
     name="conv2d_multi",
     points=2,
     title="Many channels in, many feature maps out",
@@ -199,6 +202,7 @@ def _filter_params():
 
 FILTER_SHAPES = Exercise(
     id="01.filter_shapes",
+    implementations=("cnnlab.arithmetic.conv_params",),
     name="filter_shapes",
     points=1,
     title="Filter shapes: (3, 3, 1, 32) then (3, 3, 32, 64)",

@@ -70,6 +70,7 @@ def _sizes_case(name, configs, hidden=False, hint=""):
 
 CONV_OUTPUT_SIZE = Exercise(
     id="02.conv_output_size",
+    implementations=("cnnlab.arithmetic.conv_output_size",),
     name="conv_output_size",
     points=2,
     title="The output-size formula W2 = (W1 - F + 2P) / S + 1",
@@ -128,6 +129,7 @@ def _shapes_expected(indices):
 
 PREDICT_SHAPES = Exercise(
     id="02.predict_shapes",
+    implementations=("cnnlab.arithmetic.trace_shapes",),
     name="predicted_shapes",
     points=2,
     title="Predict the output shape of every layer",
@@ -149,6 +151,11 @@ PREDICT_SHAPES = Exercise(
 
 COUNT_PARAMS = Exercise(
     id="02.count_params",
+    implementations=(
+        "cnnlab.arithmetic.trace_shapes",
+        "cnnlab.arithmetic.conv_params",
+        "cnnlab.counters.count_params",
+    ),
     name="predicted_params",
     points=2,
     title="Count the parameters of every layer",
@@ -208,6 +215,7 @@ def _field_case(name, stacks, hidden=False, hint=""):
 
 RECEPTIVE_FIELD = Exercise(
     id="02.receptive_field",
+    implementations=("cnnlab.arithmetic.receptive_field",),
     name="receptive_field_size",
     points=2,
     title="Receptive field of a stack: stride and dilation",
@@ -250,6 +258,7 @@ def _matrix_case(name, input_size, kernel_shape, seed, hidden=False, kernel=None
 
 CONV_MATRIX = Exercise(
     id="02.conv_matrix",
+    implementations=("cnnlab.ops.conv_matrix",),
     name="conv_matrix",
     points=3,
     title="Convolution as a sparse matrix with shared weights",
@@ -294,6 +303,7 @@ def _transpose_case(name, input_size, kernel_shape, seed, hidden=False):
 
 CONV_TRANSPOSE = Exercise(
     id="02.conv_transpose",
+    implementations=("cnnlab.ops.conv_transpose2d",),
     name="conv_transpose",
     points=2,
     title="The transposed convolution: back from 2x2 to 4x4",

@@ -63,6 +63,7 @@ def _pool_case(name, seed, shape, size, hidden=False, low=-1.0, high=1.0, hint="
 
 MAX_POOL2D = Exercise(
     id="03.max_pool2d",
+    implementations=("cnnlab.ops.pool2d",),
     name="max_pool2d",
     points=2,
     title="Max pooling by hand",
@@ -110,6 +111,7 @@ def _pooled_case(key, hint):
 
 POOLED_SIZES = Exercise(
     id="03.pooled_sizes",
+    implementations=("cnnlab.arithmetic.pool_output_size",),
     name="pooled_sizes",
     points=1,
     title="Pooling output sizes",
@@ -224,6 +226,12 @@ def _costs_case(field, hint):
 
 DOWNSAMPLING_COSTS = Exercise(
     id="03.downsampling_costs",
+    implementations=(
+        "cnnlab.arithmetic.conv_params",
+        "cnnlab.counters.count_params",
+        "cnnlab.counters.count_macs",
+        "cnnlab.counters.summary",
+    ),
     name="downsampling_costs",
     points=2,
     title="Strided convolution or pooling: what each costs",

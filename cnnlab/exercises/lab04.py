@@ -45,6 +45,7 @@ def _dense_case(name, input_shape, units, hidden=False, hint=""):
 
 DENSE_PARAMS = Exercise(
     id="04.dense_params",
+    implementations=("cnnlab.arithmetic.dense_params",),
     name="dense_params",
     points=1,
     title="A Dense layer on a flattened image",
@@ -87,6 +88,11 @@ def _param_counts_case(name, key, hint, hidden=False):
 
 PARAM_COUNTS = Exercise(
     id="04.param_counts",
+    implementations=(
+        "cnnlab.counters.count_params",
+        "cnnlab.models.build_mlp",
+        "cnnlab.models.build_convnet",
+    ),
     name="predict_param_counts",
     points=2,
     title="Predict: parameters of the MLP and of the ConvNet",
@@ -158,6 +164,7 @@ _SHAPES_HINT = ("the lecture's layers in order: Conv2D(32, 5, relu), MaxPool2D(2
 
 BUILD_MY_CONVNET = Exercise(
     id="04.build_my_convnet",
+    implementations=("cnnlab.models.build_convnet",),
     name="build_my_convnet",
     points=3,
     title="Write the lecture's ConvNet",
@@ -220,6 +227,7 @@ def _partial_case(name, table, kernel_size, hidden=False, expected=None):
 
 PARTIAL_CONV_PARAMS = Exercise(
     id="04.partial_conv_params",
+    implementations=("cnnlab.layers.PartiallyConnectedConv2D",),
     name="partial_conv_params",
     points=2,
     title="LeNet-5's C3: a partially connected convolution",
@@ -256,6 +264,7 @@ def _lenet_case(name, keys, hint, hidden=False):
 
 LENET_PARAMS = Exercise(
     id="04.lenet_params",
+    implementations=("cnnlab.models.build_lenet5", "cnnlab.counters.count_params"),
     name="lenet5_param_counts",
     points=2,
     title="LeNet-5's parameters, layer by layer",

@@ -93,6 +93,7 @@ def _conv_dense_cases(label, args, hidden=False):
 
 CONV_VS_DENSE = Exercise(
     id="05.conv_vs_dense",
+    implementations=("cnnlab.arithmetic.conv_params", "cnnlab.arithmetic.dense_params"),
     name="conv_vs_dense",
     points=2,
     title="AlexNet's first layer, and the dense layer it replaces",
@@ -176,6 +177,7 @@ def _memory_probe(args, key):
 
 MEMORY_BUDGET = Exercise(
     id="05.memory_budget",
+    implementations=("cnnlab.counters.summary",),
     name="memory_budget",
     points=2,
     title="VGG16's memory, from its own table",
@@ -481,6 +483,7 @@ def _residual_case(label, input_shape, filters, seed, hidden=False):
 
 RESIDUAL_BLOCK = Exercise(
     id="05.residual_block",
+    implementations=("cnnlab.models.residual_block",),
     name="residual_block",
     points=3,
     title="A residual block: relu(F(x) + x)",
@@ -597,6 +600,7 @@ def _ratio_case(label, args, hidden=False):
 
 SEPARABLE_RATIO = Exercise(
     id="05.separable_ratio",
+    implementations=("cnnlab.arithmetic.conv_params",),
     name="separable_cost_ratio",
     points=1,
     title="Depthwise separable convolution: 1/N + 1/K^2 of the cost",

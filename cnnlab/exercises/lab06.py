@@ -60,6 +60,7 @@ _LECTURE_DRAW = {"theta": -23.4, "tx": 31.7, "ty": -12.2, "shear": 0.13, "zx": 1
 
 TRANSFORM_MATRIX = Exercise(
     id="06.transform_matrix",
+    implementations=("cnnlab.augment._resampling.transform_matrix",),
     name="affine_matrix",
     points=3,
     title="One matrix per image: rotation, shift, shear, zoom and flips composed",
@@ -443,6 +444,7 @@ _ZOOM_AND_FLIP = (0, 0.0, 0.3, True)
 
 AUGMENTATION_LAYERS = Exercise(
     id="06.augmentation_layers",
+    implementations=("cnnlab.augment._generator.ImageDataGenerator",),
     name="augmentation_layers",
     points=2,
     title="The lecture's augmentation as Keras 3 layers inside the model",

@@ -90,6 +90,7 @@ _BN_HINT = ("with BN the convolutions have no bias (BN's beta replaces it); each
 
 FACTORIZED_PARAMS = Exercise(
     id="07.factorized_params",
+    implementations=("cnnlab.models.build_factorized_convnet", "cnnlab.counters.count_params"),
     name="factorized_convnet_params",
     points=2,
     title="The factorised ConvNet's parameters, by hand",

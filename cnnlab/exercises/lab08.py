@@ -185,6 +185,11 @@ def _top_k_case(name, make, k, part=0, hidden=False, hint=""):
 
 TOP_K = Exercise(
     id="08.top_k",
+    implementations=(
+        "cnnlab.pretrained.decode_predictions",
+        "cnnlab.transfer.decode_predictions",
+        "cnnlab.transfer.classify",
+    ),
     name="top_k",
     points=1,
     title="Top-k classes of one prediction row",
@@ -218,10 +223,13 @@ def reference_preprocess_caffe(images):
 
 
 def _photo_batch():
-    """Two real photos (chelsea, coffee), centre-cropped and shrunk to 32 x 32."""
+    """Two real photos (chelsea, coffee), centre-cropped and shrunk to 32 x 32.  (The probes
+    that call this never hold 08.center_crop_resize's reference: it is imported here, when the
+    inputs are made; see cnnlab.grading.export.kernel_probes.)"""
     from cnnlab.datasets import load_sample_image
+    from cnnlab.exercises.lab08 import reference_center_crop_resize as crop
 
-    return np.stack([reference_center_crop_resize(load_sample_image(name), 32)
+    return np.stack([crop(load_sample_image(name), 32)
                      for name in ("chelsea", "coffee")])
 
 
@@ -254,6 +262,7 @@ _CAFFE_HINT = ("caffe mode: reverse the channels (RGB -> BGR: x[..., ::-1]), the
 
 PREPROCESS_CAFFE = Exercise(
     id="08.preprocess_caffe",
+    implementations=("cnnlab.transfer.preprocess_for",),
     name="preprocess_caffe",
     points=2,
     title="ResNet50's input normalization: RGB to BGR, minus the ImageNet mean",

@@ -103,6 +103,7 @@ _RESCALED_HINT = ("a batch whose values all lie in 0..1 was rescaled already: ra
 
 PREPROCESS_CONTRACT = Exercise(
     id="09.preprocess_contract",
+    implementations=("cnnlab.transfer.preprocess_for", "cnnlab.pretrained.preprocess_lite0"),
     name="preprocess_checked",
     points=2,
     title="The preprocessing contract: check the input, then (x - 127) / 128",
@@ -313,6 +314,7 @@ def _freeze_case(name, num_blocks, n_blocks, hidden=False, hint="", **options):
 
 FREEZE_TO_COUNT = Exercise(
     id="09.freeze_to_count",
+    implementations=("cnnlab.transfer.unfreeze", "cnnlab.transfer.trainable_summary"),
     name="freeze_all_but_last",
     points=3,
     title="Freeze all but the last blocks, and count what still trains",

@@ -165,6 +165,7 @@ def _keras_occlusion_case(name, seed, shape, class_index, patch, stride, hidden=
 
 OCCLUSION_LOOP = Exercise(
     id="10.occlusion_loop",
+    implementations=("cnnlab.interpret.occlusion_map",),
     name="occlusion_map_by_hand",
     points=3,
     title="Occlusion: slide a grey square and record the drop",
@@ -241,6 +242,7 @@ def _keras_saliency_case(name, seed, shape, class_index, hidden=False):
 
 SALIENCY = Exercise(
     id="10.saliency",
+    implementations=("cnnlab.interpret.saliency_map", "cnnlab.interpret.input_gradient"),
     name="saliency_by_finite_differences",
     points=3,
     title="Saliency is a gradient: finite differences",
@@ -350,6 +352,7 @@ def _layer_case(name, build, answer, hidden=False, hint=""):
 
 GRADCAM_LAYER = Exercise(
     id="10.gradcam_layer",
+    implementations=("cnnlab.interpret.grad_cam_layer",),
     name="grad_cam_layer_name",
     points=2,
     title="Which layer does Grad-CAM look at?",
@@ -405,6 +408,7 @@ def _random_maps(seed, shape, negative=False):
 
 GRADCAM_WEIGHTS = Exercise(
     id="10.gradcam_weights",
+    implementations=("cnnlab.interpret.grad_cam",),
     name="grad_cam_heatmap",
     points=2,
     title="Grad-CAM's weights and heat map",
@@ -455,6 +459,7 @@ def _image_and_gradient(seed, shape, dtype="uint8"):
 
 FGSM_STEP = Exercise(
     id="10.fgsm_step",
+    implementations=("cnnlab.interpret.fgsm", "cnnlab.interpret.pgd"),
     name="fgsm_step",
     points=2,
     title="The fast gradient sign step",

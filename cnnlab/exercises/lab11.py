@@ -49,6 +49,7 @@ def _one_hot_case(name, sequence, expected, hidden=False, hint=_ONE_HOT_HINT):
 
 ONE_HOT = Exercise(
     id="11.one_hot",
+    implementations=("cnnlab.sequences.one_hot_dna",),
     name="one_hot_encode",
     points=1,
     title="DNA as a 4-channel signal: one-hot encoding",
@@ -94,6 +95,7 @@ def _rf_case(name, kernel_size, dilation_rates, hidden=False, hint=""):
 
 RECEPTIVE_FIELD = Exercise(
     id="11.receptive_field",
+    implementations=("cnnlab.arithmetic.receptive_field",),
     name="stack_receptive_field",
     points=1,
     title="The receptive field of a dilated stack",
@@ -231,6 +233,7 @@ _FCN_HINT = ("the layers in order: Conv2D(16, 3, same, relu), MaxPool2D(2), Conv
 
 BUILD_FCN = Exercise(
     id="11.build_fcn",
+    implementations=("cnnlab.segmentation.build_fcn",),
     name="build_segmenter",
     points=3,
     title="A fully convolutional network with transposed convolutions",
@@ -307,6 +310,7 @@ def _iou_case(name, make, num_classes, expected=None, hidden=False, hint=""):
 
 IOU = Exercise(
     id="11.iou",
+    implementations=("cnnlab.segmentation.iou", "cnnlab.segmentation.mean_iou"),
     name="iou_per_class",
     points=2,
     title="Intersection over union, class by class",
@@ -375,6 +379,7 @@ _HAND_UNPOOLED = np.array([[0, 5, 0, 0], [0, 0, 7, 0], [0, 0, 4, 0], [9, 0, 0, 0
 
 MAX_UNPOOL = Exercise(
     id="11.max_unpool",
+    implementations=("cnnlab.segmentation.max_unpool",),
     name="max_unpool",
     points=2,
     title="SegNet's unpooling with the pooling indices",

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import nbformat
 
-from cnnlab.exercise import LABS, judge_record, lab_exercises
+from cnnlab.exercise import LABS, judge_records, lab_exercises
 from cnnlab.grading.integrity import implementations
 from cnnlab.grading.limits import (
     Limits,
@@ -115,7 +115,8 @@ class SubmissionResult:
 
     @property
     def total(self) -> float:
-        return round(sum(e.points for e in self.exercises), 2)
+        """The sum of the exercises' points; never more than :attr:`max_total`."""
+        return min(round(sum(e.points for e in self.exercises), 2), self.max_total)
 
     @property
     def max_total(self) -> float:
@@ -239,7 +240,11 @@ def _progress_record(data) -> dict:
         innermost = entry.get("innermost")
         if innermost is not None and not (isinstance(innermost, list) and len(innermost) == 2):
             raise UntrustedInputError(f"{where} has a malformed `innermost`")
+        records = entry.get("records", [])
+        if not isinstance(records, list):
+            raise UntrustedInputError(f"{where} has malformed `records`")
         cells[str(int(key))] = {
+            "records": records,  # plain data the judge checks one by one (judge_records)
             "status": _text(entry.get("status", "ok"), f"{where}'s status"),
             "ename": _text(entry.get("ename", ""), f"{where}'s ename"),
             "evalue": _text(entry.get("evalue", ""), f"{where}'s evalue")[:300],
@@ -333,45 +338,38 @@ def _cell_message(ex_id: str, cell: dict, context: dict) -> str:
 def _case_message(ex_id: str, record: dict, message: str) -> str:
     """A probe error with the line of the student's cell it was raised on, when known."""
     message = _clean(message)
-    if record.get("status") == "error" and record.get("line"):
+    line = record.get("line")
+    if record.get("outcome") == "raised" and type(line) is int and 0 < line < 10**6:
         ename, sep, rest = message.partition(": ")
         if sep and ename.isidentifier():
-            return f"{ename} in {_where(ex_id, record['line'])}: {rest}"
-        return f"{message} (in {_where(ex_id, record['line'])})"
+            return f"{ename} in {_where(ex_id, line)}: {rest}"
+        return f"{message} (in {_where(ex_id, line)})"
     return message
 
 
-def _export_record(data) -> dict:
-    """An exported answer checked field by field (the kernel can write anything there):
-    ``{"defined": bool, "origin": str, "cases": [{"case", "status", "message", "data",
-    "line"}...]}``, or :class:`UntrustedInputError` saying what is wrong."""
-    if not isinstance(data, dict):
-        raise UntrustedInputError(f"it is {type(data).__name__}, not a record")
-    cases = data.get("cases", [])
-    if not isinstance(cases, list) or not all(isinstance(c, dict) for c in cases):
-        raise UntrustedInputError("`cases` is not a list of records")
-    if not isinstance(data.get("defined", False), bool):
-        raise UntrustedInputError("`defined` is not true or false")
-    checked = []
-    for i, case in enumerate(cases):
-        where = f"case {i}"
-        entry = {"case": _text(case.get("case"), f"{where}'s name"),
-                 "status": _text(case.get("status", "error"), f"{where}'s status"),
-                 "message": _text(case.get("message", ""), f"{where}'s message"),
-                 "data": case.get("data")}
-        if entry["data"] is not None:
-            _text(entry["data"], f"{where}'s data")
-        if case.get("line") is not None:
-            entry["line"] = _line(case.get("line"), f"{where}'s line")
-        checked.append(entry)
-    return {"defined": data.get("defined", False),
-            "origin": _text(data.get("origin", "") or "", "`origin`"), "cases": checked}
+def _answer_record(records) -> tuple[dict | None, str]:
+    """``(answer record, problem)``: the one ``{"kind": "answer", "defined", "origin"}`` record
+    among an export cell's records, checked field by field, or None and why not."""
+    answers = [r for r in records if isinstance(r, dict) and r.get("kind") == "answer"]
+    if not answers:
+        return None, "could not test your answer: the grader received no result for it"
+    if len(answers) > 1:
+        return None, "could not test your answer: more than one answer record"
+    answer = answers[0]
+    if not isinstance(answer.get("defined"), bool):
+        return None, "could not test your answer: its record is malformed"
+    origin = answer.get("origin") if isinstance(answer.get("origin"), str) else ""
+    return {"defined": answer["defined"], "origin": origin[:200]}, ""
 
 
-def _judge_exercise(ex, positions, missing, progress, exports: Path, ended: str,
+def _judge_exercise(ex, positions, missing, progress, ended: str,
                     context=None) -> ExerciseResult:
+    """One exercise's row, from the run's progress record alone: the exercise cell's status and
+    the probe records the runner took from its export cell's own outputs
+    (``progress["cells"][export]["records"]``).  Every status and score is computed here: from
+    the kernel only plain data is read (:func:`cnnlab.exercise.judge_records`), at most one
+    result per case, and the points never exceed the exercise's."""
     context = context or {}
-    limits = context.get("limits") or Limits()
     result = ExerciseResult(ex.id, 0.0, float(ex.points), "error")
     if ex.id in missing:
         result.status, result.message = "missing", f"no cell tagged exercise:{ex.id}"
@@ -392,46 +390,36 @@ def _judge_exercise(ex, positions, missing, progress, exports: Path, ended: str,
     if cell["status"] == "error":
         result.message = _cell_message(ex.id, cell, {**context, "index": cell_index})
         return result
-    export_file = exports / f"{ex.id}.json"
-    if not os.path.lexists(export_file):
-        export = cells.get(str(export_index))
-        if export is None:
-            result.status, result.message = ended_status, ended_message
-        elif export["ename"] == "CellTimeoutError":
-            result.status, result.message = "timeout", "running your code on the tests timed out"
-        else:
-            result.message = (f"could not test your answer: {export['ename']}: "
-                              f"{_clean(export['evalue'])}")
+    export = cells.get(str(export_index))
+    if export is None:
+        result.status, result.message = ended_status, ended_message
         return result
-    try:
-        record = _export_record(load_json_capped(
-            export_file, limits.record_bytes, limits.json_depth, "the exported answer",
-            "--max-answer-mb"))
-    except UntrustedInputError as exc:
-        result.message = _malformed("the exported answer", exc)
+    if export["ename"] == "CellTimeoutError":
+        result.status, result.message = "timeout", "running your code on the tests timed out"
         return result
-    if not record["defined"]:
+    if export["status"] == "error":
+        result.message = (f"could not test your answer: {export['ename']}: "
+                          f"{_clean(export['evalue'])}")
+        return result
+    records = export.get("records") if isinstance(export.get("records"), list) else []
+    answer, problem = _answer_record(records)
+    if answer is None:
+        result.message = problem
+        return result
+    if not answer["defined"]:
         result.message = f"the exercise cell does not define `{ex.name}`"
         return result
-    if record["origin"]:
-        result.flag = (f"`{ex.name}` is {record['origin']} from cnnlab, not code written in the "
+    if answer["origin"]:
+        result.flag = (f"`{ex.name}` is {answer['origin']} from cnnlab, not code written in the "
                        "notebook")
-    statuses = []
-    for case_record in record["cases"]:
-        case = next((c for c in ex.cases if c.name == case_record["case"]), None)
-        if case is None:
-            continue
-        status, message = judge_record(ex, case_record)
-        result.cases.append((case.name, case.hidden, status,
-                             _case_message(ex.id, case_record, message)))
-        statuses.append(status)
-    judged = {c[0] for c in result.cases}
-    for case in ex.cases:  # a case the export lacks counts as an error
-        if case.name not in judged:
-            result.cases.append((case.name, case.hidden, "error", "no result"))
-            statuses.append("error")
+    cases = [r for r in records if isinstance(r, dict) and r.get("kind") == "case"]
+    judged = judge_records(ex, cases)
+    hidden = {case.name: case.hidden for case in ex.cases}
+    for name, status, message, record in judged:
+        result.cases.append((name, hidden[name], status, _case_message(ex.id, record, message)))
+    statuses = [status for _, status, _, _ in judged]
     passed = statuses.count("pass")
-    result.points = round(ex.points * passed / len(ex.cases), 2)
+    result.points = min(float(ex.points), round(ex.points * passed / len(ex.cases), 2))
     if passed == len(statuses):
         result.status = "pass"
     elif statuses.count("not_attempted") == len(statuses):
@@ -444,9 +432,13 @@ def _judge_exercise(ex, positions, missing, progress, exports: Path, ended: str,
 
 
 def _judge_safely(ex, *args, **kwargs) -> ExerciseResult:
-    """:func:`_judge_exercise`, any failure becoming this exercise's ``error``."""
+    """:func:`_judge_exercise`, any failure becoming this exercise's ``error``; the points are
+    clamped to ``[0, ex.points]`` whatever happened."""
     try:
-        return _judge_exercise(ex, *args, **kwargs)
+        result = _judge_exercise(ex, *args, **kwargs)
+        result.points = min(max(float(result.points), 0.0), float(ex.points))
+        result.max_points = float(ex.points)
+        return result
     except Exception as exc:  # noqa: BLE001 - one exercise, never the submission or the batch
         return ExerciseResult(ex.id, 0.0, float(ex.points), "error",
                               message=f"the grader could not judge this exercise: "
@@ -454,11 +446,12 @@ def _judge_safely(ex, *args, **kwargs) -> ExerciseResult:
 
 
 def _lab_numbering(positions, n_cells) -> dict[int, int]:
-    """Cell index in the executed notebook -> index in the lab notebook.  A grader cell gets the
-    index of the exercise cell it tests."""
+    """Cell index in the executed notebook -> index in the lab notebook.  An export cell gets the
+    index of the exercise cell it tests; the grader's first cell (the exporter) that of the
+    lab's first cell."""
     export_of = {export: ex_id for ex_id, (_, export) in positions.items()}
-    lab_index, n = {}, 0
-    for i in range(n_cells):
+    lab_index, n = {0: 0}, 0
+    for i in range(1, n_cells):
         if i in export_of:
             lab_index[i] = lab_index[positions[export_of[i]][0]]
         else:
@@ -526,8 +519,6 @@ def _grade_steps(sub: Submission, template, exercises, options, step: list) -> S
     # (a folder the kernel left unreadable must not cost the grade: cleanup errors are ignored)
     with tempfile.TemporaryDirectory(prefix="cnnlab-grade-", ignore_cleanup_errors=True) as tmp:
         workdir = Path(tmp)
-        exports = workdir / "exports"
-        exports.mkdir()
         step[0] = "reading"
         try:
             sha256 = copy_capped(sub.path, workdir / "handed_in.ipynb", limits.notebook_bytes,
@@ -537,7 +528,7 @@ def _grade_steps(sub: Submission, template, exercises, options, step: list) -> S
         step[0] = "parsing"
         job = {"notebook": str(workdir / "handed_in.ipynb"), "template": template,
                "exercise_ids": [ex.id for ex in exercises], "forbidden": options["forbidden"],
-               "exports": str(exports), "workdir": str(workdir),
+               "workdir": str(workdir),
                "limits": {"notebook_bytes": limits.notebook_bytes,
                           "json_depth": limits.json_depth}}
         raw = prepare_in_worker(job, limits.parse_seconds, options.get("server"))
@@ -557,7 +548,7 @@ def _grade_steps(sub: Submission, template, exercises, options, step: list) -> S
         cell_errors = _cell_errors(progress, positions, lab_index)
         context = {"syntax_lines": syntax_lines, "lab_index": lab_index, "limits": limits,
                    "cell_exercise": {cell: ex_id for ex_id, (cell, _) in positions.items()}}
-        rows = [_judge_safely(ex, positions, missing, progress, exports, ended, context)
+        rows = [_judge_safely(ex, positions, missing, progress, ended, context)
                 for ex in exercises]
         if options.get("keep_executed") and os.path.lexists(workdir / "executed.ipynb"):
             step[0] = "keeping the executed notebook of"
@@ -737,9 +728,9 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
     message, and the batch goes on.
 
     Caps on what a submission controls: ``max_notebook_mb`` (``--max-notebook-mb``, 20) for the
-    notebook, ``max_answer_mb`` (``--max-answer-mb``, 10) for each file its kernel writes (its
-    progress record, each exported answer), ``max_json_depth`` (``--max-json-depth``, 100) for
-    the nesting of any of them, and ``parse_timeout`` (``--parse-timeout``, 30 s) for reading,
+    notebook, ``max_answer_mb`` (``--max-answer-mb``, 10) for the run's progress record (with
+    the answers' probe records), ``max_json_depth`` (``--max-json-depth``, 100) for the nesting
+    of any of them, and ``parse_timeout`` (``--parse-timeout``, 30 s) for reading,
     preparing and flagging a notebook, which happens in a worker process of its own.
 
     Writes ``out/scores.csv``, ``out/scores.json`` and ``out/feedback/<submission>.md``,

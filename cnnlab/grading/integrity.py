@@ -31,87 +31,8 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["IMPLEMENTATIONS", "ALWAYS", "implementations", "cell_flags", "notebook_aliases",
+__all__ = ["ALWAYS", "implementations", "cell_flags", "notebook_aliases",
            "canonical_name", "submission_flags", "index_cnnlab"]
-
-#: Exercise id -> the cnnlab functions that compute what the exercise asks for.  The reference
-#: object itself (when it lives in cnnlab outside ``cnnlab.exercises``) and a cnnlab function with
-#: the exercise's name are added automatically.  An ``Exercise.implementations`` tuple, where
-#: present, is added too.  Rule: list the function that returns the exercise's answer from the
-#: exercise's own inputs, not the building blocks a solution is expected to use.
-IMPLEMENTATIONS: dict[str, tuple[str, ...]] = {
-    "01.to_grayscale": (),
-    "01.correlate2d": ("cnnlab.ops.correlate2d",),
-    "01.convolve2d": ("cnnlab.ops.convolve2d",),
-    "01.conv2d_multi": ("cnnlab.ops.conv2d",),
-    "01.filter_shapes": ("cnnlab.arithmetic.conv_params",),
-    "01.keras_conv": (),
-    "01.kernel_gradient": (),
-    "02.conv_output_size": ("cnnlab.arithmetic.conv_output_size",),
-    "02.predict_shapes": ("cnnlab.arithmetic.trace_shapes",),
-    "02.count_params": ("cnnlab.arithmetic.trace_shapes", "cnnlab.arithmetic.conv_params",
-                        "cnnlab.counters.count_params"),
-    "02.receptive_field": ("cnnlab.arithmetic.receptive_field",),
-    "02.conv_matrix": ("cnnlab.ops.conv_matrix",),
-    "02.conv_transpose": ("cnnlab.ops.conv_transpose2d",),
-    "02.numeric_gradient": (),
-    "03.max_pool2d": ("cnnlab.ops.pool2d",),
-    "03.pooled_sizes": ("cnnlab.arithmetic.pool_output_size",),
-    "03.shift_response": (),
-    "03.downsampling_costs": ("cnnlab.arithmetic.conv_params", "cnnlab.counters.count_params",
-                              "cnnlab.counters.count_macs", "cnnlab.counters.summary"),
-    "03.avg_pool_kernel": (),
-    "03.global_average_pool": (),
-    "04.dense_params": ("cnnlab.arithmetic.dense_params",),
-    "04.param_counts": ("cnnlab.counters.count_params", "cnnlab.models.build_mlp",
-                        "cnnlab.models.build_convnet"),
-    "04.build_my_convnet": ("cnnlab.models.build_convnet",),
-    "04.partial_conv_params": ("cnnlab.layers.PartiallyConnectedConv2D",),
-    "04.lenet_params": ("cnnlab.models.build_lenet5", "cnnlab.counters.count_params"),
-    "04.confusion_matrix": (),
-    "05.conv_vs_dense": ("cnnlab.arithmetic.conv_params", "cnnlab.arithmetic.dense_params"),
-    "05.memory_budget": ("cnnlab.counters.summary",),
-    "05.param_shares": (),
-    "05.factorization": (),
-    "05.naive_inception": (),
-    "05.residual_block": ("cnnlab.models.residual_block",),
-    "05.cost_table": (),
-    "05.separable_ratio": ("cnnlab.arithmetic.conv_params",),
-    "06.transform_matrix": ("cnnlab.augment._resampling.transform_matrix",),
-    "06.label_preserving": (),
-    "06.validation_flow": (),
-    "06.augmentation_layers": ("cnnlab.augment._generator.ImageDataGenerator",),
-    "06.mixup": (),
-    "07.factorized_params": ("cnnlab.models.build_factorized_convnet",
-                             "cnnlab.counters.count_params"),
-    "07.batchnorm_forward": (),
-    "07.moving_average_update": (),
-    "07.label_smoothing": (),
-    "07.lr_schedule": (),
-    "08.center_crop_resize": (),
-    "08.top_k": ("cnnlab.pretrained.decode_predictions", "cnnlab.transfer.decode_predictions",
-                 "cnnlab.transfer.classify"),
-    "08.preprocess_caffe": ("cnnlab.transfer.preprocess_for",),
-    "08.cosine_neighbours": (),
-    "09.preprocess_contract": ("cnnlab.transfer.preprocess_for",
-                               "cnnlab.pretrained.preprocess_lite0"),
-    "09.linear_probe": (),
-    "09.freeze_to_count": ("cnnlab.transfer.unfreeze", "cnnlab.transfer.trainable_summary"),
-    "09.read_trainable_summary": (),
-    "09.two_phase_schedule": (),
-    "09.worst_predictions": (),
-    "10.occlusion_loop": ("cnnlab.interpret.occlusion_map",),
-    "10.saliency": ("cnnlab.interpret.saliency_map", "cnnlab.interpret.input_gradient"),
-    "10.gradcam_layer": ("cnnlab.interpret.grad_cam_layer",),
-    "10.gradcam_weights": ("cnnlab.interpret.grad_cam",),
-    "10.fgsm_step": ("cnnlab.interpret.fgsm", "cnnlab.interpret.pgd"),
-    "11.one_hot": ("cnnlab.sequences.one_hot_dna",),
-    "11.receptive_field": ("cnnlab.arithmetic.receptive_field",),
-    "11.causal_conv": (),
-    "11.build_fcn": ("cnnlab.segmentation.build_fcn",),
-    "11.iou": ("cnnlab.segmentation.iou", "cnnlab.segmentation.mean_iou"),
-    "11.max_unpool": ("cnnlab.segmentation.max_unpool",),
-}
 
 #: Flagged in every exercise cell: the exercise definitions, their references and the grader.
 ALWAYS = ("cnnlab.exercises", "cnnlab.exercise.exercise", "cnnlab.exercise.lab_exercises",
@@ -263,12 +184,13 @@ def _reference_name(ex) -> str | None:
 
 
 def implementations(ex) -> tuple[str, ...]:
-    """The canonical cnnlab names that implement exercise ``ex`` (see :data:`IMPLEMENTATIONS`).
+    """The canonical cnnlab names that implement exercise ``ex``: its ``implementations`` (listed
+    on the exercise, in ``cnnlab/exercises/labNN.py``), the reference object itself when it lives
+    in cnnlab outside ``cnnlab.exercises``, and a cnnlab function with the exercise's name.
 
     Used in: ``cnnlab grade``.
     """
-    names = list(IMPLEMENTATIONS.get(ex.id, ()))
-    names += list(getattr(ex, "implementations", None) or ())
+    names = list(ex.implementations)
     reference = _reference_name(ex)
     if reference:
         names.append(reference)

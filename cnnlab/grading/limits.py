@@ -1,7 +1,7 @@
 """Caps on what the grader reads from a submission or its kernel: size, nesting, file type.
 
 Everything a submission controls is read through these functions: the notebook it handed in, and
-every file its kernel could have written (``progress.json``, ``exports/<id>.json``,
+every file its kernel could have written (``progress.json``,
 ``kernel.pid``).  Before anything is parsed, the file must be a regular file reached without a
 symbolic link (a FIFO would block the grader, ``/dev/zero`` would never end), its size must be
 under a cap (checked before reading, and again while reading, since a kernel may still be

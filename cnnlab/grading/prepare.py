@@ -22,10 +22,12 @@ Used in: ``cnnlab grade``.
 
 from __future__ import annotations
 
+import ast
 import atexit
 import itertools
 import json
 import os
+import secrets
 import select
 import signal
 import subprocess
@@ -60,12 +62,38 @@ PARSE_MEMORY_BYTES = 2 * 2**30
 _Exercise = namedtuple("_Exercise", "id")  # what submission_flags reads of an exercise
 
 
-def _export_cell(ex_id: str, outdir: Path):
-    source = (
-        "import cnnlab.grading.export as _cnnlab_export\n"
-        f"_cnnlab_export.export_answer({ex_id!r}, globals(), {str(outdir)!r})"
-    )
-    return nbformat.v4.new_code_cell(source, metadata={"tags": ["cnnlab-export"]})
+def _exporter_cell(lab: str, name: str):
+    """The first cell: builds the exporter (:func:`cnnlab.grading.export.exporter`) before any
+    student code runs and binds it to ``name``; the export cells call it from there, so no
+    module attribute is looked up at export time."""
+    source = f"{name} = __import__('cnnlab.grading.export', fromlist=['_']).exporter({lab!r})"
+    return nbformat.v4.new_code_cell(source, metadata={"tags": ["cnnlab-exporter"]})
+
+
+def _export_cell(ex_id: str, exporter: str, token: str):
+    """The cell after an exercise cell: publishes its answer's probe records tagged with
+    ``token``, which only this cell's source and metadata hold (the runner reads it there)."""
+    source = f"{exporter}({ex_id!r}, globals(), {token!r})"
+    return nbformat.v4.new_code_cell(
+        source, metadata={"tags": ["cnnlab-export"],
+                          "cnnlab": {"exercise": ex_id, "token": token}})
+
+
+def _is_self_check(source: str) -> bool:
+    """True for a cell that is one ``cnnlab.check(...)`` call, as every lab writes them."""
+    try:
+        body = ast.parse(source).body
+    except (SyntaxError, ValueError):
+        return False
+    if len(body) != 1 or not isinstance(body[0], ast.Expr):
+        return False
+    call = body[0].value
+    return (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+            and call.func.attr == "check" and isinstance(call.func.value, ast.Name)
+            and call.func.value.id == "cnnlab")
+
+
+SKIPPED_CHECK = "# (self-check: skipped by the grader, which runs every test itself)"
 
 
 def cell_source(cell) -> str | None:
@@ -93,24 +121,35 @@ def _answers(submission) -> dict[str, str]:
     return answers
 
 
-def prepare_submission(template, submission, exercises, outdir: Path):
+def prepare_submission(template, submission, exercises):
     """Assemble the notebook to execute and the map ``exercise id -> (cell index, export index)``.
 
     ``template`` is the instructor's lab; only the sources of ``submission``'s ``exercise:`` cells
     are used (first tagged code cell wins; order in the submission does not matter; metadata or
     sources of any other shape are ignored).  Exercises the submission lacks keep the lab's stub
     and are reported ``missing``.  ``exercises`` are :class:`cnnlab.exercise.Exercise` objects
-    (or anything with an ``id``).  Used in: ``cnnlab grade``.
+    (or anything with an ``id``).  The grader's own cells: a first cell that builds the
+    exporter, an export cell after each exercise cell (each with a random token of its own,
+    also in its metadata for the runner), and every ``cnnlab.check(...)`` cell of the lab made
+    a no-op, so nothing in the kernel needs to know that it is being graded.
+    Used in: ``cnnlab grade``.
     """
     answers = _answers(submission)
     wanted = {ex.id for ex in exercises}
+    labs = {ex.id.split(".", 1)[0] for ex in exercises}
+    if len(labs) != 1:
+        raise ValueError(f"the exercises of one lab are graded at once, not of {sorted(labs)}")
+    exporter = f"_cnnlab_export_{secrets.token_hex(8)}"
     nb = nbformat.v4.new_notebook(metadata=template.metadata)
+    nb.cells.append(_exporter_cell(labs.pop(), exporter))
     positions, missing = {}, set()
     for cell in template.cells:
         cell = nbformat.from_dict(json.loads(json.dumps(cell)))
         ex_id = exercise_id(cell)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+            if ex_id is None and _is_self_check(cell.source):
+                cell.source = SKIPPED_CHECK
         nb.cells.append(cell)
         if ex_id in wanted:
             if ex_id in answers:
@@ -118,7 +157,7 @@ def prepare_submission(template, submission, exercises, outdir: Path):
             else:
                 missing.add(ex_id)
             positions[ex_id] = (len(nb.cells) - 1, len(nb.cells))
-            nb.cells.append(_export_cell(ex_id, outdir))
+            nb.cells.append(_export_cell(ex_id, exporter, secrets.token_hex(16)))
     absent = wanted - set(positions)
     if absent:
         raise ValueError(f"the instructor's notebook has no cell tagged for {sorted(absent)}")
@@ -168,7 +207,7 @@ def prepare_job(job: dict) -> dict:
 
     ``job`` holds plain data: ``notebook`` (the grader's copy of the submission), ``template``
     (the instructor's lab), ``exercise_ids``, ``forbidden`` (exercise id -> cnnlab names),
-    ``exports`` (the folder the export cells write to), ``workdir`` and the ``limits`` caps.
+    ``workdir`` and the ``limits`` caps.
     Returns ``{"ok": True, "positions", "missing", "flags", "syntax_lines", "n_cells"}`` or
     ``{"ok": False, "status": "unreadable"|"error", "message"}``.
     """
@@ -179,8 +218,7 @@ def prepare_job(job: dict) -> dict:
         return _failure("unreadable", f"unreadable notebook: {exc}")
     exercises = [_Exercise(ex_id) for ex_id in job["exercise_ids"]]
     template = nbformat.from_dict(job["template"])
-    nb, positions, missing = prepare_submission(template, submission, exercises,
-                                                Path(job["exports"]))
+    nb, positions, missing = prepare_submission(template, submission, exercises)
     try:
         flags = submission_flags(nb, positions, exercises, job["forbidden"], missing)
     except Exception as exc:  # noqa: BLE001 - a flagging bug must not lose a grade

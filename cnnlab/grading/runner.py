@@ -4,7 +4,9 @@ The grader starts this in its own process group and kills that group and the ker
 deadline.  The runner records, after every cell, what happened (``progress.json``): the status,
 the exception's name and value, and where in the notebook it was raised (the line in that cell,
 and the cell and line of the innermost notebook frame), read from IPython's traceback with its
-colour codes stripped.  It writes the kernel's pid (``kernel.pid``) so the grader can watch its
+colour codes stripped.  For an export cell it also records that cell's probe records, taken
+from the cell's own outputs when it ends (:func:`collect_records`), and drops them from the
+executed notebook.  It writes the kernel's pid (``kernel.pid``) so the grader can watch its
 memory and kill it.
 """
 
@@ -16,7 +18,14 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["main", "traceback_frames"]
+__all__ = ["main", "traceback_frames", "collect_records", "MIME", "RECORDS_BYTES"]
+
+#: The MIME type of a probe record (:data:`cnnlab.grading.export.MIME`; not imported from
+#: there, so the runner never imports what the kernel side defines).
+MIME = "application/vnd.cnnlab.probe+json"
+#: What one export cell's records may take in all (serialised); records past it are dropped and
+#: the judge finds those cases without a result.
+RECORDS_BYTES = 8 * 2**20
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CELL_FRAME = re.compile(r"(?:Cell|Input) In ?\[(\d+)\], line (\d+)")
@@ -27,6 +36,28 @@ def traceback_frames(traceback) -> list[tuple[int, int]]:
     IPython traceback (a list of strings with ANSI colour codes)."""
     text = _ANSI.sub("", "\n".join(str(part) for part in traceback or []))
     return [(int(count), int(line)) for count, line in _CELL_FRAME.findall(text)]
+
+
+def collect_records(outputs, token: str, exercise: str) -> tuple[list[dict], list]:
+    """``(records, outputs kept)``: the probe records among an export cell's ``outputs`` that
+    carry that cell's ``token`` and ``exercise`` (without those two keys, as plain dicts, up to
+    :data:`RECORDS_BYTES`), and the outputs without them (for the executed notebook).  Anything
+    else (another token or exercise, a record printed as text, an ``execute_result``) is not a
+    record; it stays in the outputs as the cell showed it."""
+    records, kept, size = [], [], 0
+    for output in outputs or []:
+        data = output.get("data") if output.get("output_type") == "display_data" else None
+        record = data.get(MIME) if isinstance(data, dict) else None
+        if not (isinstance(record, dict) and record.get("token") == token
+                and record.get("exercise") == exercise):
+            kept.append(output)
+            continue
+        plain = json.loads(json.dumps({k: v for k, v in record.items()
+                                       if k not in ("token", "exercise")}))
+        size += len(json.dumps(plain))
+        if size <= RECORDS_BYTES:
+            records.append(plain)
+    return records, kept
 
 
 def _write_json(path: Path, data) -> None:
@@ -69,6 +100,10 @@ def main(argv=None) -> int:
             entry["line"] = mine[-1] if mine else None
             if frames:
                 entry["innermost"] = [counts.get(frames[-1][0]), frames[-1][1]]
+        tagged = cell.get("metadata", {}).get("cnnlab") or {}
+        if tagged.get("token"):  # an export cell: its own probe records, taken as it ends
+            entry["records"], cell.outputs = collect_records(
+                cell.get("outputs"), tagged["token"], tagged.get("exercise"))
         progress["cells"][str(cell_index)] = entry
         _write_json(progress_path, progress)
 
@@ -88,7 +123,8 @@ def main(argv=None) -> int:
     )
     client.on_notebook_start = on_start
     client.on_cell_executed = on_executed
-    env = {**os.environ, "CNNLAB_GRADING": "1", "CNNLAB_PROFILE": config["profile"]}
+    env = {**os.environ, "CNNLAB_PROFILE": config["profile"]}
+    env.pop("CNNLAB_GRADING", None)  # nothing in the kernel says it is being graded
     try:
         with (workdir / "kernel.log").open("w") as log:
             client.execute(env=env, stdout=log, stderr=log)
