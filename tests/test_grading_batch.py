@@ -269,8 +269,8 @@ MALFORMED_PROGRESS = {
 
 @pytest.mark.parametrize("text", MALFORMED_PROGRESS.values(), ids=MALFORMED_PROGRESS)
 def test_a_malformed_progress_record_ends_the_run_as_an_error(tmp_path, text):
-    (tmp_path / "progress.json").write_text(text)
-    progress, problem = grade_module._read_progress(tmp_path, Limits())
+    # the runner's last line on its stdout: the whole record
+    progress, problem = grade_module._read_progress([text.encode()], Limits())
     assert problem.startswith("the run's progress record")
     ended, message = grade_module._how_it_ended("finished", progress, problem)
     assert (ended, message) == ("error", problem)

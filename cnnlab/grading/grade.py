@@ -300,6 +300,8 @@ def _read_progress(lines, limits: Limits) -> tuple[dict, str]:
                 cells[str(data["cell"])[:20]] = data.get("entry")
             elif isinstance(data, dict) and ("cells" in data or "end" in data):
                 final = data
+            elif not (isinstance(data, dict) and data.keys() & {"kernel", "truncated"}):
+                raise UntrustedInputError(f"a line is {type(data).__name__}, not a record")
         record = final if final is not None else {"cells": cells, "end": "running"}
         return _progress_record(record), ""
     except UntrustedInputError as exc:
@@ -822,7 +824,7 @@ def _status_counts(results) -> str:
 def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_notebook=600,
           max_memory_gb=4.0, profile="smoke", solutions=None, stream=None, keep_executed=False,
           max_notebook_mb=20, max_answer_mb=10, max_json_depth=100, parse_timeout=30,
-          resume=False, sandbox=True, max_processes=256, max_output_kb=1000,
+          resume=False, sandbox=True, max_processes=512, max_output_kb=1000,
           sandbox_uid="65534", limits_mode=None):
     """Grade every notebook in ``paths`` (files or folders) for ``lab``; write and return results.
 

@@ -433,7 +433,7 @@ def _bwrap_argv(plan: dict, kernel_argv: list[str], data_binds=None) -> list[str
             argv += [*size, "--tmpfs", h]
         data_binds = plan["data"]
     if plan["solutions"] != plan["cwd"]:
-        argv += ["--tmpfs", plan["solutions"]]
+        argv += ["--tmpfs", plan["solutions"], "--remount-ro", plan["solutions"]]
     argv += ["--bind", plan["private_cwd"], plan["cwd"],
              "--bind", plan["exports"], plan["exports"],
              "--bind", plan["sockets"], plan["sockets"], "--dir", _SANDBOX_HOME]
