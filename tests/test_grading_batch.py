@@ -619,14 +619,16 @@ def test_overwritten_answer_files_are_errors_of_their_exercises_only(attacked_ba
     assert "over the 10.0 MiB cap" in attacked["01.convolve2d"].message
     assert {attacked[i].status for i in ("01.to_grayscale", "01.correlate2d", "01.convolve2d")} \
         == {"error"}
-    assert rows["=1+1"].total == 0
+    # the rest is its own (solved) code, which the sandbox lets run on: only that scores
+    assert rows["=1+1"].total == sum(e.points for e in rows["=1+1"].exercises[3:])
 
 
-def test_a_killed_runner_leaves_kernel_died_never_running(attacked_batch):
+def test_the_kernel_cannot_kill_its_runner_from_the_sandbox(attacked_batch):
+    """Its parent is the sandbox's first process, which ignores it; the runner is out of reach
+    (a runner killed all the same is kernel_died, never running: see above)."""
     rows, *_ = attacked_batch
-    assert rows["=1+1"].status == "kernel_died"
-    assert rows["=1+1"].message == "the runner was stopped before the notebook ended"
-    assert {e.status for e in rows["=1+1"].exercises[3:]} == {"kernel_died"}
+    assert rows["=1+1"].status == "graded"
+    assert {e.status for e in rows["=1+1"].exercises[3:]} == {"pass"}
     for row in rows.values():
         assert row.status in STATUS_MEANINGS
         assert {e.status for e in row.exercises} <= set(EXERCISE_STATUS_MEANINGS)
@@ -642,4 +644,4 @@ def test_the_attacked_batch_writes_every_row_and_moves_the_old_scores_aside(atta
     assert {p.name for p in (out / "feedback").iterdir()} == {"=1+1.md", "link.md", "x.md"}
     (old,) = out.glob("scores-*.csv.old")
     assert "stale" in old.read_text()
-    assert log.splitlines()[-1] == "statuses: graded 1, kernel_died 1, refused 1"
+    assert log.splitlines()[-1] == "statuses: graded 2, refused 1"
