@@ -396,3 +396,15 @@ def test_the_solutions_notebook_is_out_of_the_kernels_reach(lab01_sandboxed):
     assert copier["01.correlate2d"].status == "error"
     assert "FileNotFoundError" in copier["01.correlate2d"].message
     assert rows["copier"].total < rows["solution"].total
+
+
+@needs_sandbox
+def test_without_cgroups_each_process_is_limited_on_its_own(host):
+    child = ("import subprocess, sys\n"
+             "done = subprocess.run([sys.executable, '-c', 'bytearray(3 * 2**29)'],\n"
+             "                      capture_output=True, text=True)\n"
+             "print(done.returncode, done.stderr.strip().splitlines()[-1])\n")
+    outcome, _, texts = _run([child], _options(host, limits_mode=sandbox.LIMITS_RLIMIT))
+    assert outcome.ended == "finished"
+    assert texts[0].split()[:2] == ["1", "MemoryError"]  # RLIMIT_AS of 1 GiB, in the child
+    assert _uid_processes(SANDBOX_UID) == []
