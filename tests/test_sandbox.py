@@ -408,3 +408,11 @@ def test_without_cgroups_each_process_is_limited_on_its_own(host):
     assert outcome.ended == "finished"
     assert texts[0].split()[:2] == ["1", "MemoryError"]  # RLIMIT_AS of 1 GiB, in the child
     assert _uid_processes(SANDBOX_UID) == []
+
+
+@needs_sandbox
+def test_a_cell_past_its_timeout_is_interrupted_inside_the_sandbox_and_the_rest_runs(host):
+    outcome, progress, texts = _run(["while True: pass", "print('after')"],
+                                    _options(host, timeout_cell=5))
+    assert progress["cells"]["0"]["ename"] == "CellTimeoutError"
+    assert texts[1].strip() == "after" and outcome.ended == "finished"

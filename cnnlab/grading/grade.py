@@ -240,9 +240,11 @@ def _run_isolated(workdir: Path, deadline: float, max_memory: int, cgroups=None,
 
 
 def _end_sandbox(cgroups, kernel: int | None) -> None:
+    """Kill what the submission left: its cgroups' processes, else the kernel's process tree
+    (the sandbox's first process: its PID namespace goes with it)."""
     if cgroups is not None:
         cgroups.kill_all()
-    if kernel:
+    elif kernel:
         _sandbox.kill_tree(kernel)
 
 

@@ -111,9 +111,11 @@ def _kernel_manager(config: dict, workdir: Path):
             return kernel_command(plan, argv, cgroup_procs=config.get("cgroup_procs", []),
                                   rlimit_as=config.get("rlimit_as", 0))
 
-    return SandboxKernelManager(kernel_name="python3", transport="ipc",
-                                ip=str(sockets / "kernel"),
-                                connection_file=str(sockets / "connection.json"))
+    km = SandboxKernelManager(kernel_name="python3", transport="ipc", ip=str(sockets / "kernel"),
+                              connection_file=str(sockets / "connection.json"))
+    if plan:  # a signal would reach bwrap, outside: ask the kernel to interrupt itself
+        km.kernel_spec.interrupt_mode = "message"
+    return km
 
 
 def main(argv=None) -> int:
