@@ -407,7 +407,7 @@ def _private_mounts(plan: dict) -> list[list[str]]:
     for i, (fd, source, target) in enumerate(data):
         stage = staging / str(i)
         if stat.S_ISDIR(os.fstat(fd).st_mode):
-            stage.mkdir()
+            stage.mkdir(exist_ok=True)  # (a restarted kernel launches again)
         else:
             stage.touch()
         bind(fd, str(stage))
