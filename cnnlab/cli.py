@@ -5,6 +5,7 @@
     cnnlab grade --lab 01 PATH... --out results/ [--jobs N] [--timeout-cell S]
                  [--timeout-notebook S] [--max-memory GIB] [--max-notebook-mb MB]
                  [--max-answer-mb MB] [--max-json-depth N] [--parse-timeout S] [--resume]
+                 [--no-sandbox] [--max-processes N] [--max-output-kb KB] [--sandbox-uid U]
                                             exit 0 when every row is graded, 1 if not
     cnnlab fetch mnist cifar10 ...          pre-stage datasets on a connected machine
     cnnlab fetch weights resnet50 ...       pre-stage keras.applications ImageNet weights
@@ -66,7 +67,9 @@ def _grade(args) -> int:
             profile=args.profile, solutions=args.solutions, keep_executed=args.keep_executed,
             max_notebook_mb=args.max_notebook_mb, max_answer_mb=args.max_answer_mb,
             max_json_depth=args.max_json_depth, parse_timeout=args.parse_timeout,
-            resume=args.resume)
+            resume=args.resume, sandbox=not args.no_sandbox,
+            max_processes=args.max_processes, max_output_kb=args.max_output_kb,
+            sandbox_uid=args.sandbox_uid)
     except (ValueError, FileNotFoundError) as exc:
         print(f"cnnlab grade: {exc}", file=sys.stderr)
         return 2
@@ -120,7 +123,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout-notebook", type=int, default=600,
                    help="seconds per submission (default 600)")
     p.add_argument("--max-memory", type=float, default=4.0,
-                   help="GiB a submission's kernel may use (default 4)")
+                   help="GiB a submission (its kernel and every process it starts) may use "
+                        "(default 4)")
     p.add_argument("--profile", choices=("smoke", "full"), default="smoke")
     p.add_argument("--solutions", help="solutions folder (default: the kit's solutions/)")
     p.add_argument("--keep-executed", action="store_true",
@@ -137,6 +141,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="keep the rows of OUT/scores.json for unchanged submissions (same name "
                         "and SHA-256) and grade only the rest")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run kernels without bubblewrap (only for code you trust: it then runs "
+                        "with your rights, sees your files and the network)")
+    p.add_argument("--max-processes", type=int, default=512,
+                   help="processes and threads a submission may have at once (default 512)")
+    p.add_argument("--max-output-kb", type=int, default=1000,
+                   help="KiB of output kept per cell; the rest is dropped with a note "
+                        "(default 1000)")
+    p.add_argument("--sandbox-uid", default="65534",
+                   help="uid (or range FIRST-LAST, one per running submission) the sandboxed "
+                        "kernels run as (default 65534)")
     p.set_defaults(func=_grade)
 
     p = sub.add_parser("fetch", help="download and verify datasets (or weights) into the cache")

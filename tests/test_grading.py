@@ -2,8 +2,8 @@
 
 Lab 01 carries the full adversarial suite (including cells that hand back cnnlab's own answer,
 and cells that raise); every lab's solution (full marks) and untouched lab (zero, all
-not_attempted) are checked in tests/test_labs.py, from one grading run per lab.  The static reading of exercise cells
-(:mod:`cnnlab.grading.integrity`) is tested without kernels.
+not_attempted) are checked in tests/test_labs.py, from one grading run per lab.  The static
+reading of exercise cells (:mod:`cnnlab.grading.integrity`) is tested without kernels.
 """
 
 import csv

@@ -248,8 +248,8 @@ MALFORMED_PROGRESS = {
 
 @pytest.mark.parametrize("text", MALFORMED_PROGRESS.values(), ids=MALFORMED_PROGRESS)
 def test_a_malformed_progress_record_ends_the_run_as_an_error(tmp_path, text):
-    (tmp_path / "progress.json").write_text(text)
-    progress, problem = grade_module._read_progress(tmp_path, Limits())
+    # the runner's last line on its stdout: the whole record
+    progress, problem = grade_module._read_progress([text.encode()], Limits())
     assert problem.startswith("the run's progress record")
     ended, message = grade_module._how_it_ended("finished", progress, problem)
     assert (ended, message) == ("error", problem)
@@ -590,14 +590,17 @@ def test_answers_already_taken_cannot_be_overwritten_by_a_later_cell(attacked_ba
     attacked = {e.id: e for e in rows["=1+1"].exercises}
     earlier = ("01.to_grayscale", "01.correlate2d", "01.convolve2d")
     assert {attacked[i].status for i in earlier} == {"pass"}
-    assert rows["=1+1"].total == sum(attacked[i].max_points for i in earlier)
+    assert all(attacked[i].points == attacked[i].max_points for i in earlier)
+    # the rest is its own code, which the sandbox lets run on (its runner is out of reach)
+    assert rows["=1+1"].total == sum(e.points for e in rows["=1+1"].exercises)
 
 
-def test_a_killed_runner_leaves_kernel_died_never_running(attacked_batch):
+def test_the_kernel_cannot_kill_its_runner_from_the_sandbox(attacked_batch):
+    """Its parent is the sandbox's first process, which ignores it; the runner is out of reach
+    (a runner killed all the same is kernel_died, never running: see above)."""
     rows, *_ = attacked_batch
-    assert rows["=1+1"].status == "kernel_died"
-    assert rows["=1+1"].message == "the runner was stopped before the notebook ended"
-    assert {e.status for e in rows["=1+1"].exercises[3:]} == {"kernel_died"}
+    assert rows["=1+1"].status == "graded"
+    assert {e.status for e in rows["=1+1"].exercises[3:]} == {"pass"}
     for row in rows.values():
         assert row.status in STATUS_MEANINGS
         assert {e.status for e in row.exercises} <= set(EXERCISE_STATUS_MEANINGS)
@@ -613,4 +616,4 @@ def test_the_attacked_batch_writes_every_row_and_moves_the_old_scores_aside(atta
     assert {p.name for p in (out / "feedback").iterdir()} == {"=1+1.md", "link.md", "x.md"}
     (old,) = out.glob("scores-*.csv.old")
     assert "stale" in old.read_text()
-    assert log.splitlines()[-1] == "statuses: graded 1, kernel_died 1, refused 1"
+    assert log.splitlines()[-1] == "statuses: graded 2, refused 1"

@@ -2,14 +2,16 @@
 
 Student code is taken only from the ``exercise:NN.name`` cells of a submission; everything else
 comes from the instructor's solution notebook (with its solutions stripped, as in ``labs/``).
-Each submission runs in its own kernel, in its own process group, with a per-cell timeout and a
-whole-notebook deadline enforced from outside.  Results leave the kernel as plain data and are
+Each submission runs in its own kernel, inside a bubblewrap sandbox and cgroups of its own
+(:mod:`cnnlab.grading.sandbox`), with a per-cell timeout and a whole-notebook deadline enforced
+from outside.  Results leave the kernel as plain data and are
 judged here, in a process student code never reaches.  An exercise cell that uses cnnlab's own
 implementation of that exercise is flagged for the instructor (:mod:`cnnlab.grading.integrity`).
 Whatever goes wrong with one submission becomes its own row (statuses:
 :data:`cnnlab.grading.grade.STATUS_MEANINGS`); the modules, one job each: ``grade`` (the batch
 and the judge), ``prepare`` (parsing, in worker processes), ``limits`` (caps on what a submission
-controls), ``reports`` (scores and feedback), ``runner`` and ``export`` (the kernel's side).
+controls), ``reports`` (scores and feedback), ``sandbox`` (bubblewrap, cgroups, the kernel's
+launcher), ``runner`` and ``export`` (the kernel's side).
 
 Used in: ``cnnlab grade`` and ``make grade``.
 """

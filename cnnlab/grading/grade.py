@@ -18,6 +18,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,9 +34,10 @@ from cnnlab.grading.limits import (
     UntrustedInputError,
     copy_capped,
     load_json_capped,
-    read_capped,
+    parse_json_capped,
     sha256_capped,
 )
+from cnnlab.grading import sandbox as _sandbox
 from cnnlab.grading.prepare import ParseServer, prepare_in_worker, prepare_submission
 from cnnlab.grading.reports import Reports
 from cnnlab.notebooks import build_lab, find_kit_root
@@ -112,6 +114,8 @@ class SubmissionResult:
     message: str = ""
     cell_errors: list[CellError] = field(default_factory=list)
     sha256: str = ""  # of the file graded ("" when it was not read)
+    sandbox: str = ""  # "bubblewrap" or "none" (--no-sandbox)
+    limits: str = ""  # "cgroup-v1" (the submission as a whole) or "rlimit" (per process)
 
     @property
     def total(self) -> float:
@@ -157,55 +161,92 @@ def _kill_group(pid: int) -> None:
 
 
 def _rss_bytes(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return 0
+    """Resident memory of ``pid`` and every process below it (the rlimit mode's watch over
+    the submission as a whole)."""
+    return _sandbox.tree_rss_bytes(pid)
 
 
-def _kernel_pid(workdir: Path) -> int | None:
-    """The pid the runner wrote to ``kernel.pid``, or None while there is none.  The kernel can
-    rewrite that file: a pid of the grader's own process group (or 0, which means it) is
-    refused, and the file is read through the caps (a pipe there would block the grader)."""
-    try:
-        pid = int(read_capped(workdir / "kernel.pid", 64, "kernel.pid"))
-        if pid > 1 and os.getpgid(pid) != os.getpgid(0):
-            return pid
-    except (UntrustedInputError, ValueError, ProcessLookupError, PermissionError):
-        pass
-    return None
+@dataclass
+class RunOutcome:
+    """How one run ended (finished/timeout/memory), the lines the runner sent, and what the
+    grader saw from outside (the kernel's pid, output dropped per cell)."""
+
+    ended: str
+    lines: list = field(default_factory=list)
+    problem: str = ""  # a line over the cap, or not JSON
+    truncated: dict = field(default_factory=dict)
 
 
-def _run_isolated(workdir: Path, deadline: float, max_memory: int) -> str:
-    """Run the runner subprocess; return how it ended: finished/timeout/memory."""
+def _read_runner(stream, outcome: RunOutcome, line_bytes: int, state: dict) -> None:
+    """Read the runner's JSON lines (each at most ``line_bytes``) into ``outcome``."""
+    while True:
+        line = stream.readline(line_bytes + 1)
+        if not line:
+            return
+        if len(line) > line_bytes and not line.endswith(b"\n"):
+            outcome.problem = (f"the run's progress record is malformed: a line is over the "
+                               f"{line_bytes / MiB:.1f} MiB cap; raise the cap with "
+                               f"--max-answer-mb")
+            while line and not line.endswith(b"\n"):  # skip the rest of that line
+                line = stream.readline(MiB)
+            continue
+        outcome.lines.append(line)
+        if line.startswith(b'{"kernel": '):
+            try:
+                state["kernel"] = int(json.loads(line)["kernel"])
+            except (ValueError, KeyError, TypeError):
+                pass
+
+
+def _run_isolated(workdir: Path, deadline: float, max_memory: int, cgroups=None,
+                  line_bytes: int = 10 * MiB) -> RunOutcome:
+    """Run the runner subprocess and watch it from outside: the deadline, the memory of the
+    submission as a whole (its cgroup's OOM count, else the resident memory of the kernel's
+    process tree), and at the end kill whatever the submission left (its cgroup, or the
+    sandbox's first process: its PID namespace goes with it).  Progress arrives on the
+    runner's stdout, never from a file the kernel could write."""
     process = subprocess.Popen(
         [sys.executable, "-m", "cnnlab.grading.runner", str(workdir)],
-        stdout=(workdir / "runner.log").open("w"),
-        stderr=subprocess.STDOUT,
+        stdout=subprocess.PIPE,
+        stderr=(workdir / "runner.log").open("w"),
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
-    start, reason, kernel_pid = time.monotonic(), "", None
+    outcome, state = RunOutcome("finished"), {}
+    reader = threading.Thread(target=_read_runner, daemon=True,
+                              args=(process.stdout, outcome, line_bytes, state))
+    reader.start()
+    start, reason = time.monotonic(), ""
     while process.poll() is None:
-        if kernel_pid is None and (workdir / "kernel.pid").exists():
-            kernel_pid = _kernel_pid(workdir)
+        kernel = state.get("kernel")
         if time.monotonic() - start > deadline:
             reason = "timeout"
-        elif kernel_pid and max_memory and _rss_bytes(kernel_pid) > max_memory:
+        elif cgroups is not None and cgroups.memory_exceeded():
+            reason = "memory"
+        elif cgroups is None and kernel and max_memory and _rss_bytes(kernel) > max_memory:
             reason = "memory"
         if reason:
-            if kernel_pid:
-                _kill_group(kernel_pid)
+            _end_sandbox(cgroups, kernel)
             _kill_group(process.pid)
             process.wait()
             break
         time.sleep(0.2)
-    if kernel_pid:  # never leave a kernel (or anything it forked) behind
-        _kill_group(kernel_pid)
-    return reason or "finished"
+    if not reason and cgroups is not None and cgroups.memory_exceeded():
+        reason = "memory"  # a process of the submission was stopped at the limit
+    _end_sandbox(cgroups, state.get("kernel"))  # never leave anything it started behind
+    reader.join(10)
+    process.stdout.close()
+    outcome.ended = reason or "finished"
+    return outcome
+
+
+def _end_sandbox(cgroups, kernel: int | None) -> None:
+    """Kill what the submission left: its cgroups' processes, else the kernel's process tree
+    (the sandbox's first process: its PID namespace goes with it)."""
+    if cgroups is not None:
+        cgroups.kill_all()
+    elif kernel:
+        _sandbox.kill_tree(kernel)
 
 
 def _text(value, what: str) -> str:
@@ -255,15 +296,21 @@ def _progress_record(data) -> dict:
     return {"cells": cells, "end": _text(data.get("end", "kernel_died"), "`end`")}
 
 
-def _read_progress(workdir: Path, limits: Limits) -> tuple[dict, str]:
-    """``(progress, problem)``: the run's checked record, or an empty one and why."""
-    path = workdir / "progress.json"
-    if not os.path.lexists(path):
-        return {"cells": {}, "end": "kernel_died"}, ""
+def _read_progress(lines, limits: Limits) -> tuple[dict, str]:
+    """``(progress, problem)``: the run's record from the runner's lines (the last full record,
+    else the cells it reported before it was stopped), checked, or an empty one and why."""
+    cells, final = {}, None
     try:
-        data = load_json_capped(path, limits.record_bytes, limits.json_depth,
-                                "the run's progress record", "--max-answer-mb")
-        return _progress_record(data), ""
+        for line in lines:
+            data = parse_json_capped(line, limits.json_depth, "the run's progress record")
+            if isinstance(data, dict) and "cell" in data:
+                cells[str(data["cell"])[:20]] = data.get("entry")
+            elif isinstance(data, dict) and ("cells" in data or "end" in data):
+                final = data
+            elif not (isinstance(data, dict) and data.keys() & {"kernel", "truncated"}):
+                raise UntrustedInputError(f"a line is {type(data).__name__}, not a record")
+        record = final if final is not None else {"cells": cells, "end": "running"}
+        return _progress_record(record), ""
     except UntrustedInputError as exc:
         return {"cells": {}, "end": "error"}, _malformed("the run's progress record", exc)
 
@@ -537,13 +584,20 @@ def _grade_steps(sub: Submission, template, exercises, options, step: list) -> S
             return _not_graded(sub, exercises, status, str(raw.get("message")), sha256)
         positions, missing, flags, syntax_lines, n_cells = _prepared(raw)
         step[0] = "running"
-        config = {"cell_timeout": options["timeout_cell"], "profile": options["profile"],
-                  "cwd": options["cwd"], "keep_executed": bool(options.get("keep_executed"))}
-        (workdir / "config.json").write_text(json.dumps(config))
-        ended = _run_isolated(workdir, options["timeout_notebook"], options["max_memory"])
+        outcome = _run_sandboxed(workdir, options, limits)
         step[0] = "judging"
-        progress, problem = _read_progress(workdir, limits)
-        ended, message = _how_it_ended(ended, progress, problem)
+        progress, problem = _read_progress(outcome.lines, limits)
+        ended, message = _how_it_ended(outcome.ended, progress, problem)
+        if ended == "memory":
+            message = (f"the submission used more memory than --max-memory "
+                       f"({options['max_memory'] / 2**30:g} GiB) and was stopped")
+        dropped = _truncations(outcome.lines, limits)
+        if dropped:
+            lab = _lab_numbering(positions, n_cells)
+            message = " ".join(filter(None, [message, "; ".join(
+                f"cell {lab.get(cell, cell)} printed more than --max-output-kb "
+                f"({options['max_output_bytes'] // 1024} KiB): {n} bytes of its output were "
+                f"dropped" for cell, n in sorted(dropped.items()))]))
         lab_index = _lab_numbering(positions, n_cells)
         cell_errors = _cell_errors(progress, positions, lab_index)
         context = {"syntax_lines": syntax_lines, "lab_index": lab_index, "limits": limits,
@@ -558,6 +612,51 @@ def _grade_steps(sub: Submission, template, exercises, options, step: list) -> S
         row.flag = "; ".join(dict.fromkeys(map(str, reasons)))
     return SubmissionResult(sub.name, str(sub.path), _ROW_STATUS[ended], rows, 0.0, message,
                             cell_errors=cell_errors, sha256=sha256)
+
+
+def _truncations(lines, limits: Limits) -> dict[int, int]:
+    """``{cell index: bytes dropped}`` from the runner's ``{"truncated": ...}`` lines."""
+    dropped = {}
+    for line in lines:
+        if line.startswith(b'{"truncated": '):
+            try:
+                data = parse_json_capped(line, limits.json_depth, "the runner's line")
+                dropped.update({int(k): int(v) for k, v in data["truncated"].items()})
+            except (UntrustedInputError, ValueError, KeyError, TypeError, AttributeError):
+                pass
+    return dropped
+
+
+def _run_sandboxed(workdir: Path, options: dict, limits: Limits) -> RunOutcome:
+    """Run one prepared submission: its kernel in a bubblewrap sandbox (unless
+    ``options["sandbox"]`` is off) and in cgroups of its own where the machine offers them."""
+    config = {"cell_timeout": options["timeout_cell"], "profile": options["profile"],
+              "cwd": options["cwd"], "keep_executed": bool(options.get("keep_executed")),
+              "max_output_bytes": options["max_output_bytes"]}
+    cgroups, uid = None, None
+    try:
+        if options["limits_mode"] == _sandbox.LIMITS_CGROUP:
+            cgroups = _sandbox.Cgroups(options["max_memory"], options["max_processes"]).create()
+            config["cgroup_procs"] = cgroups.procs
+        else:
+            config["rlimit_as"] = options["max_memory"]
+        if options["sandbox"]:
+            uid = options["uids"].acquire()
+            config["sandbox"] = _sandbox.plan_sandbox(
+                workdir, cwd=Path(options["cwd"]), kit=Path(options["kit"]),
+                solutions=Path(options["solutions"]), hidden=options["hidden"], uid=uid,
+                profile=options["profile"], bwrap=options["bwrap"],
+                cgroup_procs=config.get("cgroup_procs", ()),
+                rlimit_as=config.get("rlimit_as", 0),
+                rlimit_nproc=options["max_processes"] if cgroups is None else 0)
+        (workdir / "config.json").write_text(json.dumps(config))
+        return _run_isolated(workdir, options["timeout_notebook"], options["max_memory"],
+                             cgroups, limits.record_bytes)
+    finally:
+        if cgroups is not None:
+            cgroups.remove()
+        if uid is not None:
+            options["uids"].release(uid)
 
 
 def _grade_one(sub: Submission, template, exercises, options, reports: Reports):
@@ -718,7 +817,8 @@ def _status_counts(results) -> str:
 def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_notebook=600,
           max_memory_gb=4.0, profile="smoke", solutions=None, stream=None, keep_executed=False,
           max_notebook_mb=20, max_answer_mb=10, max_json_depth=100, parse_timeout=30,
-          resume=False):
+          resume=False, sandbox=True, max_processes=512, max_output_kb=1000,
+          sandbox_uid="65534", limits_mode=None):
     """Grade every notebook in ``paths`` (files or folders) for ``lab``; write and return results.
 
     A folder contributes every file directly in it whose name ends in ``.ipynb`` in any case;
@@ -760,12 +860,26 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
     template = build_lab(nbformat.read(source, as_version=4), source.name)
     cwd = solutions.parent / "labs"
     out = Path(out)
+    if not (max_processes > 0 and max_output_kb > 0):
+        raise ValueError(f"max_processes and max_output_kb must be positive, not "
+                         f"{max_processes!r} and {max_output_kb!r}")
+    sandbox_on = bool(sandbox)
+    bwrap = _sandbox.require_bubblewrap() if sandbox_on else ""
+    limits_mode = limits_mode or (_sandbox.LIMITS_CGROUP if _sandbox.cgroups_available()
+                                  else _sandbox.LIMITS_RLIMIT)
     options = {"timeout_cell": timeout_cell, "timeout_notebook": timeout_notebook,
                "max_memory": int(max_memory_gb * 2**30), "profile": profile,
                "cwd": str(cwd if cwd.is_dir() else solutions),
                "forbidden": {ex.id: implementations(ex) for ex in exercises},
-               "keep_executed": keep_executed, "out": str(out), "limits": limits}
+               "keep_executed": keep_executed, "out": str(out), "limits": limits,
+               "sandbox": sandbox_on, "bwrap": bwrap, "limits_mode": limits_mode,
+               "max_processes": int(max_processes),
+               "max_output_bytes": int(max_output_kb * 1024),
+               "uids": _sandbox.UidPool.parse(sandbox_uid), "kit": str(solutions.parent),
+               "solutions": str(solutions)}
     submissions = _submissions(paths)
+    options["hidden"] = sorted({str(out.resolve())} | {
+        str(p.resolve() if p.is_dir() else p.resolve().parent) for p in map(Path, paths)})
     kept = _resumable(out, number, exercises, submissions, limits) if resume else []
     reports = Reports(out, exercises, number)
     for old in reports.start(kept):
@@ -774,11 +888,18 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
     todo = [sub for sub in submissions if sub.name not in done]
     if resume:
         print(f"resuming: kept {len(kept)} row(s) from {out / 'scores.json'}", file=stream)
-    print(f"grading {len(todo)} submission(s) of lab {number} with {jobs} job(s)",
+    if not sandbox_on:
+        print("WARNING: --no-sandbox: each submission's code runs with your rights, sees your "
+              "files and the network, and its processes can outlive it; grade this way only "
+              "code you trust", file=stream, flush=True)
+    print(f"grading {len(todo)} submission(s) of lab {number} with {jobs} job(s); sandbox: "
+          f"{'bubblewrap' if sandbox_on else 'none'}; limits: {limits_mode}",
           file=stream, flush=True)
 
     def one(sub):
         result = _grade_one(sub, template, exercises, options, reports)
+        result.sandbox = "bubblewrap" if sandbox_on else "none"
+        result.limits = limits_mode
         reports.add(result)
         flagged = "  [flagged]" if result.flagged else ""
         print(f"  {result.submission}: {result.total:g}/{result.max_total:g} "

@@ -1,13 +1,18 @@
 """Runs one prepared submission in a fresh kernel: ``python -m cnnlab.grading.runner WORKDIR``.
 
-The grader starts this in its own process group and kills that group and the kernel's on the
-deadline.  The runner records, after every cell, what happened (``progress.json``): the status,
-the exception's name and value, and where in the notebook it was raised (the line in that cell,
-and the cell and line of the innermost notebook frame), read from IPython's traceback with its
-colour codes stripped.  For an export cell it also records that cell's probe records, taken
-from the cell's own outputs when it ends (:func:`collect_records`), and drops them from the
-executed notebook.  It writes the kernel's pid (``kernel.pid``) so the grader can watch its
-memory and kill it.
+The grader starts this in its own process group and kills that group and the submission's
+sandbox on the deadline.  The runner (trusted) stays outside the sandbox; it starts the kernel
+through :func:`cnnlab.grading.sandbox.kernel_command` (bubblewrap, the cgroups, a minimal
+environment) and talks to it over ZeroMQ on unix sockets (``transport="ipc"``: the sandbox has
+no network).  It records, after every cell, what happened: the status, the exception's name and
+value, and where in the notebook it was raised (the line in that cell, and the cell and line of
+the innermost notebook frame), read from IPython's traceback with its colour codes stripped;
+for an export cell, that cell's probe records, taken from its own outputs when it ends
+(:func:`collect_records`) and dropped from the executed notebook.
+Those records travel to the grader as JSON lines on the runner's standard output, a pipe the
+kernel cannot reach (``{"cell": index, "entry": {...}}`` per cell, ``{"kernel": pid}`` once,
+``{"truncated": {cell: bytes}}`` for output over the cap, and last ``{"cells": {...}, "end":
+...}``).  Each cell keeps at most ``max_output_bytes`` of output; the rest is dropped with a note.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["main", "traceback_frames", "collect_records", "MIME", "RECORDS_BYTES"]
+__all__ = ["main", "traceback_frames", "collect_records", "truncation_note", "MIME",
+           "RECORDS_BYTES"]
 
 #: The MIME type of a probe record (:data:`cnnlab.grading.export.MIME`; not imported from
 #: there, so the runner never imports what the kernel side defines).
@@ -60,27 +66,114 @@ def collect_records(outputs, token: str, exercise: str) -> tuple[list[dict], lis
     return records, kept
 
 
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
+def truncation_note(dropped: int) -> str:
+    return f"[output truncated by the grader: {dropped} bytes dropped]"
+
+
+def _output_bytes(msg) -> int:
+    content = msg.get("content") or {}
+    if msg.get("msg_type") == "stream":
+        return len(str(content.get("text", "")).encode("utf-8", "replace"))
+    size = 0
+    for value in (content.get("data") or {}).values():
+        size += len(value) if isinstance(value, (str, bytes)) else len(json.dumps(value))
+    return size
+
+
+def _capped_client_class():
+    from nbclient import NotebookClient
+
+    class CappedClient(NotebookClient):
+        """A client that keeps at most ``max_output_bytes`` of stream and display output per
+        cell (nbgrader's LimitOutput, counted in bytes): the runner's memory stays bounded
+        whatever a cell prints."""
+
+        max_output_bytes = 1000 * 1024
+        report = staticmethod(lambda data: None)
+
+        def output(self, outs, msg, display_id, cell_index):
+            if msg.get("msg_type") not in ("stream", "display_data", "execute_result"):
+                return super().output(outs, msg, display_id, cell_index)
+            used, dropped = getattr(self, "_output_used", {}), getattr(self, "_dropped", {})
+            self._output_used, self._dropped = used, dropped
+            size = _output_bytes(msg)
+            cap = self.max_output_bytes
+            if (self.nb.cells[cell_index].get("metadata", {}).get("cnnlab") or {}).get("token"):
+                cap = max(cap, RECORDS_BYTES)  # an export cell: its probe records must fit
+            room = cap - used.get(cell_index, 0)
+            if size <= room:
+                used[cell_index] = used.get(cell_index, 0) + size
+                return super().output(outs, msg, display_id, cell_index)
+            used[cell_index] = cap
+            if msg["msg_type"] == "stream" and room > 0:  # keep what fits
+                text = msg["content"]["text"].encode("utf-8", "replace")[:room]
+                msg = {**msg, "content": {**msg["content"],
+                                          "text": text.decode("utf-8", "ignore")}}
+                dropped[cell_index] = dropped.get(cell_index, 0) + size - room
+                return super().output(outs, msg, display_id, cell_index)
+            dropped[cell_index] = dropped.get(cell_index, 0) + size
+            return None
+
+        async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
+            try:
+                return await super().async_execute_cell(cell, cell_index, *args, **kwargs)
+            finally:
+                dropped = getattr(self, "_dropped", {}).pop(cell_index, 0)
+                if dropped:
+                    import nbformat
+
+                    cell.outputs.append(nbformat.v4.new_output(
+                        "stream", name="stderr", text=truncation_note(dropped) + "\n"))
+                    self.report({"truncated": {str(cell_index): dropped}})
+
+    return CappedClient
+
+
+def _kernel_manager(config: dict, workdir: Path):
+    """A kernel manager that starts the kernel through the sandbox's launcher, on unix
+    sockets in the submission's socket folder."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    from cnnlab.grading.sandbox import kernel_command
+
+    plan = config.get("sandbox")
+    sockets = Path(plan["sockets"]) if plan else workdir / "sockets"
+    sockets.mkdir(exist_ok=True)
+
+    class SandboxKernelManager(AsyncKernelManager):
+        def format_kernel_cmd(self, extra_arguments=None):
+            argv = [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file]
+            return kernel_command(plan, argv, cgroup_procs=config.get("cgroup_procs", []),
+                                  rlimit_as=config.get("rlimit_as", 0))
+
+    km = SandboxKernelManager(kernel_name="python3", transport="ipc", ip=str(sockets / "kernel"),
+                              connection_file=str(sockets / "connection.json"))
+    if plan:  # a signal would reach bwrap, outside: ask the kernel to interrupt itself
+        km.kernel_spec.interrupt_mode = "message"
+    return km
 
 
 def main(argv=None) -> int:
     import nbformat
-    from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
+
+    from cnnlab.grading.sandbox import kernel_env
 
     workdir = Path((argv or sys.argv[1:])[0])
     config = json.loads((workdir / "config.json").read_text())
     nb = nbformat.read(workdir / "submission.ipynb", as_version=4)
     progress = {"cells": {}, "end": "running"}
-    progress_path = workdir / "progress.json"
+    channel = os.fdopen(os.dup(1), "w", encoding="utf-8")  # the grader's pipe: ours alone
+    os.dup2(2, 1)  # anything else printed goes to the log
+
+    def report(data) -> None:
+        channel.write(json.dumps(data) + "\n")
+        channel.flush()
 
     def on_start(notebook=None, **_):
         process = getattr(getattr(client.km, "provisioner", None), "process", None)
-        if process is not None:
-            (workdir / "kernel.pid").write_text(str(process.pid))
+        if process is not None:  # the sandbox's first process, outside its PID namespace
+            report({"kernel": process.pid})
 
     counts = {}  # IPython execution count -> cell index
 
@@ -105,10 +198,11 @@ def main(argv=None) -> int:
             entry["records"], cell.outputs = collect_records(
                 cell.get("outputs"), tagged["token"], tagged.get("exercise"))
         progress["cells"][str(cell_index)] = entry
-        _write_json(progress_path, progress)
+        report({"cell": str(cell_index), "entry": entry})
 
-    client = NotebookClient(
+    client = _capped_client_class()(
         nb,
+        km=_kernel_manager(config, workdir),
         kernel_name="python3",
         timeout=config["cell_timeout"],
         allow_errors=True,
@@ -123,8 +217,10 @@ def main(argv=None) -> int:
     )
     client.on_notebook_start = on_start
     client.on_cell_executed = on_executed
-    env = {**os.environ, "CNNLAB_PROFILE": config["profile"]}
-    env.pop("CNNLAB_GRADING", None)  # nothing in the kernel says it is being graded
+    client.max_output_bytes = int(config.get("max_output_bytes", client.max_output_bytes))
+    client.report = report
+    plan = config.get("sandbox")
+    env = plan["env"] if plan else kernel_env(config["profile"], os.environ.get("HOME", "/"))
     try:
         with (workdir / "kernel.log").open("w") as log:
             client.execute(env=env, stdout=log, stderr=log)
@@ -135,7 +231,7 @@ def main(argv=None) -> int:
         progress["end"] = f"runner_error: {type(exc).__name__}: {exc}"[:500]
     if config.get("keep_executed"):  # the notebook with its outputs, for the instructor
         nbformat.write(nb, workdir / "executed.ipynb")
-    _write_json(progress_path, progress)
+    report(progress)
     return 0
 
 
