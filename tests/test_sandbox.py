@@ -231,6 +231,11 @@ def probed(host):
             seen["subs_listing"] = os.listdir("{host['subs']}")
         except OSError as exc:
             seen["subs_listing"] = type(exc).__name__
+        try:  # SIGKILL to the grader (once, `cnnlab grade` died with exit 137 here)
+            os.kill({os.getpid()}, 9)
+            seen["kill_grader"] = "sent"
+        except OSError as exc:
+            seen["kill_grader"] = type(exc).__name__
         seen["env"] = sorted(os.environ)
         seen["uid"] = os.getuid()
         print(json.dumps(seen))
@@ -270,12 +275,13 @@ def test_a_submission_cannot_reach_the_network(probed):
 
 
 @needs_sandbox
-def test_a_submission_cannot_read_solutions_the_graders_command_line_or_other_submissions(
+def test_a_submission_cannot_read_solutions_or_other_submissions_nor_reach_the_grader(
         probed):
     seen = json.loads(probed["texts"][1])
     assert seen["solution"] == "FileNotFoundError"  # solutions/ is an empty folder inside
     assert seen["cmdline"] == "FileNotFoundError"  # the grader is not in its PID namespace
     assert seen["submission"] == "FileNotFoundError" and seen["subs_listing"] == []
+    assert seen["kill_grader"] == "ProcessLookupError"  # and this process is still here
     assert seen["uid"] == SANDBOX_UID
     assert "CNNLAB_TEST_SECRET" not in seen["env"] and "CNNLAB_GRADING" not in seen["env"]
     passed = {"PATH", "HOME", "LANG", "CNNLAB_PROFILE", "KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL",

@@ -14,7 +14,8 @@ sandbox's uid and execs ``bwrap``.  Inside, the kernel has:
 - the whole file system read-only, with ``/tmp``, ``$HOME`` (``/tmp/home``), ``/home``,
   ``/root``, ``/run`` and the folders holding the submissions and ``--out`` replaced by empty
   private tmpfs, ``solutions/`` hidden by an empty tmpfs, and writable only: its own copy of the
-  lab's working folder, the folder its answers go to and its socket folder;
+  lab's working folder and its socket folder (its answers leave on the kernel's message
+  stream, never as files);
 - a minimal environment (PATH, HOME, LANG, CNNLAB_PROFILE, and KERAS_BACKEND,
   TF_CPP_MIN_LOG_LEVEL, PYTHONPATH, CNNLAB_DATA when the grader has them);
 - ``--die-with-parent``: when its runner dies, so does every process it started, new session or
