@@ -314,6 +314,11 @@ def plan_sandbox(workdir: Path, *, cwd: Path, kit: Path, solutions: Path, hidden
     hide = sorted({str(Path(h).resolve()) for h in (*_HIDDEN, *hidden)} - {"/"},
                   key=lambda p: p.count("/"))
     hide = [h for h in hide if not _under(h, "/tmp") and os.path.isdir(h)]
+    # the sandbox's /tmp is a private tmpfs: what it needs there (a kit cloned under /tmp, as CI
+    # does) is bound back, and the submissions or --out inside it are hidden again
+    tmp_expose = sorted(n for n in needed if _under(n, "/tmp") and os.path.isdir(n))
+    tmp_hide = sorted(h for h in {str(Path(h).resolve()) for h in hidden}
+                      if os.path.isdir(h) and any(_under(h, n) for n in tmp_expose))
     # data the labs read, bound read-only from descriptors the launcher opens as the grader
     # (the sandbox's uid may not be able to reach them, e.g. under /root)
     data = []
@@ -342,6 +347,7 @@ def plan_sandbox(workdir: Path, *, cwd: Path, kit: Path, solutions: Path, hidden
         "private_cwd": str(private_cwd),
         "solutions": str(solutions), "sockets": str(sockets),
         "hide": hide, "expose": sorted(needed), "data": data, "env": env,
+        "tmp_expose": tmp_expose, "tmp_hide": tmp_hide,
         "cgroup_procs": list(cgroup_procs), "rlimit_as": int(rlimit_as),
         "rlimit_nproc": int(rlimit_nproc), "tmpfs_bytes": int(tmpfs_mb) * 2**20,
     }
@@ -433,6 +439,10 @@ def _bwrap_argv(plan: dict, kernel_argv: list[str], data_binds=None) -> list[str
         for h in _hidden_again(plan, exposed):
             argv += [*size, "--tmpfs", h]
         data_binds = plan["data"]
+    for n in plan.get("tmp_expose", ()):
+        argv += ["--ro-bind", n, n]
+    for h in plan.get("tmp_hide", ()):  # empty and read-only, as hidden folders are elsewhere
+        argv += [*size, "--tmpfs", h, "--remount-ro", h]
     if plan["solutions"] != plan["cwd"]:
         argv += ["--tmpfs", plan["solutions"], "--remount-ro", plan["solutions"]]
     argv += ["--bind", plan["private_cwd"], plan["cwd"],
