@@ -591,14 +591,13 @@ def _grade_steps(sub: Submission, template, exercises, options, step: list) -> S
         if ended == "memory":
             message = (f"the submission used more memory than --max-memory "
                        f"({options['max_memory'] / 2**30:g} GiB) and was stopped")
+        lab_index = _lab_numbering(positions, n_cells)
         dropped = _truncations(outcome.lines, limits)
         if dropped:
-            lab = _lab_numbering(positions, n_cells)
             message = " ".join(filter(None, [message, "; ".join(
-                f"cell {lab.get(cell, cell)} printed more than --max-output-kb "
+                f"cell {lab_index.get(cell, cell)} printed more than --max-output-kb "
                 f"({options['max_output_bytes'] // 1024} KiB): {n} bytes of its output were "
                 f"dropped" for cell, n in sorted(dropped.items()))]))
-        lab_index = _lab_numbering(positions, n_cells)
         cell_errors = _cell_errors(progress, positions, lab_index)
         context = {"syntax_lines": syntax_lines, "lab_index": lab_index, "limits": limits,
                    "cell_exercise": {cell: ex_id for ex_id, (cell, _) in positions.items()}}
