@@ -16,8 +16,9 @@ different processes when grading:
 When grading, the kernel gets only the probes, rebuilt without a path back to the cases, the
 exercises or the references (:func:`cnnlab.grading.export.kernel_probes`).  Self-checks
 (:func:`cnnlab.check`) run the public cases through the same :func:`run_probes` and
-:func:`judge_records` in-process, so a self-check and the grader agree.  Points and hidden
-cases live here, in the instructor's material, never in a submitted notebook.
+:func:`judge_records` in-process, so a self-check and the grader agree.  The exercises here
+hold only public cases: points and hidden cases are the instructor's
+(:mod:`cnnlab.grading.hidden`), left out of what students receive (``cnnlab release``).
 
 Used in: every lab (``cnnlab.check`` cells) and ``cnnlab grade``.
 """
@@ -234,7 +235,13 @@ class Case:
 
 @dataclass(frozen=True)
 class Exercise:
-    """A graded exercise: the notebook name it reads, its points and its cases.
+    """An exercise: the notebook name it reads and its cases.
+
+    In :mod:`cnnlab.exercises` (what students receive) ``cases`` are the public ones and
+    ``points`` is 0; the grader's copy (:func:`cnnlab.grading.hidden.graded_exercises`) adds
+    the points and the hidden cases.  ``hidden_tests`` says whether the grader runs hidden
+    cases too (False for the exercises whose answer is one value), so a self-check can say so
+    without holding them.
 
     ``reference`` returns the reference object (a function or a value); checkpoints use it to
     let a student continue past an exercise they could not do.  ``implementations`` names the
@@ -245,11 +252,12 @@ class Exercise:
 
     id: str
     name: str
-    points: float
     cases: tuple[Case, ...]
     reference: Callable[[], Any]
     title: str = ""
     implementations: tuple[str, ...] = ()
+    points: float = 0.0
+    hidden_tests: bool = True
 
     @property
     def lab(self) -> str:

@@ -34,7 +34,7 @@ class CheckReport:
 
     exercise_id: str
     rows: tuple[tuple[str, str, str], ...]
-    hidden_cases: int
+    hidden_tests: bool
     note: str = ""
     todo: str = "replace `raise NotImplementedError()` with your code"
 
@@ -57,10 +57,8 @@ class CheckReport:
         for case, status, message in self.rows:
             detail = f" - {message}" if message and status != "pass" else ""
             lines.append(f"  [{_MARKS.get(status, status.upper())}] {case}{detail}")
-        if self.hidden_cases:
-            lines.append(
-                f"  ({self.hidden_cases} hidden test(s) also run when the lab is graded)"
-            )
+        if self.hidden_tests:
+            lines.append("  (hidden tests also run when the lab is graded)")
         return lines
 
     def __str__(self) -> str:
@@ -91,7 +89,7 @@ def check(exercise_id: str, obj=_MISSING) -> CheckReport:
     test passes.  Used in: every lab.
     """
     ex = exercise(exercise_id)
-    hidden = len(ex.cases) - len(ex.public_cases())
+    hidden = ex.hidden_tests
     if obj is _MISSING:
         raise TypeError(
             f"check({exercise_id!r}) needs the object to check, e.g. "

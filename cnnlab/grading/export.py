@@ -81,13 +81,17 @@ def _withheld(name: str, value, references: bool = True) -> bool:
     expected-answer callables."""
     from cnnlab.exercise import Case, Exercise
 
-    judged = (Case, Exercise)
-    if name == "EXERCISES" or isinstance(value, judged):
+    from cnnlab.grading.hidden import Drawn
+
+    judged = (Case, Exercise, Drawn)
+    if name in ("EXERCISES", "HIDDEN", "POINTS") or isinstance(value, judged):
         return True
     if isinstance(value, (list, tuple, set, frozenset)) and any(
             isinstance(v, judged) for v in value):
         return True
-    if isinstance(value, dict) and any(isinstance(v, judged) for v in value.values()):
+    if isinstance(value, dict) and any(
+            isinstance(v, judged) or (isinstance(v, (list, tuple)) and any(
+                isinstance(x, judged) for x in v)) for v in value.values()):
         return True
     if not references:
         return False
@@ -108,24 +112,48 @@ def _global_names(code: types.CodeType) -> set[str]:
 
 class _Rebuilder:
     """Copies of a lab module's functions whose globals are one new dict holding only the
-    module's names that their code uses (and are not :func:`_withheld`)."""
+    module's names that their code uses (and are not :func:`_withheld`).  A function of another
+    lab module (a hidden case built from the public module's case builders) is rebuilt by a
+    rebuilder of that module's own, shared through ``others``."""
 
-    def __init__(self, module, references: bool = True):
+    def __init__(self, module, references: bool = True, others: dict | None = None):
         self.source = vars(module)
         self.references = references
         self.globals = {"__builtins__": builtins, "__name__": module.__name__}
         self.memo: dict[int, object] = {}
+        self.others = {} if others is None else others
+        self.others[id(self.source)] = self
+
+    def _owner(self, function) -> "_Rebuilder | None":
+        source = function.__globals__
+        if source is self.source:
+            return self
+        if id(source) in self.others:
+            return self.others[id(source)]
+        name = str(source.get("__name__", ""))
+        if name.startswith(("cnnlab.exercises.", "cnnlab.grading.hidden.")):
+            import sys
+
+            return _Rebuilder(sys.modules[name], self.references, self.others)
+        return None
 
     def value(self, value):
-        if isinstance(value, types.FunctionType) and value.__globals__ is self.source:
-            return self.function(value)
+        if isinstance(value, types.FunctionType) and self._owner(value) is not None:
+            return self._owner(value).function(value)
         if isinstance(value, functools.partial):
             return functools.partial(self.value(value.func), *map(self.value, value.args),
                                      **{k: self.value(v) for k, v in value.keywords.items()})
         wrapped = getattr(value, "__wrapped__", None)  # e.g. an lru_cache of a module function
-        if isinstance(wrapped, types.FunctionType) and wrapped.__globals__ is self.source:
-            return self.function(wrapped)
+        if isinstance(wrapped, types.FunctionType) and self._owner(wrapped) is not None:
+            return self._owner(wrapped).function(wrapped)
         return value
+
+    def scrub(self) -> None:
+        """Drop, from every rebuilt globals, a withheld value hiding in a rebuilt container."""
+        for rebuilder in self.others.values():
+            for name in list(rebuilder.globals):
+                if _withheld(name, rebuilder.globals[name]):
+                    del rebuilder.globals[name]
 
     def function(self, function: types.FunctionType) -> types.FunctionType:
         if id(function) in self.memo:
@@ -159,21 +187,20 @@ def _filled(cell) -> bool:
     return True
 
 
-def kernel_probes(lab: str) -> dict[str, tuple[str, dict]]:
-    """``{exercise id: (name in the notebook, {case name: probe})}`` for ``lab``, each probe
-    rebuilt so that nothing it reaches judges an answer (see the module docstring)."""
+def kernel_probes(lab: str, seeds: dict | None = None) -> dict[str, tuple[str, dict]]:
+    """``{exercise id: (name in the notebook, {case name: probe})}`` for ``lab``, public and
+    hidden cases (the drawn ones built with ``seeds``, :func:`cnnlab.grading.hidden.case_seeds`),
+    each probe rebuilt so that nothing it reaches judges an answer (see the module docstring)."""
     import importlib
 
-    from cnnlab.exercise import lab_exercises
+    from cnnlab.grading.hidden import graded_exercises
 
     number = f"{int(lab):02d}"
     module = importlib.import_module(f"cnnlab.exercises.lab{number}")
     rebuilder = _Rebuilder(module)
     table = {ex.id: (ex.name, {case.name: rebuilder.value(case.probe) for case in ex.cases})
-             for ex in lab_exercises(number)}
-    for name in list(rebuilder.globals):  # a withheld value may hide in a rebuilt container
-        if _withheld(name, rebuilder.globals[name]):
-            del rebuilder.globals[name]
+             for ex in graded_exercises(number, seeds)}
+    rebuilder.scrub()
     return table
 
 
@@ -195,18 +222,20 @@ def detached(value):
 # The exporter: built once, before any student code, and never looked up again
 
 
-def exporter(lab: str):
+def exporter(lab: str, seeds: dict | None = None):
     """The function the export cells call: ``export(exercise_id, namespace, token)``.
 
-    Built by the grader's first cell; it publishes the records of one exercise's answer
-    (``namespace[name]``) on the kernel's IOPub stream, each tagged with ``token``.  Everything
-    it calls is bound here, so later assignments to module attributes do not reach it.
+    Built by the grader's first cell, with the hidden cases' seeds (plain data the grader
+    derived from the course secret; the secret never enters the kernel); it publishes the
+    records of one exercise's answer (``namespace[name]``) on the kernel's IOPub stream, each
+    tagged with ``token``.  Everything it calls is bound here, so later assignments to module
+    attributes do not reach it.
     """
     from IPython.display import publish_display_data
 
     from cnnlab.exercise import run_probes
 
-    probes = kernel_probes(lab)
+    probes = kernel_probes(lab, seeds)
     publish, run, origin_of, mime = publish_display_data, run_probes, cnnlab_origin, MIME
     extract_tb, function_type, missing = traceback.extract_tb, types.FunctionType, _MISSING
     wraps = functools.wraps
