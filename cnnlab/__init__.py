@@ -20,8 +20,8 @@ _quiet.install()
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "arithmetic", "augment", "counters", "datasets", "exercise", "exercises", "figures",
-    "graph", "grading", "interpret", "kernels", "layers", "models", "notebooks", "ops",
+    "arithmetic", "augment", "counters", "datasets", "detach", "exercise", "exercises", "figures",
+    "graph", "interpret", "kernels", "layers", "models", "notebooks", "ops",
     "pretrained", "profiles", "segmentation", "selfcheck", "sequences", "train", "transfer",
     "viz",
 }

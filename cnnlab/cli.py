@@ -1,4 +1,4 @@
-"""The ``cnnlab`` command: build-labs, run, grade, fetch.
+"""The ``cnnlab`` command: build-labs, run, grade, release, fetch.
 
     cnnlab build-labs [--check]             labs/ from solutions/ (check: fail if out of date)
     cnnlab run solutions/ [--profile smoke] execute notebooks, stop at the first error
@@ -6,7 +6,9 @@
                  [--timeout-notebook S] [--max-memory GIB] [--max-notebook-mb MB]
                  [--max-answer-mb MB] [--max-json-depth N] [--parse-timeout S] [--resume]
                  [--no-sandbox] [--max-processes N] [--max-output-kb KB] [--sandbox-uid U]
-                                            exit 0 when every row is graded, 1 if not
+                 [--secret FILE]            exit 0 when every row is graded, 1 if not
+    cnnlab release OUT/ [--title T]         what students receive: no solutions, hidden
+                                            cases, points or grader
     cnnlab fetch mnist cifar10 ...          pre-stage datasets on a connected machine
     cnnlab fetch weights resnet50 ...       pre-stage keras.applications ImageNet weights
 """
@@ -58,9 +60,15 @@ def _run(args) -> int:
 
 def _grade(args) -> int:
     """0 when every row is ``graded``, 1 when any is not, 2 for a usage error."""
-    from cnnlab.grading import grade
-
     try:
+        from cnnlab.grading import grade
+        from cnnlab.grading.hidden import read_secret
+    except ModuleNotFoundError:
+        print("cnnlab grade: this is the students' release of cnnlab, without the grader; "
+              "grade from the instructor's repository", file=sys.stderr)
+        return 2
+    try:
+        secret = read_secret(args.secret)
         results = grade(
             args.lab, args.paths, out=args.out, jobs=args.jobs, timeout_cell=args.timeout_cell,
             timeout_notebook=args.timeout_notebook, max_memory_gb=args.max_memory,
@@ -69,11 +77,30 @@ def _grade(args) -> int:
             max_json_depth=args.max_json_depth, parse_timeout=args.parse_timeout,
             resume=args.resume, sandbox=not args.no_sandbox,
             max_processes=args.max_processes, max_output_kb=args.max_output_kb,
-            sandbox_uid=args.sandbox_uid)
+            sandbox_uid=args.sandbox_uid, secret=secret)
     except (ValueError, FileNotFoundError) as exc:
         print(f"cnnlab grade: {exc}", file=sys.stderr)
         return 2
     return 0 if all(r.status == "graded" for r in results) else 1
+
+
+def _release(args) -> int:
+    try:
+        from cnnlab.grading.release import release
+    except ModuleNotFoundError:
+        print("cnnlab release: this is already the students' release of cnnlab; release from "
+              "the instructor's repository", file=sys.stderr)
+        return 2
+    try:
+        written = release(args.out, title=args.title)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"cnnlab release: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote the students' release to {args.out}: {len(written['labs'])} labs, "
+          f"{len(written['images'])} images, {len(written['package'])} files of cnnlab (no "
+          f"cnnlab/grading: no grader, points or hidden cases), "
+          f"{', '.join(written['files'])}")
+    return 0
 
 
 def _fetch(args) -> int:
@@ -152,7 +179,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sandbox-uid", default="65534",
                    help="uid (or range FIRST-LAST, one per running submission) the sandboxed "
                         "kernels run as (default 65534)")
+    p.add_argument("--secret", metavar="FILE",
+                   help="the course secret the hidden cases draw their inputs from (default: "
+                        "$CNNLAB_GRADING_SECRET; without one, fixed seeds and a warning); "
+                        "scores.json records its SHA-256")
     p.set_defaults(func=_grade)
+
+    p = sub.add_parser(
+        "release", help="write what students receive (no solutions, hidden cases, points or "
+                        "grader) into a new folder")
+    p.add_argument("out", help="a new (or empty) folder, outside the kit's cnnlab/, labs/ and "
+                               "solutions/")
+    p.add_argument("--title", default="CNN labs", help="the title of the students' README")
+    p.set_defaults(func=_release)
 
     p = sub.add_parser("fetch", help="download and verify datasets (or weights) into the cache")
     p.add_argument("names", nargs="+",

@@ -36,6 +36,7 @@ import numpy as np
 
 __all__ = [
     "Case",
+    "Drawn",
     "Exercise",
     "PlainDataError",
     "allclose",
@@ -231,6 +232,18 @@ class Case:
     compare: Callable[[Any, Any], tuple[bool, str]] = field(default=equal)
     hint: str = ""
     hidden: bool = False
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A case whose inputs are drawn from a seed: ``build(name, seed)`` returns the
+    :class:`Case`; ``seed`` is the fixed seed used when no other is given.  The grader's hidden
+    cases are mostly Drawn, seeded from the course secret
+    (:func:`cnnlab.grading.hidden.case_seeds`)."""
+
+    name: str
+    seed: int
+    build: Callable[[str, int], Case]
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from lab_runs import LAB_RUNS, LabRun
 from cnnlab.exercise import LABS, exercise, lab_exercises
 from cnnlab.grading import default_jobs, grade, prepare_submission
 from cnnlab.grading.export import cnnlab_origin
+from cnnlab.grading.hidden import graded_exercises
 from cnnlab.grading.integrity import (
     canonical_name,
     cell_flags,
@@ -37,7 +38,7 @@ from cnnlab.notebooks import build_lab, exercise_id
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB01 = ROOT / "solutions" / f"{LABS['01']}.ipynb"
-EXERCISES_01 = lab_exercises("01")
+EXERCISES_01 = graded_exercises("01")
 TOTAL_01 = sum(ex.points for ex in EXERCISES_01)
 # Two notebooks stub every exercise between them (alternate exercises, so each stubbed one sits
 # between solved ones): each stubbed exercise loses exactly its own points.

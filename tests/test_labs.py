@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from cnnlab.exercise import LABS, lab_exercises
+from cnnlab.grading.hidden import lab_points
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESENT = [lab for lab in LABS if (ROOT / "solutions" / f"{LABS[lab]}.ipynb").exists()]
@@ -42,7 +43,7 @@ def test_solution_runs_to_the_end_without_error_and_scores_full_marks(graded, re
     assert not _errors(solution), _errors(solution)
     statuses = {e.id: e.status for e in solution.exercises}
     assert set(statuses.values()) == {"pass"}, statuses
-    assert solution.total == sum(ex.points for ex in lab_exercises(lab))
+    assert solution.total == sum(lab_points(lab).values())
 
 
 def test_untouched_lab_runs_to_the_end_without_error_and_scores_zero(graded):

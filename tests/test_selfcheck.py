@@ -5,16 +5,17 @@ import pytest
 
 import cnnlab
 from cnnlab.exercise import (
+    LABS,
     PlainDataError,
     dumps_plain,
     exercise,
     judge_record,
-    lab_exercises,
     loads_plain,
     probe_cases,
     to_plain,
 )
 from cnnlab.exercises.lab01 import LECTURE_IMAGE, LECTURE_KERNEL
+from cnnlab.grading.hidden import case_seeds, graded_exercises
 
 
 def correct_correlate2d(image, kernel):
@@ -63,11 +64,21 @@ def test_check_turns_student_exceptions_into_errors_not_crashes():
 
 
 def test_check_never_shows_hidden_case_names():
-    ex = exercise("01.correlate2d")
+    (ex,) = [e for e in graded_exercises("01") if e.id == "01.correlate2d"]
     report = cnnlab.check("01.correlate2d", flipped_correlate2d)
-    for case in ex.cases:
-        if case.hidden:
-            assert case.name not in str(report)
+    hidden = [case.name for case in ex.cases if case.hidden]
+    assert hidden and "not flipped" not in str(report)
+    for name in hidden:
+        assert name not in str(report)
+
+
+def test_value_exercises_say_no_hidden_tests_and_function_exercises_say_they_run():
+    for lab in LABS:
+        for ex in graded_exercises(lab):
+            has_hidden = any(case.hidden for case in ex.cases)
+            assert exercise(ex.id).hidden_tests == has_hidden, ex.id
+    text = str(cnnlab.check("01.filter_shapes", None))
+    assert "hidden test" not in text
 
 
 def test_check_without_object_says_how_to_call_it():
@@ -181,7 +192,8 @@ def test_a_forged_equality_object_fails_the_value_exercise():
 
 
 def test_every_reference_passes_its_own_exercise_public_and_hidden():
-    for ex in lab_exercises("01"):
+    for ex in graded_exercises("01", case_seeds("01", b"a course secret of 32 bytes......")):
+        assert any(case.hidden for case in ex.cases) == exercise(ex.id).hidden_tests
         records = probe_cases(ex, ex.reference())
         assert [judge_record(ex, r)[0] for r in records] == ["pass"] * len(ex.cases), ex.id
 

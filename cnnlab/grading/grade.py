@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -26,7 +27,8 @@ from pathlib import Path
 
 import nbformat
 
-from cnnlab.exercise import LABS, judge_records, lab_exercises
+from cnnlab.exercise import LABS, judge_records
+from cnnlab.grading.hidden import case_seeds, graded_exercises, secret_sha256
 from cnnlab.grading.integrity import implementations
 from cnnlab.grading.limits import (
     Limits,
@@ -116,6 +118,7 @@ class SubmissionResult:
     sha256: str = ""  # of the file graded ("" when it was not read)
     sandbox: str = ""  # "bubblewrap" or "none" (--no-sandbox)
     limits: str = ""  # "cgroup-v1" (the submission as a whole) or "rlimit" (per process)
+    secret_sha256: str | None = None  # of the course secret its hidden inputs came from
 
     @property
     def total(self) -> float:
@@ -575,7 +578,7 @@ def _grade_steps(sub: Submission, template, exercises, options, step: list) -> S
         step[0] = "parsing"
         job = {"notebook": str(workdir / "handed_in.ipynb"), "template": template,
                "exercise_ids": [ex.id for ex in exercises], "forbidden": options["forbidden"],
-               "workdir": str(workdir),
+               "workdir": str(workdir), "seeds": options["seeds"],
                "limits": {"notebook_bytes": limits.notebook_bytes,
                           "json_depth": limits.json_depth}}
         raw = prepare_in_worker(job, limits.parse_seconds, options.get("server"))
@@ -629,8 +632,13 @@ def _truncations(lines, limits: Limits) -> dict[int, int]:
 def _run_sandboxed(workdir: Path, options: dict, limits: Limits) -> RunOutcome:
     """Run one prepared submission: its kernel in a bubblewrap sandbox (unless
     ``options["sandbox"]`` is off) and in cgroups of its own where the machine offers them."""
+    # the kernel's working directory: a private copy of the lab's folder (notebooks left out),
+    # never the kit's own folder beside solutions/ (in the sandbox it is seen as /tmp/lab)
+    private = workdir / "lab"
+    shutil.copytree(options["cwd"], private, symlinks=True,
+                    ignore=lambda folder, names: [n for n in names if n.endswith(".ipynb")])
     config = {"cell_timeout": options["timeout_cell"], "profile": options["profile"],
-              "cwd": options["cwd"], "keep_executed": bool(options.get("keep_executed")),
+              "cwd": str(private), "keep_executed": bool(options.get("keep_executed")),
               "max_output_bytes": options["max_output_bytes"]}
     cgroups, uid = None, None
     try:
@@ -748,7 +756,8 @@ def _kept_row(data, exercises, path: Path) -> SubmissionResult | None:
         errors = [CellError(**error) for error in data.get("cell_errors", [])]
         result = SubmissionResult(str(data["submission"]), str(path), str(data["status"]), rows,
                                   float(data.get("seconds", 0.0)), str(data.get("message", "")),
-                                  errors, str(data["sha256"]))
+                                  errors, str(data["sha256"]),
+                                  secret_sha256=data.get("secret_sha256"))
     except (KeyError, TypeError, ValueError, AttributeError):
         return None
     documented = result.status in STATUS_MEANINGS and all(
@@ -756,9 +765,11 @@ def _kept_row(data, exercises, path: Path) -> SubmissionResult | None:
     return result if documented else None
 
 
-def _resumable(out: Path, number: str, exercises, submissions, limits: Limits) -> list:
-    """The rows of ``out/scores.json`` that ``--resume`` keeps: same lab, a submission that is
-    still there under the same name with the same SHA-256.  Raises ValueError (with the fix)
+def _resumable(out: Path, number: str, exercises, submissions, limits: Limits,
+               secret_digest: str | None = None) -> list:
+    """The rows of ``out/scores.json`` that ``--resume`` keeps: same lab, graded with the same
+    course secret (its SHA-256, or none both times), a submission that is still there under the
+    same name with the same SHA-256.  Raises ValueError (with the fix)
     when that file cannot be read or holds another lab."""
     path = out / "scores.json"
     if not path.exists():
@@ -779,7 +790,8 @@ def _resumable(out: Path, number: str, exercises, submissions, limits: Limits) -
     kept = []
     for sub in submissions:
         row = earlier.get(sub.name)
-        if sub.refused or row is None or not row.get("sha256"):
+        if sub.refused or row is None or not row.get("sha256") \
+                or row.get("secret_sha256") != secret_digest:
             continue
         try:
             sha = sha256_capped(sub.path, limits.notebook_bytes)
@@ -817,7 +829,7 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
           max_memory_gb=4.0, profile="smoke", solutions=None, stream=None, keep_executed=False,
           max_notebook_mb=20, max_answer_mb=10, max_json_depth=100, parse_timeout=30,
           resume=False, sandbox=True, max_processes=512, max_output_kb=1000,
-          sandbox_uid="65534", limits_mode=None):
+          sandbox_uid="65534", limits_mode=None, secret=None):
     """Grade every notebook in ``paths`` (files or folders) for ``lab``; write and return results.
 
     A folder contributes every file directly in it whose name ends in ``.ipynb`` in any case;
@@ -842,7 +854,11 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
     (``--keep-executed``) each submission's executed notebook, outputs and all, is kept as
     ``out/executed/<submission>.ipynb``: what the student's code printed and drew, for an
     instructor reading a grade (and for the tests that read what a lab prints without running
-    it again).  Returns every row, in the order the submissions were found.  Used in:
+    it again).  ``secret`` (bytes, :func:`cnnlab.grading.hidden.read_secret`) is the course
+    secret the hidden cases draw their inputs from (:func:`cnnlab.grading.hidden.case_seeds`);
+    ``scores.json`` records its SHA-256 in every row, never the secret, and ``--resume`` keeps
+    only rows graded with the same one.  Without it the grader warns and uses the fixed seeds.
+    Returns every row, in the order the submissions were found.  Used in:
     ``cnnlab grade``, ``make grade``.
     """
     stream = stream or sys.stdout
@@ -851,7 +867,8 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
     if number not in LABS:
         raise ValueError(f"unknown lab {lab!r}; labs are {', '.join(LABS)}")
     limits = _limits(max_notebook_mb, max_answer_mb, max_json_depth, parse_timeout)
-    exercises = lab_exercises(number)
+    seeds = case_seeds(number, secret)
+    exercises = graded_exercises(number, seeds)
     solutions = Path(solutions) if solutions else find_kit_root() / "solutions"
     source = solutions / f"{LABS[number]}.ipynb"
     if not source.exists():
@@ -875,11 +892,13 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
                "max_processes": int(max_processes),
                "max_output_bytes": int(max_output_kb * 1024),
                "uids": _sandbox.UidPool.parse(sandbox_uid), "kit": str(solutions.parent),
-               "solutions": str(solutions)}
+               "solutions": str(solutions), "seeds": seeds,
+               "secret_sha256": secret_sha256(secret)}
     submissions = _submissions(paths)
     options["hidden"] = sorted({str(out.resolve())} | {
         str(p.resolve() if p.is_dir() else p.resolve().parent) for p in map(Path, paths)})
-    kept = _resumable(out, number, exercises, submissions, limits) if resume else []
+    kept = _resumable(out, number, exercises, submissions, limits,
+                      options["secret_sha256"]) if resume else []
     reports = Reports(out, exercises, number)
     for old in reports.start(kept):
         print(f"moved the earlier scores aside: {old}", file=stream)
@@ -891,6 +910,13 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
         print("WARNING: --no-sandbox: each submission's code runs with your rights, sees your "
               "files and the network, and its processes can outlive it; grade this way only "
               "code you trust", file=stream, flush=True)
+    if secret is None:
+        print("WARNING: no course secret (--secret FILE or CNNLAB_GRADING_SECRET): the hidden "
+              "cases use their fixed seeds, which anyone with the instructor's repository knows; "
+              "give a secret to draw them afresh", file=stream, flush=True)
+    else:
+        print(f"hidden inputs drawn from the course secret (SHA-256 "
+              f"{options['secret_sha256'][:12]}...)", file=stream, flush=True)
     print(f"grading {len(todo)} submission(s) of lab {number} with {jobs} job(s); sandbox: "
           f"{'bubblewrap' if sandbox_on else 'none'}; limits: {limits_mode}",
           file=stream, flush=True)
@@ -899,6 +925,7 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
         result = _grade_one(sub, template, exercises, options, reports)
         result.sandbox = "bubblewrap" if sandbox_on else "none"
         result.limits = limits_mode
+        result.secret_sha256 = options["secret_sha256"]
         reports.add(result)
         flagged = "  [flagged]" if result.flagged else ""
         print(f"  {result.submission}: {result.total:g}/{result.max_total:g} "

@@ -103,6 +103,7 @@ def score_row(result, lab: str) -> dict:
             "sha256": result.sha256, "status": result.status, "message": result.message,
             "total": result.total, "max": result.max_total, "seconds": round(result.seconds, 2),
             "flagged": result.flagged,
+            "secret_sha256": result.secret_sha256,
             "sandbox": getattr(result, "sandbox", ""), "limits": getattr(result, "limits", ""),
             "exercises": {e.id: {"points": e.points, "status": e.status, "flag": e.flag,
                                  "message": e.message} for e in result.exercises},

@@ -11,6 +11,8 @@ sandbox's uid and execs ``bwrap``.  Inside, the kernel has:
 
 - its own uid (65534 by default; ``--sandbox-uid`` gives a range), no capabilities, its own
   user, PID, network, IPC and UTS namespaces (``--unshare-all``), no further user namespaces;
+- as working directory ``/tmp/lab`` (:data:`SANDBOX_CWD`): its private copy of the lab's
+  folder, never the kit's own folder beside ``solutions/``;
 - the whole file system read-only, with ``/tmp``, ``$HOME`` (``/tmp/home``), ``/home``,
   ``/root``, ``/run`` and the folders holding the submissions and ``--out`` replaced by empty
   private tmpfs, ``solutions/`` hidden by an empty tmpfs, and writable only: its own copy of the
@@ -39,7 +41,8 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["SandboxUnavailable", "require_bubblewrap", "Cgroups", "cgroups_available",
+__all__ = ["SANDBOX_CWD", "SandboxUnavailable", "require_bubblewrap", "Cgroups",
+           "cgroups_available",
            "UidPool", "plan_sandbox", "kernel_command", "kernel_env", "process_tree",
            "tree_rss_bytes", "kill_tree", "LIMITS_CGROUP", "LIMITS_RLIMIT"]
 
@@ -48,6 +51,9 @@ LIMITS_RLIMIT = "rlimit"  # per process: RLIMIT_AS (and RLIMIT_NPROC with a uid 
 
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _SANDBOX_HOME = "/tmp/home"
+#: The kernel's working directory inside the sandbox: its private copy of the lab's folder, on
+#: the sandbox's own /tmp, far from the kit (and from ``solutions/``, hidden anyway).
+SANDBOX_CWD = "/tmp/lab"
 # Hidden behind an empty tmpfs in every sandbox (what is needed under them is bound back).
 _HIDDEN = ("/home", "/root", "/run", "/var/tmp", "/mnt", "/media", "/srv")
 _ENV_PASSED = ("LANG", "KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "PYTHONPATH")
@@ -343,7 +349,7 @@ def plan_sandbox(workdir: Path, *, cwd: Path, kit: Path, solutions: Path, hidden
     os.chmod(workdir, 0o711)  # the sandbox's uid passes through to its own folders only
     os.chmod(sandbox, 0o711)
     return {
-        "bwrap": bwrap, "staging": str(staging), "uid": uid, "cwd": str(cwd),
+        "bwrap": bwrap, "staging": str(staging), "uid": uid, "cwd": SANDBOX_CWD,
         "private_cwd": str(private_cwd),
         "solutions": str(solutions), "sockets": str(sockets),
         "hide": hide, "expose": sorted(needed), "data": data, "env": env,
@@ -443,8 +449,7 @@ def _bwrap_argv(plan: dict, kernel_argv: list[str], data_binds=None) -> list[str
         argv += ["--ro-bind", n, n]
     for h in plan.get("tmp_hide", ()):  # empty and read-only, as hidden folders are elsewhere
         argv += [*size, "--tmpfs", h, "--remount-ro", h]
-    if plan["solutions"] != plan["cwd"]:
-        argv += ["--tmpfs", plan["solutions"], "--remount-ro", plan["solutions"]]
+    argv += ["--tmpfs", plan["solutions"], "--remount-ro", plan["solutions"]]
     argv += ["--bind", plan["private_cwd"], plan["cwd"],
              "--bind", plan["sockets"], plan["sockets"], "--dir", _SANDBOX_HOME]
     for source, target in data_binds:

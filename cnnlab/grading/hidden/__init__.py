@@ -26,27 +26,15 @@ import hashlib
 import hmac
 import importlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from cnnlab.exercise import LABS, Case, Exercise, lab_exercises
+from cnnlab.exercise import LABS, Case, Drawn, Exercise, lab_exercises
 
 __all__ = ["Drawn", "SECRET_ENV", "read_secret", "secret_sha256", "case_seeds",
            "graded_exercises", "hidden_cases", "lab_points"]
 
 #: The environment variable that holds the course secret itself (``--secret FILE`` wins).
 SECRET_ENV = "CNNLAB_GRADING_SECRET"
-
-
-@dataclass(frozen=True)
-class Drawn:
-    """A hidden case whose inputs are drawn from a seed: ``build(name, seed)`` returns the
-    :class:`~cnnlab.exercise.Case`; ``seed`` is the fixed seed used without a course secret."""
-
-    name: str
-    seed: int
-    build: Callable[[str, int], Case]
 
 
 def read_secret(path: str | os.PathLike | None = None, environ=None) -> bytes | None:
