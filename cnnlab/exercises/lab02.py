@@ -1,4 +1,5 @@
-"""Lab 02 "Convolution arithmetic": exercises, points, public and hidden cases.
+"""Lab 02 "Convolution arithmetic": exercises and their public cases (points and hidden cases:
+:mod:`cnnlab.grading.hidden.lab02`).
 
 Expected values come from ``cnnlab.arithmetic`` and ``cnnlab.ops`` (checked against Keras in
 their own tests) and from the lecture's numbers (7x7 input, 3x3 kernel; the 760 example; the
@@ -72,7 +73,6 @@ CONV_OUTPUT_SIZE = Exercise(
     id="02.conv_output_size",
     implementations=("cnnlab.arithmetic.conv_output_size",),
     name="conv_output_size",
-    points=2,
     title="The output-size formula W2 = (W1 - F + 2P) / S + 1",
     reference=lambda: reference_conv_output_size,
     cases=(
@@ -82,9 +82,6 @@ CONV_OUTPUT_SIZE = Exercise(
                     hint="with P = (K - 1) / 2 and stride 1 the output is as large as the input"),
         _sizes_case("stride_that_does_not_fit_is_floored", [(7, 3, 3, 0), (32, 5, 2, 0)],
                     hint="(7 - 3) / 3 + 1 = 2.33: Keras keeps the 2 whole positions (floor)"),
-        _sizes_case("alexnet_conv1", [(227, 11, 4, 0)], hidden=True),
-        _sizes_case("one_by_one_kernel", [(56, 1, 1, 0), (13, 1, 2, 0)], hidden=True),
-        _sizes_case("two_hundred_random_configurations", _size_configs(2024, 200), hidden=True),
     ),
 )
 
@@ -131,8 +128,8 @@ PREDICT_SHAPES = Exercise(
     id="02.predict_shapes",
     implementations=("cnnlab.arithmetic.trace_shapes",),
     name="predicted_shapes",
-    points=2,
     title="Predict the output shape of every layer",
+    hidden_tests=False,
     reference=lambda: [tuple(s) for s in _network_shapes()],
     cases=(
         Case("conv_a_the_lecture_example", probe=_shapes_probe([0]),
@@ -157,8 +154,8 @@ COUNT_PARAMS = Exercise(
         "cnnlab.counters.count_params",
     ),
     name="predicted_params",
-    points=2,
     title="Count the parameters of every layer",
+    hidden_tests=False,
     reference=_network_params,
     cases=(
         Case("conv_a_is_760", probe=lambda v: int(v[0]),
@@ -217,7 +214,6 @@ RECEPTIVE_FIELD = Exercise(
     id="02.receptive_field",
     implementations=("cnnlab.arithmetic.receptive_field",),
     name="receptive_field_size",
-    points=2,
     title="Receptive field of a stack: stride and dilation",
     reference=lambda: reference_receptive_field_size,
     cases=(
@@ -227,11 +223,6 @@ RECEPTIVE_FIELD = Exercise(
                     hint="a 3x3 kernel with dilation D covers (3 - 1) * D + 1 pixels"),
         _field_case("strides_multiply_the_jump", [([3, 3, 3], [2, 2, 1], None)],
                     hint="after a stride-2 layer, one step of the next kernel is 2 input pixels"),
-        _field_case("single_layer_and_1x1", [([7], None, None), ([1, 1, 1], None, None)],
-                    hidden=True),
-        _field_case("vgg_block_with_pooling_as_2x2_stride_2",
-                    [([3, 3, 2, 3, 3, 2], [1, 1, 2, 1, 1, 2], None)], hidden=True),
-        _field_case("thirty_random_stacks", _random_stacks(7, 30), hidden=True),
     ),
 )
 
@@ -260,16 +251,11 @@ CONV_MATRIX = Exercise(
     id="02.conv_matrix",
     implementations=("cnnlab.ops.conv_matrix",),
     name="conv_matrix",
-    points=3,
     title="Convolution as a sparse matrix with shared weights",
     reference=lambda: (lambda input_size, kernel: _ops().conv_matrix(input_size, kernel)),
     cases=(
         _matrix_case("lecture_4x4_input_3x3_kernel", (4, 4), (3, 3), 0, kernel=LECTURE_KERNEL),
         _matrix_case("non_square_input", (3, 5), (2, 2), 1),
-        _matrix_case("non_square_kernel", (5, 4), (2, 3), 2, hidden=True),
-        _matrix_case("one_by_one_kernel", (3, 3), (1, 1), 3, hidden=True),
-        _matrix_case("kernel_as_large_as_the_input", (3, 4), (3, 4), 4, hidden=True),
-        _matrix_case("larger_input", (7, 6), (3, 3), 5, hidden=True),
     ),
 )
 
@@ -305,7 +291,6 @@ CONV_TRANSPOSE = Exercise(
     id="02.conv_transpose",
     implementations=("cnnlab.ops.conv_transpose2d",),
     name="conv_transpose",
-    points=2,
     title="The transposed convolution: back from 2x2 to 4x4",
     reference=lambda: reference_conv_transpose,
     cases=(
@@ -322,8 +307,6 @@ CONV_TRANSPOSE = Exercise(
         ),
         _transpose_case("lecture_2x2_back_to_4x4", (4, 4), (3, 3), 10),
         _transpose_case("non_square", (4, 6), (2, 3), 11),
-        _transpose_case("larger_input", (8, 7), (3, 3), 12, hidden=True),
-        _transpose_case("one_by_one_kernel", (3, 3), (1, 1), 13, hidden=True),
     ),
 )
 
@@ -387,14 +370,12 @@ def _numeric_case(name, seed, x_shape, w_shape, wrt, hidden=False):
 NUMERIC_GRADIENT = Exercise(
     id="02.numeric_gradient",
     name="numeric_gradient",
-    points=2,
     title="A numeric gradient check of dx and dW",
     reference=lambda: reference_numeric_gradient,
     cases=(
         _numeric_case("cube_is_three_x_squared", 60, (3, 4), (1, 1), "cube"),
         _numeric_case("input_gradient_is_the_transposed_convolution", 61, (5, 6), (3, 3), "x"),
         _numeric_case("weight_gradient_is_x_correlated_with_g", 62, (5, 6), (3, 3), "w"),
-        _numeric_case("non_square_weight_gradient", 63, (7, 5), (2, 3), "w", hidden=True),
     ),
 )
 

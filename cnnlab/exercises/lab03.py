@@ -1,4 +1,5 @@
-"""Lab 03 "Pooling, strides and invariance": exercises, points, public and hidden cases.
+"""Lab 03 "Pooling, strides and invariance": exercises and their public cases (points and
+hidden cases: :mod:`cnnlab.grading.hidden.lab03`).
 
 Expected values come from ``cnnlab.ops`` (pooling and convolution, checked against Keras in
 their own tests), ``cnnlab.arithmetic`` (sizes and parameter counts), NumPy means and the
@@ -65,7 +66,6 @@ MAX_POOL2D = Exercise(
     id="03.max_pool2d",
     implementations=("cnnlab.ops.pool2d",),
     name="max_pool2d",
-    points=2,
     title="Max pooling by hand",
     reference=lambda: reference_max_pool2d,
     cases=(
@@ -79,10 +79,6 @@ MAX_POOL2D = Exercise(
         _pool_case("random_6x6_size_2", 30, (6, 6), 2),
         _pool_case("all_negative_values", 31, (4, 6), 2, low=-5.0, high=-1.0,
                    hint="the max of negative numbers is negative: do not start from 0"),
-        _pool_case("leftover_rows_and_columns_are_dropped", 32, (7, 9), 3, hidden=True),
-        _pool_case("size_1_is_the_identity", 33, (3, 5), 1, hidden=True),
-        _pool_case("non_square_map", 34, (8, 6), 2, hidden=True),
-        _pool_case("larger_map_size_4", 35, (20, 17), 4, hidden=True),
     ),
 )
 
@@ -113,8 +109,8 @@ POOLED_SIZES = Exercise(
     id="03.pooled_sizes",
     implementations=("cnnlab.arithmetic.pool_output_size",),
     name="pooled_sizes",
-    points=1,
     title="Pooling output sizes",
+    hidden_tests=False,
     reference=_pooled_sizes,
     cases=(
         _pooled_case("vgg_224_pool_2", "W' = (W - K) / S + 1 with S = K = 2"),
@@ -176,16 +172,12 @@ def _shift_case(name, seed, shape, shift, pool_size, kernel=None, hidden=False):
 SHIFT_RESPONSE = Exercise(
     id="03.shift_response",
     name="shift_response",
-    points=2,
     title="Measuring (approximate) invariance to a shift",
     reference=lambda: reference_shift_response,
     cases=(
         _shift_case("no_shift_no_change", 40, (20, 24), 0, 2),
         _shift_case("conv_only_shift_1", 41, (20, 24), 1, 1),
         _shift_case("conv_and_pool_4_shift_2", 42, (24, 28), 2, 4),
-        _shift_case("pool_2_shift_3", 43, (18, 30), 3, 2, hidden=True),
-        _shift_case("random_5x5_kernel", 44, (21, 26), 2, 3, kernel=(5, 5), hidden=True),
-        _shift_case("shift_equal_to_pool_size", 45, (16, 24), 4, 4, hidden=True),
     ),
 )
 
@@ -233,8 +225,8 @@ DOWNSAMPLING_COSTS = Exercise(
         "cnnlab.counters.summary",
     ),
     name="downsampling_costs",
-    points=2,
     title="Strided convolution or pooling: what each costs",
+    hidden_tests=False,
     reference=_downsampling_costs,
     cases=(
         _costs_case("output_shape", "both halve H and W; the depth is the number of filters"),
@@ -286,15 +278,12 @@ def _equivalence_case(name, seed, shape, k, hidden=False):
 AVG_POOL_KERNEL = Exercise(
     id="03.avg_pool_kernel",
     name="avg_pool_as_conv_kernel",
-    points=2,
     title="Average pooling is a convolution",
     reference=lambda: reference_avg_pool_as_conv_kernel,
     cases=(
         _kernel_case("k2_one_channel", 2, 1),
         _kernel_case("k2_three_channels_are_not_mixed", 2, 3),
         _equivalence_case("conv_with_stride_k_equals_average_pooling", 50, (6, 6, 3), 2),
-        _kernel_case("k3_four_channels", 3, 4, hidden=True),
-        _equivalence_case("k3_on_a_9x12_map", 51, (9, 12, 2), 3, hidden=True),
     ),
 )
 
@@ -321,7 +310,6 @@ def _gap_case(name, seed, shape, hidden=False):
 GLOBAL_AVERAGE_POOL = Exercise(
     id="03.global_average_pool",
     name="global_average_pool",
-    points=1,
     title="Global average pooling",
     reference=lambda: reference_global_average_pool,
     cases=(
@@ -334,8 +322,6 @@ GLOBAL_AVERAGE_POOL = Exercise(
             compare=allclose(1e-9),
             hint="a map full of 1.0 averages to 1.0; the result has shape (N, C)",
         ),
-        _gap_case("vgg_sized_7x7x512", 61, (1, 7, 7, 512), hidden=True),
-        _gap_case("non_square_maps", 62, (3, 4, 6, 2), hidden=True),
     ),
 )
 

@@ -1,4 +1,5 @@
-"""Lab 04 "From MLP to ConvNet on MNIST": exercises, points, public and hidden cases."""
+"""Lab 04 "From MLP to ConvNet on MNIST": exercises and their public cases (points and hidden
+cases: :mod:`cnnlab.grading.hidden.lab04`)."""
 
 from __future__ import annotations
 
@@ -47,16 +48,12 @@ DENSE_PARAMS = Exercise(
     id="04.dense_params",
     implementations=("cnnlab.arithmetic.dense_params",),
     name="dense_params",
-    points=1,
     title="A Dense layer on a flattened image",
     reference=lambda: reference_dense_params,
     cases=(
         _dense_case("lecture_640x480x3_dense_1000", (640, 480, 3), 1000,
                     hint="the lecture: 640 x 480 x 3 x 1000 + 1000 (about 922 M)"),
         _dense_case("mnist_28x28x1_dense_256", (28, 28, 1), 256),
-        _dense_case("convnet_head_5x5x64_dense_256", (5, 5, 64), 256, hidden=True),
-        _dense_case("flat_vector_input", (84,), 10, hidden=True),
-        _dense_case("imagenet_224x224x3_dense_4096", (224, 224, 3), 4096, hidden=True),
     ),
 )
 
@@ -94,8 +91,8 @@ PARAM_COUNTS = Exercise(
         "cnnlab.models.build_convnet",
     ),
     name="predict_param_counts",
-    points=2,
     title="Predict: parameters of the MLP and of the ConvNet",
+    hidden_tests=False,
     reference=lambda: _param_counts,
     cases=(
         _param_counts_case("mlp_total", "mlp",
@@ -166,7 +163,6 @@ BUILD_MY_CONVNET = Exercise(
     id="04.build_my_convnet",
     implementations=("cnnlab.models.build_convnet",),
     name="build_my_convnet",
-    points=3,
     title="Write the lecture's ConvNet",
     reference=_reference_build_convnet,
     cases=(
@@ -178,14 +174,6 @@ BUILD_MY_CONVNET = Exercise(
         Case("outputs_are_probabilities", probe=_softmax_probe,
              expected=lambda: np.array([1.0, 1.0, 1.0, 1.0]), compare=allclose(1e-4),
              hint="the last layer needs activation='softmax': each row sums to 1"),
-        Case("layer_output_shapes_rgb_32x32", probe=_build_probe((32, 32, 3), 10),
-             expected=_build_expected((32, 32, 3), 10), hidden=True,
-             hint="use input_shape and num_classes, do not hard-code 28x28x1 or 10"),
-        Case("count_params_rgb_32x32", probe=_params_probe((32, 32, 3), 10),
-             expected=_params_expected((32, 32, 3), 10), hidden=True),
-        Case("count_params_26_classes", probe=_params_probe((28, 28, 1), 26),
-             expected=_params_expected((28, 28, 1), 26), hidden=True,
-             hint="the output layer has num_classes units"),
     ),
 )
 
@@ -229,7 +217,6 @@ PARTIAL_CONV_PARAMS = Exercise(
     id="04.partial_conv_params",
     implementations=("cnnlab.layers.PartiallyConnectedConv2D",),
     name="partial_conv_params",
-    points=2,
     title="LeNet-5's C3: a partially connected convolution",
     reference=lambda: reference_partial_conv_params,
     cases=(
@@ -238,9 +225,6 @@ PARTIAL_CONV_PARAMS = Exercise(
         _partial_case("fully_connected_table_is_a_conv2d", [[0, 1, 2]] * 4, 3,
                       expected=lambda: _arithmetic().conv_params(3, 3, 4)),
         _partial_case("one_input_per_map", [[0], [1], [2]], 5),
-        _partial_case("random_table_6_to_10", _random_table(7, 6, 10), 5, hidden=True),
-        _partial_case("random_table_8_to_3_kernel_3", _random_table(8, 8, 3), 3, hidden=True),
-        _partial_case("lenet5_c3_with_3x3_kernels", _lenet_table, 3, hidden=True),
     ),
 )
 
@@ -266,8 +250,8 @@ LENET_PARAMS = Exercise(
     id="04.lenet_params",
     implementations=("cnnlab.models.build_lenet5", "cnnlab.counters.count_params"),
     name="lenet5_param_counts",
-    points=2,
     title="LeNet-5's parameters, layer by layer",
+    hidden_tests=False,
     reference=lambda: _lecture_lenet5_param_counts,
     cases=(
         _lenet_case("convolutions_c1_c5", ["C1", "C5"],
@@ -323,7 +307,6 @@ _SMALL = (np.array([0, 0, 1, 1, 2, 2, 2]), np.array([0, 1, 1, 1, 2, 0, 2]))
 CONFUSION_MATRIX = Exercise(
     id="04.confusion_matrix",
     name="confusion_matrix",
-    points=2,
     title="The confusion matrix by hand",
     reference=lambda: reference_confusion_matrix,
     cases=(
@@ -333,12 +316,6 @@ CONFUSION_MATRIX = Exercise(
                                                           np.array([0, 1, 1, 3])), 4,
                         hint="the matrix is num_classes x num_classes even when a class "
                              "never appears"),
-        _confusion_case("labels_as_lists", lambda: ([2, 0, 1], [2, 1, 1]), 3, hidden=True),
-        _confusion_case("more_classes_than_seen", lambda: _labels(2, 30, 3), 6, hidden=True),
-        _confusion_case("perfect_predictions", lambda: (np.arange(5), np.arange(5)), 5,
-                        hidden=True),
-        _confusion_case("many_samples", lambda: _labels(3, 5000, 10, accuracy=0.95), 10,
-                        hidden=True),
     ),
 )
 

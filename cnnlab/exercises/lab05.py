@@ -1,4 +1,5 @@
-"""Lab 05 "Architectures and their cost": exercises, points, public and hidden cases.
+"""Lab 05 "Architectures and their cost": exercises and their public cases (points and hidden
+cases: :mod:`cnnlab.grading.hidden.lab05`).
 
 Expected values come from ``cnnlab.arithmetic`` (conv / dense parameter counts, output sizes),
 ``cnnlab.counters`` (the lecture's VGG16 table), ``cnnlab.models`` (the reference residual
@@ -95,15 +96,11 @@ CONV_VS_DENSE = Exercise(
     id="05.conv_vs_dense",
     implementations=("cnnlab.arithmetic.conv_params", "cnnlab.arithmetic.dense_params"),
     name="conv_vs_dense",
-    points=2,
     title="AlexNet's first layer, and the dense layer it replaces",
     reference=lambda: reference_conv_vs_dense,
     cases=(
         *_conv_dense_cases("alexnet_conv1", ((227, 227, 3), 11, 96, 4)),
         *_conv_dense_cases("lecture1_conv_on_mnist", ((28, 28, 1), 5, 32, 1)),
-        *_conv_dense_cases("non_square_input_stride_2", ((32, 48, 3), 3, 16, 2), hidden=True),
-        *_conv_dense_cases("resnet_stem_without_padding", ((224, 224, 3), 7, 64, 2),
-                           hidden=True),
     ),
 )
 
@@ -147,13 +144,6 @@ def _lecture_vgg16_expected():
     }
 
 
-# AlexNet's layer outputs (lecture table) with its weights (no biases), stored as float16.
-_ALEXNET_SHAPES = [[227, 227, 3], [55, 55, 96], [27, 27, 96], [27, 27, 256], [13, 13, 256],
-                   [13, 13, 384], [13, 13, 384], [13, 13, 256], [6, 6, 256], [4096], [4096],
-                   [1000]]
-_ALEXNET_WEIGHTS = [0, 34_848, 0, 614_400, 0, 884_736, 1_327_104, 884_736, 0, 37_748_736,
-                    16_777_216, 4_096_000]
-
 _MEMORY_KEYS = ("activations", "activation_mb", "activation_mb_backward", "params", "param_mb",
                 "sgd_mb", "adam_mb")
 _MEMORY_HINTS = {
@@ -179,7 +169,6 @@ MEMORY_BUDGET = Exercise(
     id="05.memory_budget",
     implementations=("cnnlab.counters.summary",),
     name="memory_budget",
-    points=2,
     title="VGG16's memory, from its own table",
     reference=lambda: reference_memory_budget,
     cases=(
@@ -192,23 +181,6 @@ MEMORY_BUDGET = Exercise(
                 hint=_MEMORY_HINTS[key],
             )
             for key in _MEMORY_KEYS
-        ),
-        Case(
-            "alexnet_table_in_float16",
-            probe=lambda f: [float(f(_ALEXNET_SHAPES, _ALEXNET_WEIGHTS, 2)[k])
-                             for k in _MEMORY_KEYS],
-            expected=lambda: [float(reference_memory_budget(_ALEXNET_SHAPES, _ALEXNET_WEIGHTS,
-                                                            2)[k]) for k in _MEMORY_KEYS],
-            compare=allclose(1e-6),
-            hidden=True,
-            hint="use bytes_per_value (2 for float16), do not hard-code 4",
-        ),
-        Case(
-            "flat_shapes_of_dense_layers",
-            probe=lambda f: int(f([[10], [1, 1, 7]], [70, 0])["activations"]),
-            expected=lambda: 17,
-            hidden=True,
-            hint="a shape may have one axis (a Dense output) or three",
         ),
     ),
 )
@@ -237,16 +209,6 @@ _SMALL_ROWS = [
     {"name": "fc2", "type": "Dense", "params": 100},
 ]
 
-_MIXED_ROWS = [
-    {"name": "image", "type": "InputLayer", "params": 0},
-    {"name": "dw", "type": "DepthwiseConv2D", "params": 27},
-    {"name": "dw_bn", "type": "BatchNormalization", "params": 12},
-    {"name": "pw", "type": "Conv2D", "params": 96},
-    {"name": "pw_bn", "type": "BatchNormalization", "params": 128},
-    {"name": "pool", "type": "GlobalAveragePooling2D", "params": 0},
-    {"name": "out", "type": "Dense", "params": 330},
-]
-
 
 def _convnet_rows():
     """Report rows of lecture 1's ConvNet, reduced to the fields the exercise reads."""
@@ -273,7 +235,6 @@ def _convnet_shares_from_keras():
 PARAM_SHARES = Exercise(
     id="05.param_shares",
     name="param_shares",
-    points=1,
     title="Where the parameters live",
     reference=lambda: reference_param_shares,
     cases=(
@@ -291,14 +252,6 @@ PARAM_SHARES = Exercise(
             expected=_convnet_shares_from_keras,
             compare=_dict_close(1e-9),
             hint="use the rows of cnnlab.summary(model).rows as they are",
-        ),
-        Case(
-            "separable_block_with_batchnorm",
-            probe=lambda f: f([dict(r) for r in _MIXED_ROWS]),
-            expected=lambda: {"DepthwiseConv2D": 27 / 593, "BatchNormalization": 140 / 593,
-                              "Conv2D": 96 / 593, "Dense": 330 / 593},
-            compare=_dict_close(1e-9),
-            hidden=True,
         ),
     ),
 )
@@ -331,7 +284,6 @@ def _factor_expected(alpha):
 FACTORIZATION = Exercise(
     id="05.factorization",
     name="factorization_savings",
-    points=2,
     title="Stacked 3x3 and 1x3/3x1: -24 % and -30 %",
     reference=lambda: reference_factorization_savings,
     cases=(
@@ -349,10 +301,6 @@ FACTORIZATION = Exercise(
             compare=allclose(1e-6),
             hint="100 * (factorised / original - 1), with the middle layer sqrt(alpha) * n wide",
         ),
-        Case("same_width_alpha_1", probe=_factor_probe(1), expected=lambda: _factor_expected(1),
-             compare=allclose(1e-6), hidden=True),
-        Case("alpha_4", probe=_factor_probe(4), expected=lambda: _factor_expected(4),
-             compare=allclose(1e-6), hidden=True),
     ),
 )
 
@@ -413,12 +361,10 @@ def _naive_cases(label, input_shape, widths, hidden=False):
 NAIVE_INCEPTION = Exercise(
     id="05.naive_inception",
     name="naive_inception_block",
-    points=2,
     title="The Inception module without its 1x1 reductions",
     reference=lambda: reference_naive_inception_block,
     cases=(
         *_naive_cases("inception_3a_widths", (28, 28, 192), (64, 128, 32)),
-        *_naive_cases("small_input", (6, 5, 8), (4, 6, 2), hidden=True),
     ),
 )
 
@@ -485,7 +431,6 @@ RESIDUAL_BLOCK = Exercise(
     id="05.residual_block",
     implementations=("cnnlab.models.residual_block",),
     name="residual_block",
-    points=3,
     title="A residual block: relu(F(x) + x)",
     reference=lambda: reference_residual_block,
     cases=(
@@ -503,9 +448,6 @@ RESIDUAL_BLOCK = Exercise(
             hint="two Conv2D(filters, 3) with bias and two BatchNormalization layers; the "
                  "identity shortcut has no parameters",
         ),
-        _residual_case("same_output_as_reference_8_channels", (6, 7, 8), 8, seed=51,
-                       hidden=True),
-        _residual_case("one_channel", (4, 4, 1), 1, seed=52, hidden=True),
     ),
 )
 
@@ -522,15 +464,16 @@ def reference_cost_table(named_models):
 
 
 def _small_models(which):
+    """``which``: model names known here, or ``(name, build)`` pairs (``build()`` a model)."""
     from cnnlab import models
 
     builders = {
         "convnet": models.build_convnet,
         "mlp": models.build_mlp,
         "lenet5": lambda: models.build_lenet5("modern"),
-        "resnet20": lambda: models.build_resnet_cifar(20),
     }
-    return {name: builders[name]() for name in which}
+    pairs = [entry if isinstance(entry, tuple) else (entry, builders[entry]) for entry in which]
+    return {name: build() for name, build in pairs}
 
 
 def _costs_from_keras(which):
@@ -564,13 +507,11 @@ def _cost_case(label, which, hidden=False):
 COST_TABLE = Exercise(
     id="05.cost_table",
     name="cost_table",
-    points=1,
     title="Parameters and MACs of several models",
     reference=lambda: reference_cost_table,
     cases=(
         _cost_case("lecture1_convnet", ("convnet",)),
         _cost_case("mlp_and_lenet5", ("mlp", "lenet5")),
-        _cost_case("cifar_resnet20", ("resnet20",), hidden=True),
     ),
 )
 
@@ -602,14 +543,11 @@ SEPARABLE_RATIO = Exercise(
     id="05.separable_ratio",
     implementations=("cnnlab.arithmetic.conv_params",),
     name="separable_cost_ratio",
-    points=1,
     title="Depthwise separable convolution: 1/N + 1/K^2 of the cost",
     reference=lambda: reference_separable_cost_ratio,
     cases=(
         _ratio_case("3x3_32_to_64", (3, 32, 64)),
         _ratio_case("mobilenet_512_to_512", (3, 512, 512)),
-        _ratio_case("5x5_16_to_8", (5, 16, 8), hidden=True),
-        _ratio_case("one_output_channel", (3, 7, 1), hidden=True),
     ),
 )
 

@@ -1,0 +1,54 @@
+"""Lab 03 "Pooling, strides and invariance": points and hidden cases (instructor material).
+
+Drawn cases reuse the public case builders of :mod:`cnnlab.exercises.lab03` with a seed from the
+course secret (:func:`cnnlab.grading.hidden.case_seeds`); shapes stay fixed, values are drawn.
+"""
+
+from __future__ import annotations
+
+from cnnlab.exercises.lab03 import (
+    _equivalence_case,
+    _gap_case,
+    _kernel_case,
+    _pool_case,
+    _shift_case,
+)
+from cnnlab.grading.hidden import Drawn
+
+__all__ = ["POINTS", "HIDDEN"]
+
+POINTS = {
+    "03.max_pool2d": 2,
+    "03.pooled_sizes": 1,
+    "03.shift_response": 2,
+    "03.downsampling_costs": 2,
+    "03.avg_pool_kernel": 2,
+    "03.global_average_pool": 1,
+}
+
+HIDDEN = {
+    "03.max_pool2d": (
+        Drawn("leftover_rows_and_columns_are_dropped", 32,
+              lambda name, seed: _pool_case(name, seed, (7, 9), 3)),
+        Drawn("size_1_is_the_identity", 33, lambda name, seed: _pool_case(name, seed, (3, 5), 1)),
+        Drawn("non_square_map", 34, lambda name, seed: _pool_case(name, seed, (8, 6), 2)),
+        Drawn("larger_map_size_4", 35, lambda name, seed: _pool_case(name, seed, (20, 17), 4)),
+    ),
+    "03.shift_response": (
+        Drawn("pool_2_shift_3", 43, lambda name, seed: _shift_case(name, seed, (18, 30), 3, 2)),
+        Drawn("random_5x5_kernel", 44,
+              lambda name, seed: _shift_case(name, seed, (21, 26), 2, 3, kernel=(5, 5))),
+        Drawn("shift_equal_to_pool_size", 45,
+              lambda name, seed: _shift_case(name, seed, (16, 24), 4, 4)),
+    ),
+    "03.avg_pool_kernel": (
+        # fixed on purpose: the kernel depends on k and the channels only, nothing to draw
+        _kernel_case("k3_four_channels", 3, 4),
+        Drawn("k3_on_a_9x12_map", 51,
+              lambda name, seed: _equivalence_case(name, seed, (9, 12, 2), 3)),
+    ),
+    "03.global_average_pool": (
+        Drawn("vgg_sized_7x7x512", 61, lambda name, seed: _gap_case(name, seed, (1, 7, 7, 512))),
+        Drawn("non_square_maps", 62, lambda name, seed: _gap_case(name, seed, (3, 4, 6, 2))),
+    ),
+}
