@@ -1,4 +1,5 @@
-"""Lab 06 "Data augmentation": exercises, points, public and hidden cases.
+"""Lab 06 "Data augmentation": exercises and their public cases (points and hidden cases:
+:mod:`cnnlab.grading.hidden.lab06`).
 
 Expected values come from ``cnnlab.augment`` (``transform_matrix`` and
 ``ImageDataGenerator.as_layers``, both tested against the legacy Keras generator, SciPy and
@@ -52,17 +53,10 @@ _CENTRE_HINT = ("rotate, shear and zoom about the centre: move the centre ((h - 
                 "(w - 1) / 2) to the origin first (rightmost matrix, after the flip) and back "
                 "last (leftmost); row is the first coordinate, so it pairs with h")
 
-# A draw of the kind get_random_transform makes for the lecture's generator on chelsea
-# (300 x 451): every key, including the two that are not geometric (they must be ignored).
-_LECTURE_DRAW = {"theta": -23.4, "tx": 31.7, "ty": -12.2, "shear": 0.13, "zx": 1.08,
-                 "zy": 0.86, "flip_horizontal": True, "flip_vertical": False,
-                 "channel_shift_intensity": 4.1, "brightness": None}
-
 TRANSFORM_MATRIX = Exercise(
     id="06.transform_matrix",
     implementations=("cnnlab.augment._resampling.transform_matrix",),
     name="affine_matrix",
-    points=3,
     title="One matrix per image: rotation, shift, shear, zoom and flips composed",
     reference=_transform_matrix,
     cases=(
@@ -77,17 +71,6 @@ TRANSFORM_MATRIX = Exercise(
         _matrix_case("horizontal_flip", {"flip_horizontal": True}, (6, 10),
                      "a horizontal flip reads column (w - 1) - col: [[1, 0, 0], "
                      "[0, -1, w - 1], [0, 0, 1]]"),
-        _matrix_case("rotation_non_square_true_centre", {"theta": 30.0}, (40, 64),
-                     _CENTRE_HINT, hidden=True),
-        _matrix_case("shear_20_degrees", {"shear": 20.0}, (32, 32),
-                     "S(s) = [[cos s, 0, 0], [-sin s, 1, 0], [0, 0, 1]], s in degrees",
-                     hidden=True),
-        _matrix_case("vertical_flip_and_rotation", {"theta": -45.0, "flip_vertical": True},
-                     (21, 33), "the flip is the rightmost factor: applied to the output "
-                     "coordinates first", hidden=True),
-        _matrix_case("lecture_draw_every_key", _LECTURE_DRAW, (300, 451),
-                     "M = C+ R T S Z C- F in that order; ignore the keys that are not "
-                     "geometric", hidden=True),
     ),
 )
 
@@ -123,12 +106,10 @@ _SAFE_HINTS = {
               "changes of angle, position, size and contrast keep every digit",
     "cats_vs_dogs": "a mirrored cat is still a cat; would a test photo ever show a cat upside "
                     "down?",
-    "satellite": "seen from straight above, does the tile have an up or a left?",
-    "day_or_night": "which transform changes what the label is about?",
 }
 
 
-def _safe_case(task, hidden):
+def _safe_case(task, hidden=False, hint=None):
     def probe(value):
         chosen = value[task]
         if isinstance(chosen, str):
@@ -137,7 +118,8 @@ def _safe_case(task, hidden):
         return sorted({str(name) for name in chosen})
 
     return Case(f"{task}_safe_transforms", probe=probe,
-                expected=lambda: sorted(SAFE_TRANSFORMS[task]), hint=_SAFE_HINTS[task],
+                expected=lambda: sorted(SAFE_TRANSFORMS[task]),
+                hint=_SAFE_HINTS[task] if hint is None else hint,
                 hidden=hidden)
 
 
@@ -152,7 +134,6 @@ def _names_probe(value):
 LABEL_PRESERVING = Exercise(
     id="06.label_preserving",
     name="safe_transforms",
-    points=2,
     title="Label-preserving or label-changing: which transforms are safe for a task",
     reference=lambda: {task: sorted(names) for task, names in SAFE_TRANSFORMS.items()},
     cases=(
@@ -162,8 +143,6 @@ LABEL_PRESERVING = Exercise(
                   "TRANSFORMS"),
         _safe_case("digits", hidden=False),
         _safe_case("cats_vs_dogs", hidden=False),
-        _safe_case("satellite", hidden=True),
-        _safe_case("day_or_night", hidden=True),
     ),
 )
 
@@ -286,9 +265,6 @@ _DIGITS = (("five", "seven", "two"), (3, 2, 3), (20, 24), (16, 16), 1,
            "sparse_categorical_crossentropy", 32, 1)
 _TEXTURES = (("brick", "grass", "gravel"), (2, 3, 2), (24, 24), (12, 20), 3,
              "categorical_crossentropy", 32, 2)
-_CATS_DOGS = (("cats", "dogs"), (3, 4), (30, 20), (10, 10), 3, "binary_crossentropy", 32, 3)
-_BATCHES = (("a", "b", "c", "d"), (3, 3, 2, 2), (8, 8), (8, 8), 1,
-            "sparse_categorical_crossentropy", 4, 4)
 
 _STRUCTURE = ("samples", "class_indices", "x_shapes", "y_shapes")
 _MODE_HINT = ("class_mode follows the loss: sparse_categorical_crossentropy -> 'sparse', "
@@ -299,7 +275,6 @@ _MODE_HINT = ("class_mode follows the loss: sparse_categorical_crossentropy -> '
 VALIDATION_FLOW = Exercise(
     id="06.validation_flow",
     name="validation_flow",
-    points=2,
     title="A flow_from_directory pipeline for validation, with the right class_mode",
     reference=lambda: reference_validation_flow,
     cases=(
@@ -311,19 +286,6 @@ VALIDATION_FLOW = Exercise(
                      "validation images are rescaled to [0, 1] (rescale=1/255) and never "
                      "augmented: no rotation, shift, zoom or flip", compare=allclose(1e-5)),
         _folder_case("rgb_categorical_structure", _STRUCTURE, _TEXTURES, _MODE_HINT),
-        _folder_case("rgb_categorical_one_hot_labels", ("y",), _TEXTURES,
-                     "categorical_crossentropy needs one-hot labels", compare=allclose(0),
-                     hidden=True),
-        _folder_case("binary_two_classes", _STRUCTURE, _CATS_DOGS, _MODE_HINT, hidden=True),
-        _folder_case("binary_labels", ("y",), _CATS_DOGS,
-                     "binary_crossentropy needs one label per image, 0 or 1",
-                     compare=allclose(0), hidden=True),
-        _folder_case("rgb_pixels_resized", ("x",), _CATS_DOGS,
-                     "images are resized to image_size and rescaled to [0, 1]",
-                     compare=allclose(1e-5), hidden=True),
-        _folder_case("batch_size_is_used", ("batches", "x_shapes", "y"), _BATCHES,
-                     "pass batch_size on to flow_from_directory; the last batch is smaller",
-                     hidden=True),
     ),
 )
 
@@ -428,25 +390,12 @@ def _inference_probe(f):
     return float(np.abs(out - x).max()) if out.shape == x.shape else float("inf")
 
 
-def _training_probe(f):
-    import keras
-
-    x = np.random.default_rng(7).uniform(0, 255, size=(4, 24, 32, 3)).astype("float32")
-    model = f(40, 0.2, 0.2, True, seed=0)
-    out = keras.ops.convert_to_numpy(model(x, training=True))
-    return {"shape": list(out.shape),
-            "changed": bool(out.shape == x.shape and np.abs(out - x).max() > 1.0)}
-
-
 _LECTURE_ARGS = (40, 0.2, 0.2, True)
-_NO_FLIP_NO_ZOOM = (15, 0.1, 0.0, False)
-_ZOOM_AND_FLIP = (0, 0.0, 0.3, True)
 
 AUGMENTATION_LAYERS = Exercise(
     id="06.augmentation_layers",
     implementations=("cnnlab.augment._generator.ImageDataGenerator",),
     name="augmentation_layers",
-    points=2,
     title="The lecture's augmentation as Keras 3 layers inside the model",
     reference=lambda: reference_augmentation_layers,
     cases=(
@@ -464,17 +413,6 @@ AUGMENTATION_LAYERS = Exercise(
              compare=allclose(1e-5),
              hint="augmentation layers must pass images through unchanged when "
                   "training=False (no Rescaling or other layer that always acts)"),
-        _layers_case("no_flip_no_zoom_types", _NO_FLIP_NO_ZOOM, "types",
-                     "leave out the layer of a range that is 0 and the flip when "
-                     "horizontal_flip is False", hidden=True),
-        _layers_case("no_flip_no_zoom_factors", _NO_FLIP_NO_ZOOM, "factors",
-                     "use the arguments, not the lecture's numbers", hidden=True),
-        _layers_case("zoom_and_flip_only", _ZOOM_AND_FLIP, "types",
-                     "leave out the layer of a range that is 0", hidden=True),
-        Case("augments_in_training", probe=_training_probe,
-             expected=lambda: {"shape": [4, 24, 32, 3], "changed": True},
-             hint="with training=True the layers change the images and keep their shape",
-             hidden=True),
     ),
 )
 
@@ -528,7 +466,6 @@ _LABEL_HINT = ("the labels are mixed with the same weights and partners as the i
 MIXUP = Exercise(
     id="06.mixup",
     name="mixup_batch",
-    points=2,
     title="MixUp: convex combinations of images and of their one-hot labels",
     reference=lambda: reference_mixup_batch,
     cases=(
@@ -536,17 +473,6 @@ MIXUP = Exercise(
                     _MIX_HINT),
         _mixup_case("rgb_batch_labels", lambda: _mixup_inputs(1, (6, 8, 8, 3), 4), "labels",
                     _LABEL_HINT),
-        _mixup_case("grayscale_batch_images", lambda: _mixup_inputs(2, (5, 28, 28, 1), 10),
-                    "images", _MIX_HINT, hidden=True),
-        _mixup_case("scalar_weight_for_the_batch",
-                    lambda: _mixup_inputs(3, (4, 6, 6, 3), 3, scalar=True), "images",
-                    "mix_weight may be one number for the whole batch", hidden=True),
-        _mixup_case("scalar_weight_labels",
-                    lambda: _mixup_inputs(3, (4, 6, 6, 3), 3, scalar=True), "labels",
-                    "mix_weight may be one number for the whole batch", hidden=True),
-        _mixup_case("identity_permutation_gives_the_batch_back",
-                    lambda: _mixup_inputs(4, (5, 4, 4, 3), 5, permutation=np.arange(5)),
-                    "images", "an image mixed with itself is itself", hidden=True),
     ),
 )
 

@@ -1,4 +1,5 @@
-"""Lab 07 "Training ConvNets well": exercises, points, public and hidden cases.
+"""Lab 07 "Training ConvNets well": exercises and their public cases (points and hidden
+cases: :mod:`cnnlab.grading.hidden.lab07`).
 
 Expected values come from Keras itself (``layers.BatchNormalization`` called with
 ``training=True/False``, ``keras.losses.CategoricalCrossentropy(label_smoothing=...)``),
@@ -92,17 +93,11 @@ FACTORIZED_PARAMS = Exercise(
     id="07.factorized_params",
     implementations=("cnnlab.models.build_factorized_convnet", "cnnlab.counters.count_params"),
     name="factorized_convnet_params",
-    points=2,
     title="The factorised ConvNet's parameters, by hand",
     reference=lambda: reference_factorized_convnet_params,
     cases=(
         _params_case("cifar100_without_batchnorm", 3, 100, False, _NO_BN_HINT),
         _params_case("cifar100_with_batchnorm", 3, 100, True, _BN_HINT),
-        _params_case("mnist_without_batchnorm", 1, 10, False,
-                     "use input_channels for the first convolution and num_classes for the "
-                     "Linear layer", hidden=True),
-        _params_case("mnist_with_batchnorm", 1, 10, True, _BN_HINT, hidden=True),
-        _params_case("cifar10_with_batchnorm", 3, 10, True, _BN_HINT, hidden=True),
     ),
 )
 
@@ -180,7 +175,6 @@ _INFER_HINT = ("training=False: normalise with moving_mean and moving_variance, 
 BATCHNORM_FORWARD = Exercise(
     id="07.batchnorm_forward",
     name="batchnorm_forward",
-    points=3,
     title="BatchNorm by hand, in training and in inference mode",
     reference=lambda: reference_batchnorm_forward,
     cases=(
@@ -189,14 +183,6 @@ BATCHNORM_FORWARD = Exercise(
         _bn_case("default_epsilon_is_keras_0.001", 3, (8, 4), False, None,
                  "the default epsilon is Keras's 1e-3 (PyTorch uses 1e-5); it goes inside the "
                  "square root: sqrt(variance + epsilon)", small_variance=True),
-        _bn_case("training_mode_dense_features", 4, (32, 7), True, 1e-3, _TRAIN_HINT,
-                 hidden=True),
-        _bn_case("inference_mode_dense_features", 5, (32, 7), False, 1e-3, _INFER_HINT,
-                 hidden=True),
-        _bn_case("training_mode_batch_of_two_epsilon_1e-5", 6, (2, 3, 3, 4), True, 1e-5,
-                 _TRAIN_HINT, hidden=True),
-        _bn_case("training_mode_small_variance", 7, (10, 6), True, 1e-3, _TRAIN_HINT,
-                 hidden=True, small_variance=True),
     ),
 )
 
@@ -250,18 +236,12 @@ _MOVING_HINT = ("new = momentum * old + (1 - momentum) * batch statistic, per ch
 MOVING_AVERAGE_UPDATE = Exercise(
     id="07.moving_average_update",
     name="moving_average_update",
-    points=2,
     title="BatchNorm's moving averages after one training step",
     reference=lambda: reference_moving_average_update,
     cases=(
         _moving_case("one_step_default_momentum_0.99", 11, (16, 4, 4, 3), None,
                      hint=_MOVING_HINT + "; Keras's default momentum is 0.99"),
         _moving_case("one_step_momentum_0.9", 12, (32, 5), 0.9, hint=_MOVING_HINT),
-        _moving_case("three_steps_in_a_row", 13, (8, 3, 3, 2), 0.9, steps=3, hint=_MOVING_HINT,
-                     hidden=True),
-        _moving_case("momentum_0_copies_the_batch", 14, (20, 6), 0.0, hint=_MOVING_HINT,
-                     hidden=True),
-        _moving_case("one_step_batch_of_two", 15, (2, 4), 0.5, hint=_MOVING_HINT, hidden=True),
     ),
 )
 
@@ -310,7 +290,6 @@ _SMOOTH_HINT = ("smoothed target = (1 - eps) * y_true + eps / K with K the numbe
 LABEL_SMOOTHING = Exercise(
     id="07.label_smoothing",
     name="smoothed_cross_entropy",
-    points=2,
     title="Cross-entropy with label smoothing",
     reference=lambda: reference_smoothed_cross_entropy,
     cases=(
@@ -318,12 +297,6 @@ LABEL_SMOOTHING = Exercise(
                         "with eps = 0 it is the usual cross-entropy, -log p[true class], one "
                         "value per sample"),
         _smoothing_case("slide_smoothing_0.1_ten_classes", 22, 8, 10, 0.1, _SMOOTH_HINT),
-        _smoothing_case("smoothing_0.3_three_classes", 23, 5, 3, 0.3, _SMOOTH_HINT,
-                        hidden=True),
-        _smoothing_case("full_smoothing_uniform_targets", 24, 4, 5, 1.0, _SMOOTH_HINT,
-                        hidden=True),
-        _smoothing_case("one_sample_hundred_classes", 25, 1, 100, 0.1, _SMOOTH_HINT,
-                        hidden=True),
     ),
 )
 
@@ -353,7 +326,6 @@ def _lr_case(name, epochs, kwargs, hint, hidden=False):
 LR_SCHEDULE = Exercise(
     id="07.lr_schedule",
     name="learning_rate_at",
-    points=1,
     title="The learning rate halved on a schedule",
     reference=lambda: reference_learning_rate_at,
     cases=(
@@ -362,11 +334,6 @@ LR_SCHEDULE = Exercise(
                  "(integer division epoch // halve_every, not a smooth decay)"),
         _lr_case("other_start_and_period", list(range(10)), {"initial_lr": 0.1, "halve_every": 3},
                  "use the arguments initial_lr and halve_every, not 0.01 and 50"),
-        _lr_case("halve_every_epoch", list(range(6)), {"initial_lr": 1.0, "halve_every": 1},
-                 "", hidden=True),
-        _lr_case("long_run", [199, 200, 500, 1000], {}, "", hidden=True),
-        _lr_case("epoch_zero_is_the_initial_rate", [0], {"initial_lr": 0.05, "halve_every": 7},
-                 "", hidden=True),
     ),
 )
 

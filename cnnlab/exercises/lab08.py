@@ -1,4 +1,5 @@
-"""Lab 08 "Pretrained ConvNets": exercises, points, public and hidden cases.
+"""Lab 08 "Pretrained ConvNets": exercises and their public cases (points and hidden cases:
+:mod:`cnnlab.grading.hidden.lab08`).
 
 Expected values come from independent references: NumPy slicing and Pillow's bilinear resize
 (the centre crop), ``keras.applications.resnet50.preprocess_input`` (caffe preprocessing),
@@ -112,7 +113,6 @@ _CROP_HINT = ("crop the largest centred square first: side = min(h, w), "
 CENTER_CROP_RESIZE = Exercise(
     id="08.center_crop_resize",
     name="center_crop_resize",
-    points=2,
     title="The input every ImageNet model expects: centre square, 224 x 224",
     reference=lambda: reference_center_crop_resize,
     cases=(
@@ -131,21 +131,6 @@ CENTER_CROP_RESIZE = Exercise(
              probe=_blocks_probe(_chelsea, 224, 8),
              expected=_blocks_expected(_chelsea, 224, 8), compare=allclose(4.0),
              hint=_CROP_HINT + " (do not squash the whole photo into a square)"),
-        Case("tall_image_exact_centre_square",
-             probe=_exact_probe(lambda: _synthetic_pattern(12, 8, 2), 8),
-             expected=lambda: _centre_square(_synthetic_pattern(12, 8, 2)).astype(np.float64),
-             compare=allclose(1e-3), hidden=True,
-             hint="a portrait image is cropped in height: top = (h - side) // 2"),
-        Case("tall_image_downscaled",
-             probe=_blocks_probe(lambda: _smooth(240, 160), 64, 8),
-             expected=_blocks_expected(lambda: _smooth(240, 160), 64, 8),
-             compare=allclose(3.0), hidden=True),
-        Case("small_photo_upscaled", probe=_blocks_probe(lambda: _smooth(60, 90), 224, 14),
-             expected=_blocks_expected(lambda: _smooth(60, 90), 224, 14),
-             compare=allclose(3.0), hidden=True),
-        Case("other_size_128", probe=_shape_probe(_chelsea, 128),
-             expected=lambda: [128, 128, 3], hidden=True,
-             hint="use the size argument"),
     ),
 )
 
@@ -191,7 +176,6 @@ TOP_K = Exercise(
         "cnnlab.transfer.classify",
     ),
     name="top_k",
-    points=1,
     title="Top-k classes of one prediction row",
     reference=lambda: reference_top_k,
     cases=(
@@ -201,11 +185,6 @@ TOP_K = Exercise(
                          "as the indices"),
         _top_k_case("top1_is_the_argmax", lambda: _row(1), 1,
                     hint="with k=1 return one index: the argmax"),
-        _top_k_case("top10_of_another_row", lambda: _row(2), 10, hidden=True),
-        _top_k_case("row_given_as_a_list", lambda: _row(3, 20).tolist(), 4, hidden=True,
-                    hint="accept a list too: np.asarray first"),
-        _top_k_case("k_equals_the_number_of_classes", lambda: _row(4, 7), 7, hidden=True),
-        _top_k_case("top3_probabilities_other_row", lambda: _row(5), 3, part=1, hidden=True),
     ),
 )
 
@@ -252,11 +231,6 @@ def _unchanged_probe(f):
     return float(np.abs(x - before).max())
 
 
-def _uint8_probe(f):
-    x = _photo_batch().astype(np.uint8)
-    return np.asarray(f(x), dtype=np.float64)
-
-
 _CAFFE_HINT = ("caffe mode: reverse the channels (RGB -> BGR: x[..., ::-1]), then subtract "
                "the mean pixel (103.939, 116.779, 123.68) given in BGR order; no scaling")
 
@@ -264,7 +238,6 @@ PREPROCESS_CAFFE = Exercise(
     id="08.preprocess_caffe",
     implementations=("cnnlab.transfer.preprocess_for",),
     name="preprocess_caffe",
-    points=2,
     title="ResNet50's input normalization: RGB to BGR, minus the ImageNet mean",
     reference=lambda: reference_preprocess_caffe,
     cases=(
@@ -279,25 +252,6 @@ PREPROCESS_CAFFE = Exercise(
              compare=allclose(0),
              hint="work on a copy (np.array(images, dtype='float32')): "
                   "keras.applications' preprocess_input changes a float NumPy array in place"),
-        Case("uint8_photos_do_not_wrap_around", probe=_uint8_probe,
-             expected=_caffe_expected(_photo_batch), compare=allclose(1e-3), hidden=True,
-             hint="convert to float before subtracting: uint8 arithmetic wraps around"),
-        Case("one_image_without_batch_axis",
-             probe=_caffe_probe(lambda: _photo_batch()[0]),
-             expected=_caffe_expected(lambda: _photo_batch()[0]), compare=allclose(1e-3),
-             hidden=True, hint="work on the last axis (x[..., ::-1]) so (h, w, 3) works too"),
-        Case("random_batch",
-             probe=_caffe_probe(lambda: np.random.default_rng(6).uniform(
-                 0, 255, (3, 5, 7, 3)).astype(np.float32)),
-             expected=_caffe_expected(lambda: np.random.default_rng(6).uniform(
-                 0, 255, (3, 5, 7, 3)).astype(np.float32)),
-             compare=allclose(1e-3), hidden=True),
-        Case("pure_blue_and_green",
-             probe=_caffe_probe(lambda: np.concatenate([_solid((0, 0, 255)),
-                                                        _solid((0, 255, 0))])),
-             expected=_caffe_expected(lambda: np.concatenate([_solid((0, 0, 255)),
-                                                              _solid((0, 255, 0))])),
-             compare=allclose(1e-3), hidden=True),
     ),
 )
 
@@ -353,7 +307,6 @@ def _cos_case(name, make, k, part=0, expected_make=None, hidden=False, hint=""):
 COSINE_NEIGHBOURS = Exercise(
     id="08.cosine_neighbours",
     name="cosine_neighbours",
-    points=3,
     title="Nearest neighbours of embeddings by cosine similarity",
     reference=lambda: reference_cosine_neighbours,
     cases=(
@@ -368,21 +321,6 @@ COSINE_NEIGHBOURS = Exercise(
                   expected_make=lambda: (_features(12, 5, 32), _features(13, 50, 32)),
                   hint="normalise each row to length 1 before the dot product: a longer "
                        "vector is not more similar (and Euclidean distance is not cosine)"),
-        _cos_case("one_neighbour", lambda: (_features(14, 8, 10), _features(15, 30, 10)), 1,
-                  hidden=True),
-        _cos_case("relu_features_1280_dims",
-                  lambda: (_features(16, 4, 1280, relu=True),
-                           _features(17, 60, 1280, relu=True)), 5, hidden=True),
-        _cos_case("relu_features_similarities",
-                  lambda: (_features(16, 4, 1280, relu=True),
-                           _features(17, 60, 1280, relu=True)), 5, part=1, hidden=True),
-        _cos_case("a_query_finds_itself_first",
-                  lambda: (_features(18, 20, 8)[[3, 7]], _features(18, 20, 8)), 2,
-                  hidden=True),
-        _cos_case("scaled_queries_too",
-                  lambda: (_scaled(19, 6, 12), _scaled(20, 25, 12)), 3,
-                  expected_make=lambda: (_features(19, 6, 12), _features(20, 25, 12)),
-                  hidden=True),
     ),
 )
 
