@@ -210,13 +210,15 @@ FILTER_SHAPES = Exercise(
 
 def reference_make_conv_layer(kernel, bias):
     """A keras Conv2D whose weights are ``kernel`` (kh, kw, C_in, C_out) and ``bias``."""
-    from keras import layers
+    from keras import initializers, layers
 
+    # (written another way than the lab's solution, which builds the layer and sets its
+    # weights: here the initialisers hold them, so the weights exist once the layer is called)
     kernel, bias = np.asarray(kernel, dtype="float32"), np.asarray(bias, dtype="float32")
-    layer = layers.Conv2D(kernel.shape[-1], kernel.shape[:2], padding="valid")
-    layer.build((None, None, None, kernel.shape[2]))
-    layer.set_weights([kernel, bias])
-    return layer
+    return layers.Conv2D(
+        filters=kernel.shape[3], kernel_size=kernel.shape[:2], padding="valid",
+        kernel_initializer=initializers.Constant(kernel),
+        bias_initializer=initializers.Constant(bias))
 
 
 def _keras_case(name, seed, x_shape, kernel_shape, hidden=False):

@@ -316,16 +316,10 @@ CONV_TRANSPOSE = Exercise(
 def reference_numeric_gradient(f, x, h=1e-5):
     """Central differences of the scalar function ``f`` at ``x``, entry by entry."""
     x = np.array(x, dtype=np.float64)
-    gradient = np.zeros_like(x)
-    for index in np.ndindex(x.shape):
-        kept = x[index]
-        x[index] = kept + h
-        above = f(x)
-        x[index] = kept - h
-        below = f(x)
-        x[index] = kept
-        gradient[index] = (above - below) / (2 * h)
-    return gradient
+    # one basis step per entry (the lab's solution nudges x in place instead)
+    steps = np.eye(x.size).reshape((x.size, *x.shape)) * h
+    slopes = [(f(x + step) - f(x - step)) / (2 * h) for step in steps]
+    return np.array(slopes, dtype=np.float64).reshape(x.shape)
 
 
 def _gradient_problem(seed, x_shape, w_shape):

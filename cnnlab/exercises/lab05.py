@@ -191,12 +191,11 @@ MEMORY_BUDGET = Exercise(
 
 def reference_param_shares(rows):
     """{layer type: fraction of all parameters} over the rows that hold parameters."""
-    totals = {}
-    for row in rows:
-        if row["params"]:
-            totals[row["type"]] = totals.get(row["type"], 0) + row["params"]
-    whole = sum(totals.values())
-    return {kind: count / whole for kind, count in totals.items()}
+    holding = [row for row in rows if row["params"]]
+    whole = sum(row["params"] for row in holding)
+    kinds = sorted({row["type"] for row in holding})
+    return {kind: sum(row["params"] for row in holding if row["type"] == kind) / whole
+            for kind in kinds}
 
 
 _SMALL_ROWS = [
@@ -459,8 +458,11 @@ def reference_cost_table(named_models):
     """{name: {"params": parameters with biases, "macs": multiply-accumulates per image}}."""
     from cnnlab.counters import count_macs, count_params
 
-    return {name: {"params": count_params(model), "macs": count_macs(model)}
-            for name, model in named_models.items()}
+    table = {}
+    for name in named_models:
+        model = named_models[name]
+        table[name] = dict(params=count_params(model), macs=count_macs(model))
+    return table
 
 
 def _small_models(which):

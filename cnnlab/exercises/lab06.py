@@ -89,16 +89,14 @@ TASKS = {
     "day_or_night": "outdoor photos: was it taken by day or by night?",
 }
 
-#: The answer key: transforms that keep the label *and* give images a test set could hold.
+#: The answer key of the tasks the public tests check: transforms that keep the label *and*
+#: give images a test set could hold.  The other tasks' answers are the grader's
+#: (``cnnlab.grading.hidden.lab06``), so the reference here leaves them empty.
 SAFE_TRANSFORMS = {
     # A mirrored 2, 3, 7 is no digit; a 6 upside down is a 9, a vertically flipped 6 is no digit.
     "digits": ("rotate_small", "shift", "zoom", "brightness"),
     # A mirrored cat is a cat; an upside-down one keeps its label but no test photo looks so.
     "cats_vs_dogs": ("horizontal_flip", "rotate_small", "shift", "zoom", "brightness"),
-    # Seen from above there is no up, down, left or right: every flip and rotation is a view.
-    "satellite": TRANSFORMS,
-    # Brightness is the label here: darkening a day photo makes a night photo.
-    "day_or_night": ("horizontal_flip", "rotate_small", "shift", "zoom"),
 }
 
 _SAFE_HINTS = {
@@ -109,7 +107,7 @@ _SAFE_HINTS = {
 }
 
 
-def _safe_case(task, hidden=False, hint=None):
+def _safe_case(task, hidden=False, hint=None, answer=None):
     def probe(value):
         chosen = value[task]
         if isinstance(chosen, str):
@@ -118,7 +116,7 @@ def _safe_case(task, hidden=False, hint=None):
         return sorted({str(name) for name in chosen})
 
     return Case(f"{task}_safe_transforms", probe=probe,
-                expected=lambda: sorted(SAFE_TRANSFORMS[task]),
+                expected=lambda: sorted(SAFE_TRANSFORMS[task] if answer is None else answer),
                 hint=_SAFE_HINTS[task] if hint is None else hint,
                 hidden=hidden)
 
@@ -135,7 +133,7 @@ LABEL_PRESERVING = Exercise(
     id="06.label_preserving",
     name="safe_transforms",
     title="Label-preserving or label-changing: which transforms are safe for a task",
-    reference=lambda: {task: sorted(names) for task, names in SAFE_TRANSFORMS.items()},
+    reference=lambda: {task: sorted(SAFE_TRANSFORMS.get(task, ())) for task in TASKS},
     cases=(
         Case("every_task_with_known_names", probe=_names_probe,
              expected=lambda: {"tasks": sorted(TASKS), "unknown_names": []},

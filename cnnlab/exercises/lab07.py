@@ -193,11 +193,11 @@ BATCHNORM_FORWARD = Exercise(
 def reference_moving_average_update(moving_mean, moving_variance, x, momentum=0.99):
     """One training step of BN's moving statistics, with NumPy:
     new = momentum * old + (1 - momentum) * batch statistic (biased batch variance)."""
-    x = np.asarray(x, dtype=np.float64)
-    axes = tuple(range(x.ndim - 1))
-    new_mean = momentum * np.asarray(moving_mean) + (1 - momentum) * x.mean(axis=axes)
-    new_variance = momentum * np.asarray(moving_variance) + (1 - momentum) * x.var(axis=axes)
-    return new_mean, new_variance
+    # per channel over every other axis; written as "old moves towards the batch statistic"
+    channels = np.asarray(x, dtype=np.float64).reshape(-1, np.shape(x)[-1])
+    old_mean, old_variance = np.asarray(moving_mean), np.asarray(moving_variance)
+    return (old_mean + (1 - momentum) * (channels.mean(axis=0) - old_mean),
+            old_variance + (1 - momentum) * (channels.var(axis=0) - old_variance))
 
 
 def _moving_case(name, seed, shape, momentum=None, steps=1, hint="", hidden=False):
@@ -252,10 +252,11 @@ MOVING_AVERAGE_UPDATE = Exercise(
 def reference_smoothed_cross_entropy(y_true, y_pred, label_smoothing):
     """Per-sample cross-entropy against smoothed targets (1 - eps) * y_true + eps / K."""
     y_true = np.asarray(y_true, dtype=np.float64)
-    y_pred = np.asarray(y_pred, dtype=np.float64)
-    classes = y_true.shape[-1]
-    target = (1.0 - label_smoothing) * y_true + label_smoothing / classes
-    return -np.sum(target * np.log(y_pred), axis=-1)
+    log_p = np.log(np.asarray(y_pred, dtype=np.float64))
+    # the plain cross-entropy, plus eps times the mean over classes of -log p, less eps times it
+    plain = -np.sum(y_true * log_p, axis=-1)
+    uniform = -np.mean(log_p, axis=-1)
+    return (1.0 - label_smoothing) * plain + label_smoothing * uniform
 
 
 def _smoothing_inputs(seed, samples, classes):

@@ -6,7 +6,9 @@ What students receive (``cnnlab release``) holds each exercise's public cases
 
 * ``POINTS``: ``{exercise id: points}``;
 * ``HIDDEN``: ``{exercise id: (hidden case, ...)}``, each a :class:`cnnlab.exercise.Case` with
-  fixed inputs (a lecture's numbers) or a :class:`Drawn` case whose inputs come from a seed.
+  fixed inputs (a lecture's numbers) or a :class:`Drawn` case whose inputs come from a seed;
+* optionally ``REFERENCES``: ``{exercise id: reference}`` where the public reference cannot hold
+  the whole answer (06.label_preserving: the answer key of the tasks only hidden tests check).
 
 A :class:`Drawn` case is built from a seed at grading time: the seed is derived from the course
 secret (``cnnlab grade --secret FILE`` or ``CNNLAB_GRADING_SECRET``) with HMAC-SHA256 over the
@@ -121,8 +123,9 @@ def hidden_cases(ex_id: str, lab: str, seeds: dict | None = None) -> tuple[Case,
 
 
 def graded_exercises(lab: str, seeds: dict | None = None) -> list[Exercise]:
-    """The exercises of ``lab`` as the grader judges them: the public exercise with its points
-    and its public cases followed by its hidden cases (drawn with ``seeds``,
+    """The exercises of ``lab`` as the grader judges them: the public exercise with its points,
+    its reference (or the one in ``REFERENCES``) and its public cases followed by its hidden
+    cases (drawn with ``seeds``,
     :func:`case_seeds`).  An exercise without points, or points for an unknown exercise, is an
     error: the two halves must agree."""
     module = _module(lab)
@@ -140,5 +143,7 @@ def graded_exercises(lab: str, seeds: dict | None = None) -> list[Exercise]:
         names = [case.name for case in cases]
         if len(set(names)) != len(names):
             raise ValueError(f"{ex.id}: two cases share a name: {sorted(names)}")
-        graded.append(dataclasses.replace(ex, points=float(module.POINTS[ex.id]), cases=cases))
+        reference = getattr(module, "REFERENCES", {}).get(ex.id, ex.reference)
+        graded.append(dataclasses.replace(ex, points=float(module.POINTS[ex.id]), cases=cases,
+                                          reference=reference))
     return graded

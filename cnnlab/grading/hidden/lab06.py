@@ -12,6 +12,9 @@ import numpy as np
 
 from cnnlab.exercise import Case, allclose
 from cnnlab.exercises.lab06 import (
+    SAFE_TRANSFORMS,
+    TASKS,
+    TRANSFORMS,
     _CENTRE_HINT,
     _MIX_HINT,
     _MODE_HINT,
@@ -26,7 +29,22 @@ from cnnlab.exercises.lab06 import (
 )
 from cnnlab.grading.hidden import Drawn
 
-__all__ = ["POINTS", "HIDDEN"]
+__all__ = ["POINTS", "HIDDEN", "REFERENCES", "HIDDEN_SAFE_TRANSFORMS"]
+
+#: The answer key of the tasks only hidden tests check (06.label_preserving).
+HIDDEN_SAFE_TRANSFORMS = {
+    # Seen from above there is no up, down, left or right: every flip and rotation is a view.
+    "satellite": TRANSFORMS,
+    # Brightness is the label here: darkening a day photo makes a night photo.
+    "day_or_night": ("horizontal_flip", "rotate_small", "shift", "zoom"),
+}
+
+#: References the grader uses in place of the public ones: the full answer key.
+REFERENCES = {
+    "06.label_preserving": lambda: {
+        task: sorted(SAFE_TRANSFORMS.get(task, HIDDEN_SAFE_TRANSFORMS.get(task, ())))
+        for task in TASKS},
+}
 
 POINTS = {
     "06.transform_matrix": 3,
@@ -82,11 +100,12 @@ HIDDEN = {
                      "M = C+ R T S Z C- F in that order; ignore the keys that are not "
                      "geometric"),
     ),
-    # fixed on purpose: the answer key of two tasks (SAFE_TRANSFORMS) is the thing tested
+    # fixed on purpose: the answer key of the two other tasks is the thing tested
     "06.label_preserving": (
-        _safe_case("satellite",
+        _safe_case("satellite", answer=HIDDEN_SAFE_TRANSFORMS["satellite"],
                    hint="seen from straight above, does the tile have an up or a left?"),
-        _safe_case("day_or_night", hint="which transform changes what the label is about?"),
+        _safe_case("day_or_night", answer=HIDDEN_SAFE_TRANSFORMS["day_or_night"],
+                   hint="which transform changes what the label is about?"),
     ),
     # labels, shapes and batches follow from the folder layout (fixed), not from the pixels:
     # only the pixel case draws its files from the seed
