@@ -1,9 +1,10 @@
-"""Lab 09 "Transfer learning and fine-tuning on GPU": exercises, points, public and hidden cases.
+"""Lab 09 "Transfer learning and fine-tuning on GPU": exercises and their public cases (points
+and hidden cases: :mod:`cnnlab.grading.hidden.lab09`).
 
 The references are computed here, in the grader, from independent sources: the lecture's
 formulas and hand counts of the parameters, ``cnnlab.pretrained.preprocess_lite0`` (tested
 against the packaged model), Keras' own ``trainable_weights`` and ``count_params``, and plain
-Python sorting.  Every probe builds its inputs from fixed seeds.
+Python sorting.  Every public probe builds its inputs from fixed seeds.
 """
 
 from __future__ import annotations
@@ -105,7 +106,6 @@ PREPROCESS_CONTRACT = Exercise(
     id="09.preprocess_contract",
     implementations=("cnnlab.transfer.preprocess_for", "cnnlab.pretrained.preprocess_lite0"),
     name="preprocess_checked",
-    points=2,
     title="The preprocessing contract: check the input, then (x - 127) / 128",
     reference=lambda: reference_preprocess_checked,
     cases=(
@@ -115,19 +115,6 @@ PREPROCESS_CONTRACT = Exercise(
         _raises_case("a_grayscale_batch_raises", lambda: _float_batch(2, (2, 8, 8, 1)),
                      "the last axis must be the 3 RGB channels: raise a ValueError otherwise",
                      names_fix=False),
-        _values_case("random_float_batch", lambda: _float_batch(3, (3, 16, 16, 3)), hidden=True),
-        _values_case("one_image_without_batch_axis", lambda: _float_batch(4, (8, 8, 3)),
-                     hidden=True),
-        _raises_case("an_already_preprocessed_batch_raises",
-                     lambda: (_float_batch(5, (2, 8, 8, 3)) - 127.0) / 128.0,
-                     "values below 0 mean the batch was preprocessed already", hidden=True,
-                     names_fix=False),
-        _raises_case("a_rescaled_uint8_mask_raises",
-                     lambda: (np.arange(2 * 4 * 4 * 3).reshape(2, 4, 4, 3) % 2).astype(np.uint8),
-                     _RESCALED_HINT, hidden=True, names_fix=False),
-        _raises_case("a_channels_first_batch_raises",
-                     lambda: _float_batch(6, (2, 3, 8, 8)),
-                     "channels last: (n, h, w, 3)", hidden=True, names_fix=False),
     ),
 )
 
@@ -208,17 +195,12 @@ def _linear_case(name, num_features, num_classes, what, hidden=False):
 LINEAR_PROBE = Exercise(
     id="09.linear_probe",
     name="build_linear_probe",
-    points=2,
     title="A linear classifier on the backbone's features",
     reference=lambda: reference_build_linear_probe,
     cases=(
         _linear_case("parameters_1280_features_3_classes", 1280, 3, "params"),
         _linear_case("one_dense_layer_on_the_features", 1280, 3, "layers"),
         _linear_case("outputs_are_softmax_of_an_affine_map", 1280, 3, "softmax"),
-        _linear_case("parameters_2048_features_2_classes", 2048, 2, "params", hidden=True),
-        _linear_case("one_dense_layer_64_features_10_classes", 64, 10, "layers", hidden=True),
-        _linear_case("softmax_of_affine_2048_features_5_classes", 2048, 5, "softmax",
-                     hidden=True),
     ),
 )
 
@@ -316,7 +298,6 @@ FREEZE_TO_COUNT = Exercise(
     id="09.freeze_to_count",
     implementations=("cnnlab.transfer.unfreeze", "cnnlab.transfer.trainable_summary"),
     name="freeze_all_but_last",
-    points=3,
     title="Freeze all but the last blocks, and count what still trains",
     reference=lambda: reference_freeze_all_but_last,
     cases=(
@@ -326,10 +307,6 @@ FREEZE_TO_COUNT = Exercise(
         _freeze_case("four_blocks_keep_all_batchnorm_still_frozen", 4, 4,
                      hint="even in the blocks that train, BatchNormalization stays frozen "
                           "(trainable=False)"),
-        _freeze_case("six_blocks_keep_the_last_one", 6, 1, hidden=True),
-        _freeze_case("three_blocks_keep_the_last_two_grayscale", 3, 2, hidden=True,
-                     input_channels=1),
-        _freeze_case("five_blocks_keep_three_ten_classes", 5, 3, hidden=True, num_classes=10),
     ),
 )
 
@@ -440,15 +417,11 @@ def _summary_case(name, setting, hidden=False, hint="", num_classes=3):
 READ_TRAINABLE_SUMMARY = Exercise(
     id="09.read_trainable_summary",
     name="read_trainable_summary",
-    points=2,
     title="Read a trainable summary into numbers",
     reference=lambda: reference_read_trainable_summary,
     cases=(
         _summary_case("frozen_backbone_only_the_head_trains", "head"),
         _summary_case("last_block_unfrozen", "last_block"),
-        _summary_case("all_unfrozen_with_batchnorm_training", "all_with_batchnorm", hidden=True),
-        _summary_case("last_two_blocks_ten_classes", "last_two_blocks", hidden=True,
-                      num_classes=10),
     ),
 )
 
@@ -516,7 +489,6 @@ def _schedule_case(name, args, hidden=False, hint=""):
 TWO_PHASE_SCHEDULE = Exercise(
     id="09.two_phase_schedule",
     name="two_phase_schedule",
-    points=1,
     title="The two-phase schedule: a new head, then a smaller learning rate",
     reference=lambda: reference_two_phase_schedule,
     cases=(
@@ -524,9 +496,6 @@ TWO_PHASE_SCHEDULE = Exercise(
         _schedule_case("no_fine_tuning_no_boundary", (4, 0),
                        hint="phase_boundary is the index of the first fine-tuning epoch, "
                             "None when one of the phases runs no epoch"),
-        _schedule_case("ten_and_ten_factor_100", (10, 10, 1e-2, 100), hidden=True),
-        _schedule_case("fine_tuning_only", (0, 3, 3e-4, 3), hidden=True),
-        _schedule_case("one_and_one", (1, 1, 0.1, 4), hidden=True),
     ),
 )
 
@@ -579,18 +548,11 @@ def _worst_case(name, make, k, hidden=False):
 WORST_PREDICTIONS = Exercise(
     id="09.worst_predictions",
     name="worst_predictions",
-    points=2,
     title="The worst predictions: lowest probability of the true class",
     reference=lambda: reference_worst_predictions,
     cases=(
         _worst_case("five_samples_with_ties", lambda: _TIES, 3),
         _worst_case("random_three_classes", lambda: _worst_inputs(0, 40, 3), 8),
-        _worst_case("random_ten_classes_k_1", lambda: _worst_inputs(1, 100, 10), 1,
-                    hidden=True),
-        _worst_case("k_larger_than_the_set", lambda: _worst_inputs(2, 6, 2), 10, hidden=True),
-        _worst_case("binary_labels_as_list", lambda: (_worst_inputs(3, 30, 2)[0].tolist(),
-                                                      _worst_inputs(3, 30, 2)[1].tolist()), 5,
-                    hidden=True),
     ),
 )
 

@@ -1,4 +1,5 @@
-"""Lab 10 "Looking inside a ConvNet": exercises, points, public and hidden cases.
+"""Lab 10 "Looking inside a ConvNet": exercises and their public cases (points and hidden cases:
+:mod:`cnnlab.grading.hidden.lab10`).
 
 Expected values come from hand computations written here with NumPy (the occlusion drops of a
 linear score, the gradients of linear, quadratic and sine scores, Grad-CAM's weights by
@@ -167,7 +168,6 @@ OCCLUSION_LOOP = Exercise(
     id="10.occlusion_loop",
     implementations=("cnnlab.interpret.occlusion_map",),
     name="occlusion_map_by_hand",
-    points=3,
     title="Occlusion: slide a grey square and record the drop",
     reference=lambda: reference_occlusion_map_by_hand,
     cases=(
@@ -176,11 +176,6 @@ OCCLUSION_LOOP = Exercise(
         _keras_occlusion_case("grayscale_non_square_10x14", 3, (10, 14, 1), 0, 4, 3,
                               hint="the map has (H - patch) // stride + 1 rows and "
                                    "(W - patch) // stride + 1 columns: H and W may differ"),
-        _linear_occlusion_case("linear_score_stride_not_dividing", 4, (13, 11, 2), 1, 5, 3,
-                               hidden=True),
-        _keras_occlusion_case("small_convnet_class_2_patch_3_stride_3", 5, (9, 9, 3), 2, 3, 3,
-                              hidden=True),
-        _keras_occlusion_case("one_pixel_squares", 6, (6, 6, 3), 0, 1, 1, hidden=True),
     ),
 )
 
@@ -244,7 +239,6 @@ SALIENCY = Exercise(
     id="10.saliency",
     implementations=("cnnlab.interpret.saliency_map", "cnnlab.interpret.input_gradient"),
     name="saliency_by_finite_differences",
-    points=3,
     title="Saliency is a gradient: finite differences",
     reference=lambda: reference_saliency_by_finite_differences,
     cases=(
@@ -253,9 +247,6 @@ SALIENCY = Exercise(
                             "channels of |w| (absolute value first, then the max)"),
         _analytic_case("quadratic_score", 2, (5, 5, 3), "quadratic"),
         _keras_saliency_case("small_convnet_logit", 3, (6, 6, 3), 1),
-        _analytic_case("sine_score_one_channel", 4, (6, 4, 1), "sine", hidden=True),
-        _analytic_case("linear_score_negative_weights", 5, (3, 7, 2), "linear", hidden=True),
-        _keras_saliency_case("small_convnet_logit_class_0", 6, (7, 5, 3), 0, hidden=True),
     ),
 )
 
@@ -300,48 +291,6 @@ def _conv_bn_relu():
     ], name="conv_bn_relu")
 
 
-def _pool_after_conv():
-    import keras
-    from keras import layers
-
-    inputs = keras.Input((24, 24, 3))
-    x = layers.Conv2D(6, 3, activation="relu", name="first_conv")(inputs)
-    x = layers.MaxPooling2D(2, name="first_pool")(x)
-    x = layers.Conv2D(12, 3, activation="relu", name="second_conv")(x)
-    x = layers.MaxPooling2D(2, name="second_pool")(x)
-    x = layers.Flatten(name="flatten")(x)
-    outputs = layers.Dense(4, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="pool_after_conv")
-
-
-def _dropout_after_activation():
-    import keras
-    from keras import layers
-
-    return keras.Sequential([
-        keras.Input((20, 20, 1)),
-        layers.Conv2D(4, 5, name="c1"), layers.Activation("relu", name="a1"),
-        layers.MaxPooling2D(2, name="p1"),
-        layers.Conv2D(8, 3, name="c2"), layers.Activation("relu", name="a2"),
-        layers.Dropout(0.3, name="d2"),
-        layers.Flatten(name="f"), layers.Dense(3, activation="softmax", name="out"),
-    ], name="dropout_after_activation")
-
-
-def _depthwise_last():
-    import keras
-    from keras import layers
-
-    return keras.Sequential([
-        keras.Input((16, 16, 3)),
-        layers.Conv2D(8, 3, padding="same", name="stem"), layers.BatchNormalization(name="stem_bn"),
-        layers.ReLU(6.0, name="stem_relu6"),
-        layers.DepthwiseConv2D(3, strides=2, padding="same", name="dw"),
-        layers.BatchNormalization(name="dw_bn"), layers.ReLU(6.0, name="dw_relu6"),
-        layers.GlobalAveragePooling2D(name="pool"), layers.Dense(2, name="scores"),
-    ], name="depthwise_last")
-
-
 def _layer_case(name, build, answer, hidden=False, hint=""):
     return Case(name, probe=lambda f: str(f(build())), expected=lambda: answer, compare=equal,
                 hidden=hidden,
@@ -354,7 +303,6 @@ GRADCAM_LAYER = Exercise(
     id="10.gradcam_layer",
     implementations=("cnnlab.interpret.grad_cam_layer",),
     name="grad_cam_layer_name",
-    points=2,
     title="Which layer does Grad-CAM look at?",
     reference=lambda: reference_grad_cam_layer_name,
     cases=(
@@ -364,11 +312,6 @@ GRADCAM_LAYER = Exercise(
         _layer_case("conv_bn_relu_then_global_pooling", _conv_bn_relu, "relu_b",
                     hint="batch norm and ReLU keep the convolution's output shape: take the "
                          "rectified maps, the last layer before global pooling"),
-        _layer_case("pooling_after_the_last_conv", _pool_after_conv, "second_conv",
-                    hidden=True),
-        _layer_case("dropout_keeps_the_shape", _dropout_after_activation, "d2", hidden=True),
-        _layer_case("depthwise_convolution_last", _depthwise_last, "dw_relu6", hidden=True,
-                    hint="a DepthwiseConv2D is a convolution too"),
     ),
 )
 
@@ -410,7 +353,6 @@ GRADCAM_WEIGHTS = Exercise(
     id="10.gradcam_weights",
     implementations=("cnnlab.interpret.grad_cam",),
     name="grad_cam_heatmap",
-    points=2,
     title="Grad-CAM's weights and heat map",
     reference=lambda: reference_grad_cam_heatmap,
     cases=(
@@ -419,11 +361,6 @@ GRADCAM_WEIGHTS = Exercise(
                   hint="by hand: a_0 = 0.5, a_1 = -1; 0.5 A_0 - A_1 = [[0.5, -1], [0.5, 2]], "
                        "and the ReLU sets the -1 to 0"),
         _cam_case("random_7x7x16", lambda: _random_maps(1, (7, 7, 16))),
-        _cam_case("only_negative_evidence_gives_zeros", lambda: _random_maps(2, (5, 5, 8), True),
-                  expected=lambda: np.zeros((5, 5)), hidden=True,
-                  hint="the ReLU keeps only the regions that raise the class score"),
-        _cam_case("non_square_3x5x4", lambda: _random_maps(3, (3, 5, 4)), hidden=True),
-        _cam_case("one_channel", lambda: _random_maps(4, (6, 6, 1)), hidden=True),
     ),
 )
 
@@ -461,7 +398,6 @@ FGSM_STEP = Exercise(
     id="10.fgsm_step",
     implementations=("cnnlab.interpret.fgsm", "cnnlab.interpret.pgd"),
     name="fgsm_step",
-    points=2,
     title="The fast gradient sign step",
     reference=lambda: reference_fgsm_step,
     cases=(
@@ -471,15 +407,6 @@ FGSM_STEP = Exercise(
                         "sign(0) = 0); clip to 0..255 afterwards"),
         _fgsm_case("random_image_epsilon_2", lambda: _image_and_gradient(1, (8, 8, 3), "float32"),
                    2.0),
-        _fgsm_case("uint8_image_does_not_wrap_around",
-                   lambda: (np.array([[255, 0, 128]], dtype=np.uint8),
-                            np.array([[1.0, -1.0, -1.0]])), 3,
-                   expected=lambda: np.array([[255.0, 0.0, 125.0]]), hidden=True,
-                   hint="convert x to float before adding: uint8 arithmetic wraps 255 + 3 to 2"),
-        _fgsm_case("half_an_intensity_level_batch", lambda: _image_and_gradient(2, (2, 6, 6, 3)),
-                   0.5, hidden=True),
-        _fgsm_case("large_epsilon_clips_both_ends", lambda: _image_and_gradient(3, (5, 5, 3)),
-                   200.0, hidden=True),
     ),
 )
 

@@ -1,4 +1,5 @@
-"""Lab 11 "Beyond images": exercises, points, public and hidden cases."""
+"""Lab 11 "Beyond images": exercises and their public cases (points and hidden cases:
+:mod:`cnnlab.grading.hidden.lab11`)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,6 @@ ONE_HOT = Exercise(
     id="11.one_hot",
     implementations=("cnnlab.sequences.one_hot_dna",),
     name="one_hot_encode",
-    points=1,
     title="DNA as a 4-channel signal: one-hot encoding",
     reference=lambda: reference_one_hot_encode,
     cases=(
@@ -59,12 +59,6 @@ ONE_HOT = Exercise(
         _one_hot_case("acgt_is_the_identity", "ACGT", lambda: np.eye(4),
                       hint="channel 0 is A, 1 is C, 2 is G, 3 is T: 'ACGT' gives the 4x4 "
                            "identity"),
-        _one_hot_case("random_120_bases", _random_dna(11, 120),
-                      lambda: reference_one_hot_encode(_random_dna(11, 120)), hidden=True),
-        _one_hot_case("single_base", "T", lambda: np.array([[0.0, 0.0, 0.0, 1.0]]),
-                      hidden=True, hint="a single base is a (1, 4) array"),
-        _one_hot_case("repeated_base", "CCCCC", lambda: np.tile([0.0, 1.0, 0.0, 0.0], (5, 1)),
-                      hidden=True),
     ),
 )
 
@@ -97,7 +91,6 @@ RECEPTIVE_FIELD = Exercise(
     id="11.receptive_field",
     implementations=("cnnlab.arithmetic.receptive_field",),
     name="stack_receptive_field",
-    points=1,
     title="The receptive field of a dilated stack",
     reference=lambda: reference_stack_receptive_field,
     cases=(
@@ -106,9 +99,6 @@ RECEPTIVE_FIELD = Exercise(
                       "inputs"),
         _rf_case("three_plain_3_convolutions", 3, (1, 1, 1),
                  hint="without dilation, three 3-wide convolutions see 7 inputs"),
-        _rf_case("yu_koltun_3_dilations_1_2_4", 3, (1, 2, 4), hidden=True),
-        _rf_case("wavenet_block_to_512", 2, tuple(2 ** i for i in range(10)), hidden=True),
-        _rf_case("one_layer_kernel_5_dilation_3", 5, (3,), hidden=True),
     ),
 )
 
@@ -168,7 +158,6 @@ _IMPULSE_RESPONSE = np.array([0, 0, 0, 0, 0, 3, 0, 2, 0, 1, 0, 0], dtype=float)[
 CAUSAL_CONV = Exercise(
     id="11.causal_conv",
     name="causal_conv1d",
-    points=3,
     title="A causal dilated convolution in NumPy",
     reference=lambda: reference_causal_conv1d,
     cases=(
@@ -179,10 +168,6 @@ CAUSAL_CONV = Exercise(
              hint="an impulse at t = 5 must give nothing before t = 5; with kernel [1, 2, 3] "
                   "and dilation 2 the output is 3 at t = 5, 2 at t = 7, 1 at t = 9 "
                   "(Keras correlates: the LAST tap sees the present)"),
-        _conv_case("kernel_3_dilation_2_three_channels", 3, 20, 3, 2, 3, 2, hidden=True),
-        _conv_case("dilation_longer_than_the_sequence", 4, 5, 1, 2, 2, 8, hidden=True,
-                   hint="taps that fall before t = 0 read zeros"),
-        _conv_case("kernel_1_is_pointwise", 5, 7, 4, 3, 1, 1, hidden=True),
     ),
 )
 
@@ -235,7 +220,6 @@ BUILD_FCN = Exercise(
     id="11.build_fcn",
     implementations=("cnnlab.segmentation.build_fcn",),
     name="build_segmenter",
-    points=3,
     title="A fully convolutional network with transposed convolutions",
     reference=_reference_build_segmenter,
     cases=(
@@ -248,13 +232,6 @@ BUILD_FCN = Exercise(
         Case("softmax_over_classes_per_pixel", probe=_per_pixel_softmax_probe,
              expected=lambda: [[2, 16, 16, 3], 1.0, 1.0], hint="the output keeps the input's "
              "height and width, and every pixel's num_classes values sum to 1 (softmax)"),
-        Case("layer_output_shapes_rgb_64x64_6_classes", probe=_shapes_probe((64, 64, 3), 6),
-             expected=_from_reference(_shapes_probe, (64, 64, 3), 6), hidden=True,
-             hint="use input_shape and num_classes, do not hard-code 32x32x1 or 4"),
-        Case("count_params_rgb_6_classes", probe=_params_probe((64, 64, 3), 6),
-             expected=_from_reference(_params_probe, (64, 64, 3), 6), hidden=True),
-        Case("layer_output_shapes_not_square", probe=_shapes_probe((24, 40, 1), 2),
-             expected=_from_reference(_shapes_probe, (24, 40, 1), 2), hidden=True),
     ),
 )
 
@@ -312,7 +289,6 @@ IOU = Exercise(
     id="11.iou",
     implementations=("cnnlab.segmentation.iou", "cnnlab.segmentation.mean_iou"),
     name="iou_per_class",
-    points=2,
     title="Intersection over union, class by class",
     reference=lambda: reference_iou_per_class,
     cases=(
@@ -326,12 +302,6 @@ IOU = Exercise(
                        "(not 0, not 1)"),
         _iou_case("random_batch_of_masks", lambda: _noisy_masks(1, (5, 8, 8), 4), 4,
                   hint="count over all pixels of all images together (flatten both arrays)"),
-        _iou_case("perfect_prediction", lambda: (_TRUE, _TRUE), 3, hidden=True),
-        _iou_case("predicted_only_class_scores_zero",
-                  lambda: (np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1])), 3, hidden=True,
-                  hint="a class only in the prediction has IoU 0, not NaN"),
-        _iou_case("many_classes_some_absent", lambda: _noisy_masks(2, (3, 16, 16), 5), 8,
-                  hidden=True),
     ),
 )
 
@@ -381,7 +351,6 @@ MAX_UNPOOL = Exercise(
     id="11.max_unpool",
     implementations=("cnnlab.segmentation.max_unpool",),
     name="max_unpool",
-    points=2,
     title="SegNet's unpooling with the pooling indices",
     reference=lambda: reference_max_unpool,
     cases=(
@@ -389,11 +358,6 @@ MAX_UNPOOL = Exercise(
                      hint="each 2x2 window's max goes back where it was (5 at (0, 1), 7 at "
                           "(1, 2), 9 at (3, 0), 4 at (2, 2)); every other pixel is 0"),
         _unpool_case("random_6x6_pool_2", lambda: _array(7, (6, 6)), 2),
-        _unpool_case("random_9x6_pool_3", lambda: _array(8, (9, 6)), 3, hidden=True),
-        _unpool_case("negative_values_zeros_elsewhere", lambda: _array(9, (4, 6), -5, -1), 2,
-                     hidden=True, hint="the positions that were not a maximum hold 0, even "
-                                       "when the values are negative"),
-        _unpool_case("one_window", lambda: _array(10, (2, 2)), 2, hidden=True),
     ),
 )
 
