@@ -349,3 +349,15 @@ def test_reference_sources_resolves_cnnlab_implementations():
 def test_reference_sources_names_what_it_cannot_resolve(name):
     with pytest.raises(ValueError, match=re.escape(name)):
         reference_sources([SimpleNamespace(id=EX, implementations=(name,))], {})
+
+
+def test_reference_sources_resolves_every_implementation_the_labs_name():
+    from cnnlab.exercise import LABS, lab_exercises
+
+    exercises = [ex for lab in LABS for ex in lab_exercises(lab)]
+    sources = reference_sources(exercises, {})
+    named = [name for ex in exercises for name in ex.implementations]
+    assert len(named) > 40
+    assert sum(len(found) for found in sources.values()) == len(named)
+    assert all(source.lstrip().startswith(("def ", "class ", "@"))
+               for found in sources.values() for _, source in found)
