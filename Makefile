@@ -9,6 +9,9 @@ LAB ?= 01
 SUBMISSIONS ?= submissions/
 # Submissions graded at once; empty: the number of CPU cores.
 JOBS ?=
+# The course secret's file (hidden inputs are drawn from it); empty: $CNNLAB_GRADING_SECRET or
+# the fixed seeds, with a warning.
+SECRET ?=
 PROFILE ?= smoke
 # `make lab` serves the whole repository (so notebooks' ../images/... resolve) and opens DIR
 # first: `make lab DIR=solutions` for instructors.  LAB_ARGS adds JupyterLab arguments
@@ -74,7 +77,7 @@ solutions: $(STAMP)
 	$(BIN)/cnnlab run solutions/ --profile $(PROFILE)
 
 grade: $(STAMP)
-	$(BIN)/cnnlab grade --lab $(LAB) $(SUBMISSIONS) --out results/ $(if $(JOBS),--jobs $(JOBS))
+	$(BIN)/cnnlab grade --lab $(LAB) $(SUBMISSIONS) --out results/ $(if $(SECRET),--secret $(SECRET)) $(if $(JOBS),--jobs $(JOBS))
 
 images: $(STAMP)
 	$(BIN)/python -m cnnlab.figures images/conv_arithmetic

@@ -25,6 +25,9 @@ _SUBMODULES = {
     "pretrained", "profiles", "segmentation", "selfcheck", "sequences", "train", "transfer",
     "viz",
 }
+# The grader is the instructor's: the students' release (`cnnlab release`) has no cnnlab/grading.
+if os.path.isdir(os.path.join(os.path.dirname(__file__), "grading")):
+    _SUBMODULES.add("grading")
 _FUNCTIONS = {
     "answer_label": "selfcheck",
     "check": "selfcheck",

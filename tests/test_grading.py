@@ -298,7 +298,8 @@ def test_make_grade_passes_jobs_only_when_given():
         return [line for line in lines.splitlines() if not line.startswith("make")][-1]
 
     assert dry("JOBS=3").endswith("--jobs 3")
-    assert "--jobs" not in dry()
+    assert "--jobs" not in dry() and "--secret" not in dry()
+    assert "--secret /srv/course-secret" in dry("SECRET=/srv/course-secret")
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cnnlab.exercise import LABS, lab_exercises
+from cnnlab.exercise import LABS
+from cnnlab.grading.hidden import graded_exercises
 from cnnlab.grading import grade, prepare_submission
 from cnnlab.grading.grade import (
     EXERCISE_STATUS_MEANINGS,
@@ -41,7 +42,7 @@ from cnnlab.notebooks import exercise_id
 grade_module = importlib.import_module("cnnlab.grading.grade")  # the module, not grade()
 ROOT = Path(__file__).resolve().parent.parent
 LAB01 = ROOT / "solutions" / f"{LABS['01']}.ipynb"
-EXERCISES_01 = lab_exercises("01")
+EXERCISES_01 = graded_exercises("01")
 TOTAL_01 = sum(ex.points for ex in EXERCISES_01)
 DEEP = "[" * 100_000 + "]" * 100_000
 

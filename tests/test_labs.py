@@ -55,6 +55,21 @@ def test_untouched_lab_runs_to_the_end_without_error_and_scores_zero(graded):
     assert set(statuses.values()) == {"not_attempted"}, statuses
 
 
+def test_the_similarity_report_finds_the_solution_and_never_the_untouched_starter(graded):
+    # the "solution" submission is the instructor's solution notebook itself: MOSS-style
+    # comparison must find it as cnnlab's solution, exercise by exercise where a cell has code
+    # enough to compare; the untouched lab is only starter code, which never matches
+    lab, solution, untouched, run = graded
+    compared = [ex_id for ex_id in solution.similar.split("; ") if ex_id]
+    assert compared, f"lab {lab}: no exercise of the solution was compared"
+    for entry in compared:
+        assert "cnnlab: solution 1.00" in entry, (lab, entry)
+    assert untouched.similar == ""
+    page = (run.out / "similarity.html").read_text()
+    for entry in compared:
+        assert f"<h2>{entry.split(':')[0]}" in page, (lab, entry)
+
+
 def test_the_executed_notebooks_are_kept_with_their_outputs(graded):
     lab, _, _, run = graded
     for which in ("solution", "untouched"):

@@ -127,9 +127,11 @@ def reference_build_linear_probe(num_features, num_classes):
     import keras
     from keras import layers
 
-    inputs = keras.Input(shape=(num_features,), name="features")
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(inputs)
-    return keras.Model(inputs, outputs, name="linear_probe")
+    # a Sequential model (the lab's solution uses the functional API): the same two layers
+    return keras.Sequential(
+        [keras.Input(shape=(int(num_features),), name="features"),
+         layers.Dense(int(num_classes), activation="softmax", name="predictions")],
+        name="linear_probe")
 
 
 def _probe_params(num_features, num_classes):
@@ -432,9 +434,12 @@ READ_TRAINABLE_SUMMARY = Exercise(
 def reference_two_phase_schedule(head_epochs, fine_tune_epochs, head_lr=1e-3, factor=10):
     """Per-epoch learning rates and phases of head training then fine-tuning (``head_lr /
     factor``), and the index of the first fine-tuning epoch (None unless both phases run)."""
-    return {"learning_rate": [head_lr] * head_epochs + [head_lr / factor] * fine_tune_epochs,
-            "phase": ["head"] * head_epochs + ["fine_tune"] * fine_tune_epochs,
-            "phase_boundary": head_epochs if head_epochs and fine_tune_epochs else None}
+    epochs = [("head", head_lr)] * head_epochs + [("fine_tune", head_lr / factor)] * \
+        fine_tune_epochs
+    both = bool(head_epochs) and bool(fine_tune_epochs)
+    return {"learning_rate": [rate for _, rate in epochs],
+            "phase": [phase for phase, _ in epochs],
+            "phase_boundary": head_epochs if both else None}
 
 
 def _schedule_probe(args):
@@ -508,8 +513,9 @@ def reference_worst_predictions(probabilities, labels, k=8):
     (ties: the lower index first)."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
     labels = np.asarray(labels).astype(int).ravel()
-    true_class = probabilities[np.arange(len(labels)), labels]
-    return np.argsort(true_class, kind="stable")[:k]
+    true_class = np.take_along_axis(probabilities, labels[:, None], axis=1)[:, 0]
+    # sort by probability, then by index (np.lexsort sorts by its last key first)
+    return np.lexsort((np.arange(len(true_class)), true_class))[:k]
 
 
 def _worst_inputs(seed, n, classes):

@@ -1,4 +1,5 @@
-"""The grader: ``cnnlab grade --lab 01 PATH... --out results/``.
+"""The grader and the rest of the instructor's material: ``cnnlab grade --lab 01 PATH... --out
+results/`` and ``cnnlab release OUT/``.  Students never receive this package.
 
 Student code is taken only from the ``exercise:NN.name`` cells of a submission; everything else
 comes from the instructor's solution notebook (with its solutions stripped, as in ``labs/``).
@@ -11,7 +12,9 @@ Whatever goes wrong with one submission becomes its own row (statuses:
 :data:`cnnlab.grading.grade.STATUS_MEANINGS`); the modules, one job each: ``grade`` (the batch
 and the judge), ``prepare`` (parsing, in worker processes), ``limits`` (caps on what a submission
 controls), ``reports`` (scores and feedback), ``sandbox`` (bubblewrap, cgroups, the kernel's
-launcher), ``runner`` and ``export`` (the kernel's side).
+launcher), ``runner`` and ``export`` (the kernel's side), ``hidden`` (every exercise's points and
+hidden cases, and the course secret their inputs are drawn from), ``similarity`` (MOSS-style
+comparison of the batch's exercise cells) and ``release`` (what students receive).
 
 Used in: ``cnnlab grade`` and ``make grade``.
 """

@@ -42,7 +42,7 @@ from cnnlab.grading.limits import (
 from cnnlab.grading import sandbox as _sandbox
 from cnnlab.grading.prepare import ParseServer, prepare_in_worker, prepare_submission
 from cnnlab.grading.reports import Reports
-from cnnlab.notebooks import build_lab, find_kit_root
+from cnnlab.notebooks import BEGIN, END, build_lab, exercise_id, find_kit_root
 
 __all__ = ["ExerciseResult", "SubmissionResult", "CellError", "prepare_submission", "grade",
            "default_jobs", "STATUSES", "STATUS_MEANINGS", "EXERCISE_STATUS_MEANINGS"]
@@ -80,6 +80,8 @@ STATUSES = tuple(EXERCISE_STATUS_MEANINGS)
 # cap only bounds the disk it takes.
 _EXECUTED_BYTES = 200 * MiB
 _SCORES_BYTES = 256 * MiB  # an earlier scores.json, read back by --resume
+# What the similarity report reads of one exercise cell (a longer one is cut there).
+_SIMILARITY_CHARS = 200_000
 
 
 @dataclass
@@ -119,6 +121,7 @@ class SubmissionResult:
     sandbox: str = ""  # "bubblewrap" or "none" (--no-sandbox)
     limits: str = ""  # "cgroup-v1" (the submission as a whole) or "rlimit" (per process)
     secret_sha256: str | None = None  # of the course secret its hidden inputs came from
+    similar: str = ""  # the cells like another's or cnnlab's own (cnnlab.grading.similarity)
 
     @property
     def total(self) -> float:
@@ -807,6 +810,68 @@ def _resumable(out: Path, number: str, exercises, submissions, limits: Limits,
 # The batch
 
 
+def _answers_of(sub: Submission, exercises, options: dict) -> dict[str, str]:
+    """``{exercise id: source}`` of a submission's exercise cells, read by a parsing worker
+    under the same caps and deadline as grading; ``{}`` when it cannot be read."""
+    limits = options["limits"]
+    with tempfile.TemporaryDirectory(prefix="cnnlab-similar-", ignore_cleanup_errors=True) as tmp:
+        try:
+            copy_capped(sub.path, Path(tmp) / "handed_in.ipynb", limits.notebook_bytes,
+                        "the notebook", "--max-notebook-mb")
+        except UntrustedInputError:
+            return {}
+        job = {"notebook": str(Path(tmp) / "handed_in.ipynb"), "answers_only": True,
+               "exercise_ids": [ex.id for ex in exercises], "workdir": tmp,
+               "limits": {"notebook_bytes": limits.notebook_bytes,
+                          "json_depth": limits.json_depth}}
+        raw = prepare_in_worker(job, limits.parse_seconds, options.get("server"))
+    answers = raw.get("answers") if raw.get("ok") else None
+    if not isinstance(answers, dict):
+        return {}
+    return {str(k): v[:_SIMILARITY_CHARS] for k, v in answers.items() if isinstance(v, str)}
+
+
+def _solution_cells(solution) -> dict[str, str]:
+    """``{exercise id: source}`` of the instructor's solution cells, marker lines dropped."""
+    cells = {}
+    for cell in solution.cells:
+        ex_id = exercise_id(cell)
+        if ex_id and cell.cell_type == "code" and ex_id not in cells:
+            cells[ex_id] = "".join(line for line in cell.source.splitlines(keepends=True)
+                                   if BEGIN not in line and END not in line)
+    return cells
+
+
+def _similarity_report(number: str, submissions, results, exercises, template, source: Path,
+                       options: dict, reports: Reports, stream) -> None:
+    """Compare every exercise cell of the batch (:mod:`cnnlab.grading.similarity`): fill the
+    ``similar`` column and write ``out/similarity.html``.  A failure here is printed and costs
+    no grade: the scores are already written."""
+    out = Path(options["out"])
+    try:
+        from cnnlab.grading import similarity
+
+        refused = {sub.name for sub in submissions if sub.refused}
+        answers = {}
+        for sub in submissions:
+            if sub.name not in refused:
+                found = _answers_of(sub, exercises, options)
+                if found:
+                    answers[sub.name] = found
+        starter = {exercise_id(c): c.source for c in template.cells
+                   if exercise_id(c) and c.cell_type == "code"}
+        references = similarity.reference_sources(
+            exercises, _solution_cells(nbformat.read(source, as_version=4)))
+        pairs = similarity.similar_pairs(answers, starter, references)
+        path = similarity.write_similarity_html(pairs, out / "similarity.html", number)
+        reports.set_similar(similarity.similar_column(pairs))
+        print(f"similarity: {len(pairs)} pair(s) at or above {similarity.DEFAULT_THRESHOLD:g} "
+              f"among {len(answers)} submission(s) and cnnlab's own code: {path}", file=stream)
+    except Exception as exc:  # noqa: BLE001 - a report must never cost a grade
+        print(f"WARNING: the similarity report failed ({type(exc).__name__}: {exc}); the scores "
+              f"are written without it", file=stream)
+
+
 def _limits(max_notebook_mb, max_answer_mb, max_json_depth, parse_timeout) -> Limits:
     for name, value in (("max_notebook_mb", max_notebook_mb), ("max_answer_mb", max_answer_mb),
                         ("max_json_depth", max_json_depth), ("parse_timeout", parse_timeout)):
@@ -944,6 +1009,8 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
               file=stream)
     results = [graded.get(sub.name) or next(r for r in kept if r.submission == sub.name)
                for sub in submissions]
+    _similarity_report(number, submissions, results, exercises, template, source, options,
+                       reports, stream)
     print(f"wrote {out / 'scores.csv'} and {len(graded)} feedback file(s)", file=stream)
     print(f"statuses: {_status_counts(results)}", file=stream, flush=True)
     return results

@@ -214,13 +214,18 @@ def prepare_job(job: dict) -> dict:
     (the instructor's lab), ``exercise_ids``, ``forbidden`` (exercise id -> cnnlab names),
     ``workdir`` and the ``limits`` caps.
     Returns ``{"ok": True, "positions", "missing", "flags", "syntax_lines", "n_cells"}`` or
-    ``{"ok": False, "status": "unreadable"|"error", "message"}``.
+    ``{"ok": False, "status": "unreadable"|"error", "message"}``; with ``answers_only`` set,
+    ``{"ok": True, "answers": {exercise id: cell source}}`` (what the similarity report reads).
     """
     limits = Limits(**job["limits"])
     try:
         submission = read_notebook(job["notebook"], limits)
     except UntrustedInputError as exc:
         return _failure("unreadable", f"unreadable notebook: {exc}")
+    if job.get("answers_only"):  # for the similarity report: the exercise cells, nothing run
+        answers = _answers(submission)
+        return {"ok": True, "answers": {ex_id: answers[ex_id] for ex_id in job["exercise_ids"]
+                                        if ex_id in answers}}
     exercises = [_Exercise(ex_id) for ex_id in job["exercise_ids"]]
     template = nbformat.from_dict(job["template"])
     nb, positions, missing = prepare_submission(template, submission, exercises,

@@ -145,7 +145,8 @@ def _student_pyproject(kit_pyproject: Path) -> str:
     """The students' ``pyproject.toml``: the kit's name, version, dependencies and ``cnnlab``
     command, packaging ``cnnlab*`` (the release has no ``cnnlab/grading`` to package)."""
     meta = tomllib.loads(kit_pyproject.read_text())["project"]
-    dependencies = "".join(f'    "{d}",\n' for d in meta.get("dependencies", []))
+    dependencies = "".join(f'    "{d}",\n' for d in meta.get("dependencies", [])
+                           if _requirement_name(d) not in NOT_FOR_STUDENTS)
     return f"""\
 [build-system]
 requires = ["setuptools>=77"]

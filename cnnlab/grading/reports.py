@@ -102,7 +102,7 @@ def score_row(result, lab: str) -> dict:
     return {"submission": result.submission, "lab": lab, "path": result.path,
             "sha256": result.sha256, "status": result.status, "message": result.message,
             "total": result.total, "max": result.max_total, "seconds": round(result.seconds, 2),
-            "flagged": result.flagged,
+            "flagged": result.flagged, "similar": result.similar,
             "secret_sha256": result.secret_sha256,
             "sandbox": getattr(result, "sandbox", ""), "limits": getattr(result, "limits", ""),
             "exercises": {e.id: {"points": e.points, "status": e.status, "flag": e.flag,
@@ -143,12 +143,20 @@ class Reports:
             self.rows[result.submission] = result
             self._write_scores()
 
+    def set_similar(self, column: dict) -> None:
+        """Fill every row's ``similar`` column (``{submission: text}``, absent: empty) and
+        rewrite the scores."""
+        with self._lock:
+            for name, row in self.rows.items():
+                row.similar = column.get(name, "")
+            self._write_scores()
+
     def _write_scores(self) -> None:
         results = [self.rows[name] for name in sorted(self.rows)]
         header = ["submission", "status", "total", "max"]
         for ex in self.exercises:
             header += [ex.id, f"{ex.id}:status"]
-        header.append("flagged")
+        header += ["flagged", "similar"]
         text = io.StringIO()
         writer = csv.writer(text)
         writer.writerow([csv_safe(h) for h in header])
@@ -158,7 +166,7 @@ class Reports:
             for ex in self.exercises:
                 e = points.get(ex.id)
                 row += [e.points, e.status] if e else [0, "error"]
-            writer.writerow([csv_safe(value) for value in row + [r.flagged]])
+            writer.writerow([csv_safe(value) for value in row + [r.flagged, r.similar]])
         write_atomic(self.out / "scores.csv", text.getvalue())
         data = [score_row(r, self.lab) for r in results]
         write_atomic(self.out / "scores.json", json.dumps(data, indent=1))
