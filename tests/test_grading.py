@@ -91,6 +91,7 @@ def lab01_batch(tmp_path_factory):
     for name, group in STUB_GROUPS.items():  # the solution with these exercises as shipped
         _variant(folder, name, {ex_id: stubs[ex_id] for ex_id in group})
     _variant(folder, "cheats", CHEATS)
+    _variant(folder, "indirect", INDIRECT)
     _variant(folder, "errors", ERRORS)
     out = tmp_path_factory.mktemp("results")
     log = io.StringIO()
@@ -120,6 +121,27 @@ CHEATS = {
         "    from cnnlab import ops\n"
         "    assert ops.pool2d(np.ones((2, 2)), 2).shape == (1, 1)\n"
         "    assert cnnlab.arithmetic.conv_output_size(x.shape[0], 1) == x.shape[0]\n", 1),
+}
+
+# Routes to cnnlab's own implementation that no reading of a cell follows (issue 14): a computed
+# sys.modules key, an alias made in another exercise's cell, the module's source loaded again
+# as a module of the cell's own; and a cell that switches the grader's call check off.
+INDIRECT = {
+    "01.correlate2d": ("import sys\n"
+                       "def correlate2d(image, kernel):\n"
+                       "    module = sys.modules['cnnlab.' + 'o' + 'ps']\n"
+                       "    return module.correlate2d(image, kernel)\n"),
+    "01.to_grayscale": _solution_cell("01.to_grayscale") + (
+        "\n_borrowed = vars(__import__('sys').modules['cnnlab.' + 'ops'])['convolve' + '2d']\n"),
+    "01.convolve2d": "def convolve2d(image, kernel):\n    return _borrowed(image, kernel)\n",
+    "01.conv2d_multi": ("import inspect, sys, types\n"
+                        "_mine = types.ModuleType('mine')\n"
+                        "exec(inspect.getsource(sys.modules['cnnlab.' + 'ops']), _mine.__dict__)\n"
+                        "def conv2d_multi(x, kernels, bias=None):\n"
+                        "    return _mine.conv2d(x, kernels, bias)\n"),
+    "01.keras_conv": _solution_cell("01.keras_conv").replace(
+        "    ### BEGIN SOLUTION\n",
+        "    ### BEGIN SOLUTION\n    __import__('sys').setprofile(None)\n", 1),
 }
 
 # Cells that raise: a syntax error, an error deep in a helper (line 8) called at line 10,
@@ -319,6 +341,24 @@ def test_calling_the_exercise_reference_is_flagged_and_still_scored(lab01_batch)
     flag = next(e for e in results["cheats"].exercises if e.id == "01.convolve2d").flag
     assert "uses cnnlab.exercise.exercise" in flag and "`.reference`" in flag
     assert _statuses(results["cheats"])["01.convolve2d"] == "pass"
+
+
+def test_calls_of_cnnlab_s_implementation_by_any_route_are_flagged_and_still_scored(
+        lab01_batch):
+    results, *_ = lab01_batch
+    rows = {e.id: e for e in results["indirect"].exercises}
+    for ex_id, name in (("01.correlate2d", "cnnlab.ops.correlate2d"),
+                        ("01.convolve2d", "cnnlab.ops.convolve2d"),
+                        ("01.conv2d_multi", "cnnlab.ops.conv2d")):
+        assert f"its tests called {name}" in rows[ex_id].flag, (ex_id, rows[ex_id].flag)
+        assert rows[ex_id].status == "pass"
+    assert "switched off the grader's call check" in rows["01.keras_conv"].flag
+    assert rows["01.keras_conv"].status == "pass"
+    assert results["indirect"].total == TOTAL_01  # a flag is a note, never a deduction
+    # and no honest answer is reported as calling cnnlab's implementation
+    for name in ("solution", "reordered", "stubs_a", "stubs_b", "errors"):
+        assert "its tests called" not in results[name].flagged, (name, results[name].flagged)
+        assert "call check" not in results[name].flagged, (name, results[name].flagged)
 
 
 def test_legitimate_uses_of_cnnlab_in_an_exercise_cell_are_not_flagged(lab01_batch):

@@ -456,3 +456,125 @@ def test_self_checks_use_the_same_judge_and_need_no_grading_flag():
     report = cnnlab.check("01.correlate2d", exercise("01.correlate2d").reference())
     assert report.passed
     assert not hasattr(cnnlab.selfcheck, "grading_mode")
+
+
+# --------------------------------------------------------------------------------------------
+# Calls of cnnlab's implementation, by routes no reading of the cell follows (in-process: the
+# exporter as the grader's first cell builds it, its messages captured)
+
+
+def _exported(monkeypatch, source: str, ex_id: str = "01.correlate2d") -> dict:
+    """Run ``source`` as a notebook cell would (``__name__ == "__main__"``), then the export of
+    ``ex_id`` with the grader's watch: ``{"cases": [...], "calls": record}``."""
+    import IPython.display
+
+    from cnnlab.grading.export import MIME, exporter
+    from cnnlab.grading.integrity import watched_code
+
+    sent = []
+    monkeypatch.setattr(IPython.display, "publish_display_data",
+                        lambda data, *a, **k: sent.append(data[MIME]))
+    exercises = graded_exercises("01")
+    watched = {ex.id: watched_code(ex) for ex in exercises}
+    export = exporter("01", None, watched)
+    namespace = {"__name__": "__main__", "np": np}
+    exec(compile(source, "<cell>", "exec"), namespace)  # noqa: S102 - the student's cell
+    export(ex_id, namespace, "t" * 32)
+    return {"cases": [r for r in sent if r["kind"] == "case"],
+            "calls": [r for r in sent if r["kind"] == "calls"]}
+
+
+HONEST = ("def correlate2d(image, kernel):\n"
+          "    kh, kw = np.shape(kernel)\n"
+          "    image = np.asarray(image, dtype=float)\n"
+          "    return np.array([[np.sum(image[i:i + kh, j:j + kw] * kernel)\n"
+          "                      for j in range(image.shape[1] - kw + 1)]\n"
+          "                     for i in range(image.shape[0] - kh + 1)])\n")
+
+ROUTES = {
+    "sys_modules_computed_key": ("import sys\ndef correlate2d(image, kernel):\n"
+                                 "    ops = sys.modules['cnnlab.' + 'ops']\n"
+                                 "    return ops.correlate2d(image, kernel)\n"),
+    "globals_of_a_public_function": (
+        "import cnnlab\n"
+        "_find = cnnlab.check.__globals__['exercise']\n"
+        "def correlate2d(image, kernel):\n"
+        "    return _find('01.correlate2d').reference()(image, kernel)\n"),
+    "builtins_import": ("import builtins\ndef correlate2d(image, kernel):\n"
+                        "    ops = builtins.__import__('cnnlab.ops', fromlist=['_'])\n"
+                        "    return ops.correlate2d(image, kernel)\n"),
+    "source_loaded_as_a_module": (
+        "import inspect, sys, types\n_mine = types.ModuleType('mine')\n"
+        "exec(inspect.getsource(sys.modules['cnnlab.ops']), _mine.__dict__)\n"
+        "def correlate2d(image, kernel):\n    return _mine.correlate2d(image, kernel)\n"),
+    "a_partial": ("import functools, sys\n"
+                  "correlate2d = functools.partial(lambda i, k, m: m.correlate2d(i, k),\n"
+                  "                                m=sys.modules['cnnlab.ops'])\n"),
+    "a_callable_object": ("import sys\nclass _Call:\n"
+                          "    __call__ = staticmethod(sys.modules['cnnlab.ops'].correlate2d)\n"
+                          "correlate2d = _Call()\n"),
+    "a_class": ("import sys\nclass correlate2d:\n"
+                "    def __new__(cls, image, kernel):\n"
+                "        return sys.modules['cnnlab.ops'].correlate2d(image, kernel)\n"),
+    "a_thread": ("import sys, threading\ndef correlate2d(image, kernel):\n"
+                 "    out = {}\n"
+                 "    worker = threading.Thread(target=lambda: out.update(\n"
+                 "        r=sys.modules['cnnlab.ops'].correlate2d(image, kernel)))\n"
+                 "    worker.start(); worker.join()\n"
+                 "    return out['r']\n"),
+}
+
+
+@pytest.mark.parametrize("route", list(ROUTES))
+def test_a_call_of_the_implementation_is_seen_whatever_the_route(monkeypatch, route):
+    import cnnlab.ops  # noqa: F401 - the lab's setup cell imports it
+
+    found = _exported(monkeypatch, ROUTES[route])
+    assert [c["outcome"] for c in found["cases"]] == ["returned"] * 7  # it does pass the tests
+    (calls,) = found["calls"]
+    assert calls["names"] == ["cnnlab.ops.correlate2d"], calls
+
+
+def test_an_honest_answer_calls_nothing_and_switching_the_watch_off_is_seen(monkeypatch):
+    (calls,) = _exported(monkeypatch, HONEST)["calls"]
+    assert calls == {**calls, "names": [], "touched": False, "intact": True}
+    import sys
+
+    assert sys.getprofile() is None  # the watch is gone once the tests ran
+    for trick in ("    sys.setprofile(None)\n",
+                  "    saved = sys.getprofile(); sys.setprofile(None); sys.setprofile(saved)\n"):
+        source = HONEST.replace("    kh, kw", trick + "    kh, kw").replace(
+            "def correlate2d", "import sys\ndef correlate2d", 1)
+        (calls,) = _exported(monkeypatch, source)["calls"]
+        assert calls["touched"] is True, trick
+
+
+def test_cnnlab_calling_its_own_code_is_not_the_students_call(monkeypatch):
+    # ops.conv2d (another exercise's implementation, allowed here) may call correlate2d inside
+    source = ("import sys\ndef correlate2d(image, kernel):\n"
+              "    ops = sys.modules['cnnlab.ops']\n"
+              "    k = np.asarray(kernel, dtype=float)[:, :, None, None]\n"
+              "    return ops.conv2d(np.asarray(image, dtype=float)[:, :, None], k)[:, :, 0]\n")
+    (calls,) = _exported(monkeypatch, source)["calls"]
+    assert calls["names"] == [], calls
+
+
+def test_the_judge_flags_what_the_calls_record_says():
+    watched = {"watched": {_CORRELATE2D.id: {"correlate2d": {"x": "cnnlab.ops.correlate2d"}}}}
+
+    def judge(extra):
+        answer = {"kind": "answer", "defined": True, "function": True, "origin": ""}
+        records = [answer] + _reference_records()[1:] + extra
+        progress = {"cells": {"0": dict(_OK), "1": {**_OK, "records": records}},
+                    "end": "finished"}
+        return grade_module._judge_safely(_CORRELATE2D, {_CORRELATE2D.id: (0, 1)}, set(),
+                                          progress, "finished", watched)
+
+    clean = {"kind": "calls", "names": [], "touched": False, "intact": True}
+    assert judge([clean]).flag == "" and judge([clean]).status == "pass"
+    called = judge([{**clean, "names": ["cnnlab.ops.correlate2d"]}])
+    assert called.flag == "its tests called cnnlab.ops.correlate2d" and called.status == "pass"
+    assert "switched off" in judge([{**clean, "touched": True}]).flag
+    assert "switched off" in judge([{**clean, "intact": False}]).flag
+    assert "sent no (or more than one) report" in judge([]).flag  # the exporter was replaced
+    assert "sent no (or more than one) report" in judge([clean, clean]).flag

@@ -206,6 +206,7 @@ def probed(host):
     targets = [str(host["markers"]), str(host["subs"]), str(host["out"]), str(host["tmp"]),
                str(ROOT / "solutions"), str(ROOT / "cnnlab"), "/tmp", "."]
     os.environ["CNNLAB_TEST_SECRET"] = "grader-only"
+    os.environ["CNNLAB_GRADING_SECRET"] = "the course secret, never in a kernel"
     cells = [
         # the network: a TCP server on the host's loopback
         f"""
@@ -221,6 +222,7 @@ def probed(host):
         import json, os
         seen = {{}}
         for name, path in [("solution", "../solutions/{LAB01.name}"),
+                           ("solution_abs", "{solution}"),
                            ("cmdline", "/proc/{os.getpid()}/cmdline"),
                            ("submission", "{host['subs']}/other_student.ipynb")]:
             try:
@@ -237,6 +239,7 @@ def probed(host):
         except OSError as exc:
             seen["kill_grader"] = type(exc).__name__
         seen["env"] = sorted(os.environ)
+        seen["cwd"] = os.getcwd()
         seen["uid"] = os.getuid()
         print(json.dumps(seen))
         """,
@@ -261,6 +264,7 @@ def probed(host):
     outcome, progress, texts = _run(cells, _options(host))
     grader_env = set(os.environ)
     del os.environ["CNNLAB_TEST_SECRET"]
+    del os.environ["CNNLAB_GRADING_SECRET"]
     time.sleep(1.5)  # anything that survived would write again by now
     server.close()
     return {"outcome": outcome, "progress": progress, "texts": texts, "before": before,
@@ -279,11 +283,14 @@ def test_a_submission_cannot_read_solutions_or_other_submissions_nor_reach_the_g
         probed):
     seen = json.loads(probed["texts"][1])
     assert seen["solution"] == "FileNotFoundError"  # solutions/ is an empty folder inside
+    assert seen["solution_abs"] == "FileNotFoundError"
+    assert seen["cwd"] == sandbox.SANDBOX_CWD  # a private copy, far from the kit's solutions/
     assert seen["cmdline"] == "FileNotFoundError"  # the grader is not in its PID namespace
     assert seen["submission"] == "FileNotFoundError" and seen["subs_listing"] == []
     assert seen["kill_grader"] == "ProcessLookupError"  # and this process is still here
     assert seen["uid"] == SANDBOX_UID
     assert "CNNLAB_TEST_SECRET" not in seen["env"] and "CNNLAB_GRADING" not in seen["env"]
+    assert "CNNLAB_GRADING_SECRET" not in seen["env"]
     passed = {"PATH", "HOME", "LANG", "CNNLAB_PROFILE", "KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL",
               "PYTHONPATH", "CNNLAB_DATA"}
     ipykernel_sets = {"TERM", "PAGER", "GIT_PAGER", "CLICOLOR", "CLICOLOR_FORCE", "FORCE_COLOR",

@@ -12,10 +12,13 @@ The grader adds two kinds of cells to the notebook it runs (:mod:`cnnlab.grading
   runner keeps, from that cell's own outputs, only the records with both
   (:func:`cnnlab.grading.runner.collect_records`).
 
-A record is plain data and never a verdict: ``{"kind": "answer", "defined", "origin"}`` once,
-then ``{"kind": "case", "case", "outcome", "data", "ename", "message", "line"}`` per case, where
-``outcome`` is ``"returned"``, ``"raised"``, ``"not_plain"`` or ``"none"``
-(:func:`cnnlab.exercise.run_probes`).  The judge computes every status and score.
+A record is plain data and never a verdict: ``{"kind": "answer", "defined", "function",
+"origin"}`` once, then ``{"kind": "case", "case", "outcome", "data", "ename", "message", "line"}``
+per case, where ``outcome`` is ``"returned"``, ``"raised"``, ``"not_plain"`` or ``"none"``
+(:func:`cnnlab.exercise.run_probes`), and for a function answer of an exercise with watched
+code, last, ``{"kind": "calls", "names", "touched", "intact"}``: the cnnlab implementations the
+student's function called while the tests ran it (:func:`_call_watcher`).  The judge computes
+every status and score.
 
 What reaches the probes: :func:`kernel_probes` rebuilds each probe
 (:class:`cnnlab.detach.Rebuilder`: same code, closure and defaults) with globals holding only
@@ -101,39 +104,102 @@ def kernel_probes(lab: str, seeds: dict | None = None) -> dict[str, tuple[str, d
 # The exporter: built once, before any student code, and never looked up again
 
 
-def exporter(lab: str, seeds: dict | None = None):
+def _call_watcher(watch: dict, digest_of):
+    """``(run, report)``: ``run(thunk)`` calls ``thunk()`` with a profile hook (this thread and
+    any thread started meanwhile) that notes each call of a function in ``watch``
+    (``{function name: {code digest: dotted name}}``, :func:`cnnlab.grading.integrity.watched_code`)
+    from code outside cnnlab (the student's, whatever route it took to the function; a cnnlab
+    function calling another is not counted), and any ``sys.setprofile``/``sys.getprofile``
+    call (code switching the watch off or saving it to restore later); ``report()`` is the plain
+    record of what it saw.  Not seen: work done in another process, or in a thread started
+    with ``_thread`` directly."""
+    import sys
+    import threading
+
+    seen, digests = set(), {}
+    state = {"touched": False, "intact": True}
+    guarded = {id(sys.setprofile), id(sys.getprofile)}
+
+    def hook(frame, event, arg):
+        if event == "call":
+            code = frame.f_code
+            wanted = watch.get(code.co_name)
+            if wanted:
+                digest = digests.get(code)
+                if digest is None:
+                    digest = digests[code] = digest_of(code)
+                caller = frame.f_back
+                module = "" if caller is None else str(caller.f_globals.get("__name__", ""))
+                # cnnlab calling its own code is fine; this module calls the answer itself
+                # (an answer that is cnnlab's function, or reaches it through C code: a partial,
+                # a callable object)
+                inside = module.startswith("cnnlab.") and module != __name__
+                if digest in wanted and not inside:
+                    seen.add(wanted[digest])
+        elif event == "c_call" and id(arg) in guarded \
+                and frame.f_globals.get("__name__") != __name__:  # (not this module's own)
+            state["touched"] = True
+
+    def run(thunk):
+        previous = sys.getprofile()
+        sys.setprofile(hook)
+        threading.setprofile(hook)
+        try:
+            return thunk()
+        finally:
+            state["intact"] = state["intact"] and sys.getprofile() is hook
+            sys.setprofile(previous)
+            threading.setprofile(None)
+
+    def report() -> dict:
+        return {"kind": "calls", "names": sorted(seen)[:20], "touched": state["touched"],
+                "intact": state["intact"]}
+
+    return run, report
+
+
+def exporter(lab: str, seeds: dict | None = None, watched: dict | None = None):
     """The function the export cells call: ``export(exercise_id, namespace, token)``.
 
     Built by the grader's first cell, with the hidden cases' seeds (plain data the grader
-    derived from the course secret; the secret never enters the kernel); it publishes the
-    records of one exercise's answer (``namespace[name]``) on the kernel's IOPub stream, each
-    tagged with ``token``.  Everything it calls is bound here, so later assignments to module
+    derived from the course secret; the secret never enters the kernel) and, per exercise, the
+    code of the cnnlab functions that compute its answer (``watched``,
+    :func:`cnnlab.grading.integrity.watched_code`); it publishes the records of one exercise's
+    answer (``namespace[name]``) on the kernel's IOPub stream, each tagged with ``token``: the
+    answer, one record per case, and for a watched exercise what its tests called
+    (:func:`_call_watcher`).  Everything it calls is bound here, so later assignments to module
     attributes do not reach it.
     """
     from IPython.display import publish_display_data
 
     from cnnlab.exercise import run_probes
+    from cnnlab.grading.integrity import code_digest
 
     probes = kernel_probes(lab, seeds)
+    watched, watcher = dict(watched or {}), _call_watcher
     publish, run, origin_of, mime = publish_display_data, run_probes, cnnlab_origin, MIME
     extract_tb, function_type, missing = traceback.extract_tb, types.FunctionType, _MISSING
     wraps = functools.wraps
 
-    def probe_with_lines(by_case, obj):
+    def probe_with_lines(by_case, obj, around=None):
         """``run`` one case at a time; a case that raises inside the student's function gets
-        ``"line"``: the last line of the student's cell in the traceback."""
-        if not isinstance(obj, function_type):
+        ``"line"``: the last line of the student's cell in the traceback.  Each call of the
+        student's function runs inside ``around`` (the call watch), so what the probes
+        themselves call (building a test's inputs) is never counted."""
+        if not callable(obj) or (around is None and not isinstance(obj, function_type)):
             return run(by_case, obj)
-        filename = obj.__code__.co_filename
+        code = getattr(obj, "__code__", None) if isinstance(obj, function_type) else None
+        filename = code.co_filename if code is not None else None
         where = {}
+        around = around or (lambda thunk: thunk())
 
         @wraps(obj)
         def located(*args, **kwargs):
             try:
-                return obj(*args, **kwargs)
+                return around(lambda: obj(*args, **kwargs))
             except Exception as exc:
                 lines = [frame.lineno for frame in extract_tb(exc.__traceback__)
-                         if frame.filename == filename]
+                         if filename is not None and frame.filename == filename]
                 if lines:
                     where.setdefault("line", lines[-1])
                 raise
@@ -153,8 +219,14 @@ def exporter(lab: str, seeds: dict | None = None):
         tag = {"token": token, "exercise": exercise_id}
         defined = obj is not missing
         publish({mime: {**tag, "kind": "answer", "defined": defined,
+                        "function": defined and callable(obj),
                         "origin": origin_of(obj) if defined else ""}})
-        if defined:
+        if defined and watched.get(exercise_id) and callable(obj):
+            run_watched, report = watcher(watched[exercise_id], code_digest)
+            for record in probe_with_lines(by_case, obj, run_watched):
+                publish({mime: {**tag, "kind": "case", **record}})
+            publish({mime: {**tag, **report()}})
+        elif defined:
             for record in probe_with_lines(by_case, obj):
                 publish({mime: {**tag, "kind": "case", **record}})
 

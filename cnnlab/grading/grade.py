@@ -29,7 +29,7 @@ import nbformat
 
 from cnnlab.exercise import LABS, judge_records
 from cnnlab.grading.hidden import case_seeds, graded_exercises, secret_sha256
-from cnnlab.grading.integrity import implementations
+from cnnlab.grading.integrity import implementations, watched_code
 from cnnlab.grading.limits import (
     Limits,
     MiB,
@@ -412,7 +412,23 @@ def _answer_record(records) -> tuple[dict | None, str]:
     if not isinstance(answer.get("defined"), bool):
         return None, "could not test your answer: its record is malformed"
     origin = answer.get("origin") if isinstance(answer.get("origin"), str) else ""
-    return {"defined": answer["defined"], "origin": origin[:200]}, ""
+    kind = "function" if answer.get("function") is True else "value"
+    return {"defined": answer["defined"], "origin": origin[:200], "kind": kind}, ""
+
+
+def _calls_flag(records) -> str:
+    """The flag from a watched exercise's ``calls`` record (:func:`cnnlab.grading.export.
+    exporter`): the cnnlab implementations its tests called, a watch switched off, or no
+    record at all (the exporter was replaced)."""
+    calls = [r for r in records if isinstance(r, dict) and r.get("kind") == "calls"]
+    if len(calls) != 1 or not isinstance(calls[0].get("names"), list):
+        return "the grader's check of what the tests called sent no (or more than one) report"
+    names = [str(n)[:120] for n in calls[0]["names"][:20] if isinstance(n, str)]
+    reasons = [f"its tests called {name}" for name in names]
+    if calls[0].get("touched") is not False or calls[0].get("intact") is not True:
+        reasons.append("its code read or switched off the grader's call check "
+                       "(sys.setprofile/getprofile) while its tests ran")
+    return "; ".join(reasons)
 
 
 def _judge_exercise(ex, positions, missing, progress, ended: str,
@@ -465,6 +481,8 @@ def _judge_exercise(ex, positions, missing, progress, ended: str,
     if answer["origin"]:
         result.flag = (f"`{ex.name}` is {answer['origin']} from cnnlab, not code written in the "
                        "notebook")
+    if (context.get("watched") or {}).get(ex.id) and answer["kind"] == "function":
+        result.flag = "; ".join(filter(None, [result.flag, _calls_flag(records)]))
     cases = [r for r in records if isinstance(r, dict) and r.get("kind") == "case"]
     judged = judge_records(ex, cases)
     hidden = {case.name: case.hidden for case in ex.cases}
@@ -582,6 +600,7 @@ def _grade_steps(sub: Submission, template, exercises, options, step: list) -> S
         job = {"notebook": str(workdir / "handed_in.ipynb"), "template": template,
                "exercise_ids": [ex.id for ex in exercises], "forbidden": options["forbidden"],
                "workdir": str(workdir), "seeds": options["seeds"],
+               "watched": options["watched"],
                "limits": {"notebook_bytes": limits.notebook_bytes,
                           "json_depth": limits.json_depth}}
         raw = prepare_in_worker(job, limits.parse_seconds, options.get("server"))
@@ -606,7 +625,8 @@ def _grade_steps(sub: Submission, template, exercises, options, step: list) -> S
                 f"dropped" for cell, n in sorted(dropped.items()))]))
         cell_errors = _cell_errors(progress, positions, lab_index)
         context = {"syntax_lines": syntax_lines, "lab_index": lab_index, "limits": limits,
-                   "cell_exercise": {cell: ex_id for ex_id, (cell, _) in positions.items()}}
+                   "cell_exercise": {cell: ex_id for ex_id, (cell, _) in positions.items()},
+                   "watched": options.get("watched") or {}}
         rows = [_judge_safely(ex, positions, missing, progress, ended, context)
                 for ex in exercises]
         if options.get("keep_executed") and os.path.lexists(workdir / "executed.ipynb"):
@@ -952,6 +972,7 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
                "max_memory": int(max_memory_gb * 2**30), "profile": profile,
                "cwd": str(cwd if cwd.is_dir() else solutions),
                "forbidden": {ex.id: implementations(ex) for ex in exercises},
+               "watched": {ex.id: watched_code(ex) for ex in exercises},
                "keep_executed": keep_executed, "out": str(out), "limits": limits,
                "sandbox": sandbox_on, "bwrap": bwrap, "limits_mode": limits_mode,
                "max_processes": int(max_processes),

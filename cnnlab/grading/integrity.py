@@ -18,8 +18,9 @@ reads each submitted exercise cell with :mod:`ast` (it never runs it here) and f
 
 Other uses of cnnlab are fine (``cnnlab.ops.pool2d`` or ``keras`` in a ``correlate2d`` cell,
 ``arithmetic.conv_output_size`` outside the exercise about it).  A flag never changes a score: it
-is a note for the instructor.  The export cell adds a cheap run-time check (the answer object is a
-cnnlab function, :func:`cnnlab.grading.export.cnnlab_origin`).
+is a note for the instructor.  The export cell adds two run-time checks: the answer object is a
+cnnlab function (:func:`cnnlab.grading.export.cnnlab_origin`), and the tests of the answer
+called one of the exercise's implementations, however the cell reached it (:func:`watched_code`).
 
 Used in: ``cnnlab grade``.
 """
@@ -31,7 +32,8 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["ALWAYS", "implementations", "cell_flags", "notebook_aliases",
+__all__ = ["ALWAYS", "implementations", "watched_code", "code_digest", "cell_flags",
+           "notebook_aliases",
            "canonical_name", "submission_flags", "index_cnnlab"]
 
 #: Flagged in every exercise cell: the exercise definitions, their references and the grader.
@@ -542,3 +544,59 @@ def submission_flags(notebook, positions, exercises, forbidden=None, skip=()) ->
         if reasons:
             flags[ex.id] = reasons
     return flags
+
+
+# --------------------------------------------------------------------------------------------
+# At run time: the code of each implementation, which the kernel watches for while the tests run
+
+
+def code_digest(code) -> str:
+    """The SHA-256 of a code object's bytecode (``co_code``), hex: the same function's code,
+    however it was reached (an alias, ``sys.modules[...]``, its source ``exec``-ed again), has
+    the same digest in the same Python.  Used in: ``cnnlab grade`` (kernel and grader)."""
+    import hashlib
+
+    return hashlib.sha256(code.co_code).hexdigest()
+
+
+def _resolve(dotted: str):
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr, None)
+        return obj
+    return None
+
+
+def watched_code(ex, names=None) -> dict[str, dict[str, str]]:
+    """``{function name: {code digest: dotted name}}`` of the functions that compute exercise
+    ``ex``'s answer (``names``, by default :func:`implementations`, and its reference when that
+    is a function, wherever it lives): while the grader's probes run the student's answer, the
+    kernel notes any call of one of them (:func:`cnnlab.grading.export.exporter`), which catches
+    what no reading of the cell can (a computed ``sys.modules`` key, an alias made in another
+    cell, ``__globals__`` of a public function, ``builtins.__import__``, the module's source
+    loaded again).  Plain data, computed in the grader and written into the notebook's first
+    cell.  Used in: ``cnnlab grade``."""
+    import inspect
+
+    functions = [(name, _resolve(name)) for name in (implementations(ex) if names is None
+                                                      else names)]
+    try:
+        reference = ex.reference()
+    except Exception:  # noqa: BLE001 - a reference that cannot be built watches nothing
+        reference = None
+    if inspect.isfunction(reference):
+        functions.append((f"{reference.__module__}.{reference.__qualname__}", reference))
+    watched: dict[str, dict[str, str]] = {}
+    for name, function in functions:
+        function = inspect.unwrap(function) if callable(function) else function
+        code = getattr(function, "__code__", None)
+        if code is not None and code.co_name != "<lambda>":  # a lambda's code is too common
+            watched.setdefault(code.co_name, {})[code_digest(code)] = name
+    return watched

@@ -62,15 +62,18 @@ PARSE_MEMORY_BYTES = 2 * 2**30
 _Exercise = namedtuple("_Exercise", "id")  # what submission_flags reads of an exercise
 
 
-def _exporter_cell(lab: str, name: str, seeds: dict | None = None):
+def _exporter_cell(lab: str, name: str, seeds: dict | None = None, watched: dict | None = None):
     """The first cell: builds the exporter (:func:`cnnlab.grading.export.exporter`) before any
     student code runs and binds it to ``name``; the export cells call it from there, so no
     module attribute is looked up at export time.  ``seeds`` (the hidden cases' seeds, plain
     ints derived from the course secret) are written into it as a literal."""
     plain = {str(ex): {str(case): int(seed) for case, seed in by_case.items()}
              for ex, by_case in (seeds or {}).items()}
+    watch = {str(ex): {str(f): {str(d): str(n) for d, n in by_digest.items()}
+                       for f, by_digest in by_name.items()}
+             for ex, by_name in (watched or {}).items()}
     source = (f"{name} = __import__('cnnlab.grading.export', fromlist=['_'])"
-              f".exporter({lab!r}, {plain!r})")
+              f".exporter({lab!r}, {plain!r}, {watch!r})")
     return nbformat.v4.new_code_cell(source, metadata={"tags": ["cnnlab-exporter"]})
 
 
@@ -125,7 +128,7 @@ def _answers(submission) -> dict[str, str]:
     return answers
 
 
-def prepare_submission(template, submission, exercises, seeds=None):
+def prepare_submission(template, submission, exercises, seeds=None, watched=None):
     """Assemble the notebook to execute and the map ``exercise id -> (cell index, export index)``.
 
     ``template`` is the instructor's lab; only the sources of ``submission``'s ``exercise:`` cells
@@ -133,7 +136,8 @@ def prepare_submission(template, submission, exercises, seeds=None):
     sources of any other shape are ignored).  Exercises the submission lacks keep the lab's stub
     and are reported ``missing``.  ``exercises`` are :class:`cnnlab.exercise.Exercise` objects
     (or anything with an ``id``).  The grader's own cells: a first cell that builds the
-    exporter (with the hidden cases' ``seeds``, :func:`cnnlab.grading.hidden.case_seeds`), an
+    exporter (with the hidden cases' ``seeds``, :func:`cnnlab.grading.hidden.case_seeds`, and
+    the code it ``watched`` for, :func:`cnnlab.grading.integrity.watched_code`), an
     export cell after each exercise cell (each with a random token of its own,
     also in its metadata for the runner), and every ``cnnlab.check(...)`` cell of the lab made
     a no-op, so nothing in the kernel needs to know that it is being graded.
@@ -146,7 +150,7 @@ def prepare_submission(template, submission, exercises, seeds=None):
         raise ValueError(f"the exercises of one lab are graded at once, not of {sorted(labs)}")
     exporter = f"_cnnlab_export_{secrets.token_hex(8)}"
     nb = nbformat.v4.new_notebook(metadata=template.metadata)
-    nb.cells.append(_exporter_cell(labs.pop(), exporter, seeds))
+    nb.cells.append(_exporter_cell(labs.pop(), exporter, seeds, watched))
     positions, missing = {}, set()
     for cell in template.cells:
         cell = nbformat.from_dict(json.loads(json.dumps(cell)))
@@ -229,7 +233,7 @@ def prepare_job(job: dict) -> dict:
     exercises = [_Exercise(ex_id) for ex_id in job["exercise_ids"]]
     template = nbformat.from_dict(job["template"])
     nb, positions, missing = prepare_submission(template, submission, exercises,
-                                                job.get("seeds"))
+                                                job.get("seeds"), job.get("watched"))
     try:
         flags = submission_flags(nb, positions, exercises, job["forbidden"], missing)
     except Exception as exc:  # noqa: BLE001 - a flagging bug must not lose a grade

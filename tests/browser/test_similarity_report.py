@@ -2,14 +2,11 @@
 
 A report for a few real pairs (:func:`cnnlab.grading.similarity.similar_pairs` on Lab 01 cells,
 one with student text that tries to inject a ``<script>``) is written to ``tmp_path`` and opened
-through ``file://``.  No JupyterLab is needed, so the session's ``browser`` fixture (which wants
-``make install``'s ``.venv`` for ``make lab``) is not used: Chromium is launched here the way
-``conftest.py`` launches it (same executable lookup, same flags, same skip-or-fail rule).
+through ``file://`` in the session's Chromium (no JupyterLab is needed).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -22,15 +19,6 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 TITLE = "Lab 01: similar exercise cells"
 HOSTILE = "</pre><script>document.title = 'owned'; window.owned = 1</script>"
-
-
-def _browser_setup():
-    """tests/browser/conftest.py, loaded by path (pytest keeps several modules named conftest)."""
-    spec = importlib.util.spec_from_file_location("_browser_conftest",
-                                                  Path(__file__).with_name("conftest.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _starter(exercise_id: str) -> str:
@@ -62,24 +50,13 @@ GRAYSCALE = """\
 
 
 @pytest.fixture(scope="module")
-def chromium_page():
-    setup = _browser_setup()
-    executable = setup.chromium_path()
-    if executable is None:
-        setup._unavailable(setup.SKIP_CHROMIUM)
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        setup._unavailable(setup.SKIP_PLAYWRIGHT)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, headless=True,
-                                             args=setup.CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(30_000)
-            yield page
-        finally:
-            browser.close()
+def chromium_page(browser):
+    """A page of the session's Chromium (``browser`` in conftest.py): one Playwright per
+    session, since a second sync Playwright cannot start inside the first."""
+    page = browser.new_page()
+    page.set_default_timeout(30_000)
+    yield page
+    page.close()
 
 
 @pytest.fixture(scope="module")
