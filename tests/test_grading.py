@@ -127,16 +127,19 @@ CHEATS = {
 # sys.modules key, an alias made in another exercise's cell, the module's source loaded again
 # as a module of the cell's own; and a cell that switches the grader's call check off.
 INDIRECT = {
-    "01.correlate2d": ("import sys\n"
+    "01.correlate2d": ("import importlib, sys\n"
+                       "importlib.import_module('cnnlab.' + 'o' + 'ps')\n"
                        "def correlate2d(image, kernel):\n"
                        "    module = sys.modules['cnnlab.' + 'o' + 'ps']\n"
                        "    return module.correlate2d(image, kernel)\n"),
     "01.to_grayscale": _solution_cell("01.to_grayscale") + (
-        "\n_borrowed = vars(__import__('sys').modules['cnnlab.' + 'ops'])['convolve' + '2d']\n"),
+        "\n_borrowed = vars(__import__('importlib').import_module('cnnlab.' + 'ops'))"
+        "['convolve' + '2d']\n"),
     "01.convolve2d": "def convolve2d(image, kernel):\n    return _borrowed(image, kernel)\n",
-    "01.conv2d_multi": ("import inspect, sys, types\n"
+    "01.conv2d_multi": ("import importlib, inspect, types\n"
                         "_mine = types.ModuleType('mine')\n"
-                        "exec(inspect.getsource(sys.modules['cnnlab.' + 'ops']), _mine.__dict__)\n"
+                        "_source = inspect.getsource(importlib.import_module('cnnlab.' + 'ops'))\n"
+                        "exec(_source, _mine.__dict__)\n"
                         "def conv2d_multi(x, kernels, bias=None):\n"
                         "    return _mine.conv2d(x, kernels, bias)\n"),
     "01.keras_conv": _solution_cell("01.keras_conv").replace(
