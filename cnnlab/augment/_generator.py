@@ -69,7 +69,9 @@ class ImageDataGenerator:
     * ``rotation_range`` (degrees), ``width_shift_range``/``height_shift_range`` (a float is a
       fraction of the image if < 1, else pixels; an int ``n`` draws whole pixels from
       ``(-n, n)``; a list draws from its values with a random sign), ``shear_range``
-      (**degrees**: the lecture's 0.2 is a fifth of a degree), ``zoom_range`` (float ``z`` for
+      (**degrees**, as later Keras 2 reads it: the lecture's 0.2 is a fifth of a degree here;
+      Keras 1 and early Keras 2 documented radians, where it meant about 11.5 degrees),
+      ``zoom_range`` (float ``z`` for
       ``[1 - z, 1 + z]`` or a pair; above 1 zooms out; width and height are drawn
       independently), ``horizontal_flip``, ``vertical_flip``;
     * ``channel_shift_range`` (adds one random offset to every channel, clipped to the image's
