@@ -38,6 +38,8 @@ def test_lab10_says_grad_cam_is_cam_up_to_the_pooling_factor_and_the_relu():
     markdown = _cells("10_looking_inside", "markdown")
     text = _flat("\n".join(markdown))
     assert "exactly CAM" not in text
+    assert "Grad-CAM is CAM." not in text, "the recap must say: up to 1/Z and the ReLU"
+    assert r"Grad-CAM is CAM up to that factor and the ReLU" in text
     cell = _flat(_one_cell(markdown, "Zhou et al., 2016"))
     assert "1/Z" in cell and "ReLU" in cell
     assert r"\operatorname{ReLU}(M_c / Z)" in cell
