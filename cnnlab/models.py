@@ -827,7 +827,9 @@ def build_factorized_convnet(input_shape=(32, 32, 3), num_classes=100, batch_nor
     Switches: ``batch_norm`` puts BN after every convolution (the convolutions then drop their
     bias, which BN's shift makes redundant); ``l2`` adds an L2 penalty on the convolution and
     dense *kernels* only -- not on biases nor BN coefficients, as the slide says (the slide's
-    regularised run uses ``l2=0.0025, dropout=0.5`` and label smoothing 0.1 in the loss).
+    regularised run uses "L2 (0.0025)", PyTorch's ``weight_decay``, i.e. ``l2=0.00125`` here,
+    since Keras' L2 adds ``l2 * sum(w**2)`` whose gradient is ``2 * l2 * w``; ``dropout=0.5``
+    and label smoothing 0.1 in the loss).
 
     Parameter count, honestly: this specification gives 549,156 parameters without BN and
     553,476 with BN (550,596 trainable), i.e. about 0.55 M, not the "~2 M" printed on the
@@ -843,8 +845,8 @@ def build_factorized_convnet(input_shape=(32, 32, 3), num_classes=100, batch_nor
     if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be a rate in [0, 1), got {dropout!r}; the slide uses 0.5")
     if not isinstance(l2, (int, float)) or l2 < 0:
-        raise ValueError(f"l2 must be a non-negative penalty factor, got {l2!r}; the slide "
-                         f"uses 0.0025")
+        raise ValueError(f"l2 must be a non-negative penalty factor, got {l2!r}; the slide's "
+                         f"weight decay 0.0025 is l2=0.00125")
     regularizer = keras.regularizers.L2(l2) if l2 else None
 
     def conv(tensor, filters, kernel_size, strides, name):
