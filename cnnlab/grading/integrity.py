@@ -32,7 +32,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["ALWAYS", "implementations", "watched_code", "code_digest", "cell_flags",
+__all__ = ["ALWAYS", "implementations", "resolve_name", "watched_code", "code_digest", "cell_flags",
            "notebook_aliases",
            "canonical_name", "submission_flags", "index_cnnlab"]
 
@@ -559,7 +559,10 @@ def code_digest(code) -> str:
     return hashlib.sha256(code.co_code).hexdigest()
 
 
-def _resolve(dotted: str):
+def resolve_name(dotted: str):
+    """The object a dotted name like ``cnnlab.ops.correlate2d`` names: the longest importable
+    module prefix, then attributes.  Raises ImportError or AttributeError when there is none.
+    Used in: ``cnnlab grade`` (the call watch, the similarity report's references)."""
     import importlib
 
     parts = dotted.split(".")
@@ -568,10 +571,17 @@ def _resolve(dotted: str):
             obj = importlib.import_module(".".join(parts[:cut]))
         except ImportError:
             continue
-        for attr in parts[cut:]:
-            obj = getattr(obj, attr, None)
+        for attribute in parts[cut:]:
+            obj = getattr(obj, attribute)
         return obj
-    return None
+    raise ImportError(f"no module in {dotted!r} can be imported")
+
+
+def _resolved_or_none(dotted: str):
+    try:
+        return resolve_name(dotted)
+    except (ImportError, AttributeError):
+        return None
 
 
 def watched_code(ex, names=None) -> dict[str, dict[str, str]]:
@@ -585,7 +595,7 @@ def watched_code(ex, names=None) -> dict[str, dict[str, str]]:
     cell.  Used in: ``cnnlab grade``."""
     import inspect
 
-    functions = [(name, _resolve(name)) for name in (implementations(ex) if names is None
+    functions = [(name, _resolved_or_none(name)) for name in (implementations(ex) if names is None
                                                       else names)]
     try:
         reference = ex.reference()

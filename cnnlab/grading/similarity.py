@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import hashlib
 import html
-import importlib
 import inspect
 from dataclasses import dataclass
 from itertools import combinations
@@ -66,6 +65,7 @@ from copydetect.utils import (
 )
 from pygments import lexers, token
 
+from cnnlab.grading.integrity import resolve_name
 from cnnlab.grading.reports import write_atomic
 
 __all__ = ["K", "WINDOW", "MIN_NEW_CODE", "DEFAULT_THRESHOLD", "REFERENCE_PREFIX",
@@ -285,21 +285,6 @@ def similar_pairs(answers: dict, starter: dict, references: dict,
 # References
 
 
-def _resolve(dotted: str):
-    """The object a dotted name like ``cnnlab.ops.correlate2d`` names: the longest importable
-    module prefix, then attributes."""
-    parts = dotted.split(".")
-    for cut in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        for attribute in parts[cut:]:
-            obj = getattr(obj, attribute)
-        return obj
-    raise ImportError(dotted)
-
-
 def reference_sources(exercises, solution_cells: dict) -> dict:
     """``{exercise id: [(label, source), ...]}``: the source of each of an exercise's
     ``implementations`` (labelled ``"cnnlab: <dotted name>"``) and the instructor's solution cell
@@ -316,7 +301,7 @@ def reference_sources(exercises, solution_cells: dict) -> dict:
         sources = []
         for name in ex.implementations:
             try:
-                sources.append((REFERENCE_PREFIX + name, inspect.getsource(_resolve(name))))
+                sources.append((REFERENCE_PREFIX + name, inspect.getsource(resolve_name(name))))
             except (ImportError, AttributeError, TypeError, OSError) as error:
                 raise ValueError(
                     f"exercise {ex.id}: implementation {name!r} cannot be resolved to source "
