@@ -188,8 +188,7 @@ def exporter(lab: str, seeds: dict | None = None, watched: dict | None = None):
         themselves call (building a test's inputs) is never counted."""
         if not callable(obj) or (around is None and not isinstance(obj, function_type)):
             return run(by_case, obj)
-        code = getattr(obj, "__code__", None) if isinstance(obj, function_type) else None
-        filename = code.co_filename if code is not None else None
+        filename = obj.__code__.co_filename if isinstance(obj, function_type) else None
         where = {}
         around = around or (lambda thunk: thunk())
 

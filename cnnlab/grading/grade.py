@@ -862,7 +862,7 @@ def _solution_cells(solution) -> dict[str, str]:
     return cells
 
 
-def _similarity_report(number: str, submissions, results, exercises, template, source: Path,
+def _similarity_report(number: str, submissions, exercises, template, source: Path,
                        options: dict, reports: Reports, stream) -> None:
     """Compare every exercise cell of the batch (:mod:`cnnlab.grading.similarity`): fill the
     ``similar`` column and write ``out/similarity.html``.  A failure here is printed and costs
@@ -871,13 +871,11 @@ def _similarity_report(number: str, submissions, results, exercises, template, s
     try:
         from cnnlab.grading import similarity
 
-        refused = {sub.name for sub in submissions if sub.refused}
         answers = {}
         for sub in submissions:
-            if sub.name not in refused:
-                found = _answers_of(sub, exercises, options)
-                if found:
-                    answers[sub.name] = found
+            found = {} if sub.refused else _answers_of(sub, exercises, options)
+            if found:
+                answers[sub.name] = found
         starter = {exercise_id(c): c.source for c in template.cells
                    if exercise_id(c) and c.cell_type == "code"}
         references = similarity.reference_sources(
@@ -1030,8 +1028,8 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
               file=stream)
     results = [graded.get(sub.name) or next(r for r in kept if r.submission == sub.name)
                for sub in submissions]
-    _similarity_report(number, submissions, results, exercises, template, source, options,
-                       reports, stream)
+    _similarity_report(number, submissions, exercises, template, source, options, reports,
+                       stream)
     print(f"wrote {out / 'scores.csv'} and {len(graded)} feedback file(s)", file=stream)
     print(f"statuses: {_status_counts(results)}", file=stream, flush=True)
     return results
