@@ -1,0 +1,209 @@
+"""Every number a lab's prose quotes is one the lab prints, and a test pins the pair.
+
+Each :class:`Quote` ties words of a lab's markdown (found verbatim, whitespace aside) to a number
+the same lab prints (a regular expression over what the graded solution printed, read from the
+notebooks the grader executed once per session, ``tests/lab_runs.py``).  The number the prose
+states must equal the printed one within ``tolerance`` (in the printed unit): 0 for the
+deterministic numbers (parameter counts, a fixed model's probabilities on fixed photos), the
+rounding the prose does otherwise ("about 30 times" for a printed 29x).  A :class:`Relation`
+pins what a training result teaches (which model wins, what barely moves) within a band, never a
+literal.  A library change that moves a number, or an edit of the prose, fails here — not in
+front of a student.
+
+Labs whose prose numbers are pinned elsewhere: 02, 03 and 09 in ``tests/test_lab_facts.py``,
+06 in ``tests/test_facts_lab06.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+import pytest
+
+from cnnlab.exercise import LABS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Quote:
+    """``prose`` (verbatim words of the lab's markdown) states ``value``; the lab prints it."""
+
+    prose: str
+    printed: str  # a regular expression whose first group is the printed number
+    value: float
+    tolerance: float = 0.0
+
+
+@dataclass(frozen=True)
+class Relation:
+    """``prose`` states a relation between printed numbers; ``holds`` checks it."""
+
+    prose: str
+    printed: tuple[str, ...]  # one regular expression (first group: a number) per number
+    holds: Callable[..., bool]
+    says: str  # the relation in words, for the failure message
+
+
+QUOTES: dict[str, list[Quote | Relation]] = {
+    "01": [
+        Relation("The loss falls by orders of magnitude",
+                 (r"loss ([\d.e+-]+) -> [\d.e+-]+ after \d+ steps; kernel_gradient",
+                  r"loss [\d.e+-]+ -> ([\d.e+-]+) after \d+ steps; kernel_gradient"),
+                 lambda before, after: after < before / 1e3,
+                 "the loss falls by at least three orders of magnitude"),
+        Relation("the learned kernel becomes the Sobel kernel it never saw",
+                 (r"largest difference from Sobel: ([\d.e+-]+)",),
+                 lambda difference: difference < 0.01,
+                 "the learned kernel is the Sobel kernel within 0.01"),
+        Quote("parameters (weights plus one bias per filter) of `conv1 = Conv2D(32, 3)`",
+              r"conv1: kernel \(3, 3, 1, 32\), bias \(32,\), ([\d,]+) parameters", 3 * 3 * 32 + 32),
+    ],
+    "04": [
+        Quote("has about **922 million** parameters",
+              r"Dense\(1000\) on 640x480x3: ([\d,]+) parameters", 922e6, 0.5e6),
+        Quote("The exact count is 921,601,000",
+              r"Dense\(1000\) on 640x480x3: ([\d,]+) parameters", 921_601_000),
+        Quote("3.7 GB of float32 weights", r"\(([\d.]+) GB of float32\)", 3.7),
+        Quote(r"$(5 \times 5 \times 3 + 1) \times 32$ parameters",
+              r"Conv2D\(32, 5\) on 640x480x3: ([\d,]+) parameters", (5 * 5 * 3 + 1) * 32),
+        Quote("the lecture's MLP (203,530)", r"mlp: ([\d,]+) parameters", 203_530),
+        Quote("and ConvNet (431,754)", r"my_convnet: ([\d,]+) parameters", 431_754),
+        Quote("about 95 % of them sit in one place",
+              r"its first Dense layer: [\d,]+ \((\d+)% of the parameters\)", 95),
+        Relation("The two convolutions together have fewer than 20,000",
+                 (r"conv1 +Conv2D +\(None, 24, 24, 32\) +[\d,]+ +([\d,]+)",
+                  r"conv2 +Conv2D +\(None, 10, 10, 64\) +[\d,]+ +([\d,]+)"),
+                 lambda conv1, conv2: conv1 + conv2 < 20_000,
+                 "the two convolutions of the ConvNet hold fewer than 20,000 parameters"),
+        Quote("a partial S2→C3 table (1,516 parameters",
+              r"= ([\d,]+) parameters\na fully connected C3", 1516),
+        Quote("(1,516 parameters instead of 2,416)", r"a fully connected C3 .*: ([\d,]+)", 2416),
+        Quote("LeNet-5 has 60,850 parameters", r"Params: (60,850) ", 60_850),
+        Relation("LeNet-5 has 60,850 parameters, 7 times fewer than the lecture's ConvNet",
+                 (r"my_convnet: ([\d,]+) parameters", r"Params: (60,850) "),
+                 lambda convnet, lenet: round(convnet / lenet) == 7,
+                 "the ConvNet has 7 times LeNet-5's parameters (rounded)"),
+        Relation("its accuracy barely moves",
+                 (r"MLP +test accuracy: original pixels ([\d.]+)",
+                  r"MLP +test accuracy: original pixels [\d.]+, shuffled pixels ([\d.]+)"),
+                 lambda original, shuffled: abs(original - shuffled) < 0.03,
+                 "the MLP's accuracy moves by less than 3 points when the pixels are shuffled"),
+        Relation("it drops below the MLP",
+                 (r"ConvNet +test accuracy: original pixels [\d.]+, shuffled pixels ([\d.]+)",
+                  r"MLP +test accuracy: original pixels [\d.]+, shuffled pixels ([\d.]+)",
+                  r"ConvNet +test accuracy: original pixels ([\d.]+)"),
+                 lambda convnet_shuffled, mlp_shuffled, convnet: (
+                     convnet_shuffled < mlp_shuffled and convnet_shuffled < convnet - 0.05),
+                 "on shuffled pixels the ConvNet loses over 5 points and ends below the MLP"),
+    ],
+    "08": [
+        Relation("(Egyptian cat, tiger cat, tabby: about 90 % together)",
+                 (r"chelsea: Egyptian cat ([\d.]+)%", r"chelsea: .*\| tiger cat ([\d.]+)%",
+                  r"chelsea: .*\| tabby ([\d.]+)%"),
+                 lambda *cats: abs(sum(cats) - 90) <= 2.5,
+                 "chelsea's three cat classes hold 90 % within 2.5 points"),
+        Quote("The coffee is an espresso at 94 %", r"coffee: espresso ([\d.]+)%", 94, 0.5),
+        Quote("chelsea becomes a *pillow*, 43 %", r"forgot to preprocess +pillow (\d+)%", 43),
+        Quote("get the **same** answer (*nematode*, 2 %)",
+              r"scaled twice \(0\.\.1 in\) +nematode (\d+)% +nematode \1% +nematode \1% +nematode",
+              2),
+        Quote("the espresso becomes a *loudspeaker* (about half of the probability)",
+              r"caffe mode \(yours\) +\w+ \d+% +loudspeaker (\d+)%", 50, 5),
+        Quote("chelsea a *tabby* (over three quarters)",
+              r"caffe mode \(yours\) +tabby (\d+)%", 77, 2),
+        Quote("the rocket turns into a *drilling platform*",
+              r"BGR instead of RGB +.* drilling platform (\d+)%", 37),
+        Quote("Keras Applications table for ResNet50 (74.9 %)",
+              r"\nResNet50 +[\d,]+ +\d+ MB +[\d.]+ G +([\d.]+)%", 74.9),
+        Quote("and VGG16 (71.3 %)", r"\nVGG16 +[\d,]+ +\d+ MB +[\d.]+ G +([\d.]+)%", 71.3),
+        Quote("release for Lite0 (75.1 %)",
+              r"\nEfficientNet-Lite0 +[\d,]+ +\d+ MB +[\d.]+ G +([\d.]+)%", 75.1),
+        Quote("Lite0 matches ResNet50's accuracy with a fifth of its parameters",
+              r"ResNet50 / Lite0: ([\d.]+)x", 5, 0.6),
+        Quote("and a tenth of its arithmetic", r"ResNet50 / Lite0: [\d.]+x and ([\d.]+)x", 10, 0.5),
+        Quote("VGG16 costs about 30 times Lite0's parameters",
+              r"VGG16 / Lite0: (\d+)x the parameters", 30, 1.5),
+        Quote("and 40 times its MACs", r"VGG16 / Lite0: \d+x the parameters, (\d+)x the MACs", 40),
+        Relation("for 4 points less",
+                 (r"\nEfficientNet-Lite0 +[\d,]+ +\d+ MB +[\d.]+ G +([\d.]+)%",
+                  r"\nVGG16 +[\d,]+ +\d+ MB +[\d.]+ G +([\d.]+)%"),
+                 lambda lite0, vgg16: round(lite0 - vgg16) == 4,
+                 "VGG16's reported top-1 is 4 points (rounded) below Lite0's"),
+        Quote("The head is a quarter of Lite0's parameters",
+              r"1,281,000 parameters \((\d+)% of the model\)", 25, 2.5),
+        Relation("almost none of its arithmetic",
+                 (r"but only ([\d.]+)% of its MACs",), lambda share: share < 1,
+                 "the head does under 1 % of Lite0's MACs"),
+        Quote("each image becomes a vector of 1280 numbers",
+              r"embeddings: train \(\d+, (\d+)\)", 1280),
+        Quote("EfficientNet-Lite0 has 4.7 M parameters",
+              r"\nEfficientNet-Lite0 +([\d,]+)", 4.7e6, 0.05e6),
+        Quote("and 0.39 G MACs per image",
+              r"\nEfficientNet-Lite0 +[\d,]+ +\d+ MB +([\d.]+) G", 0.39),
+        Quote("ResNet50 25.6 M", r"\nResNet50 +([\d,]+)", 25.6e6, 0.05e6),
+        Quote("and 3.9 G", r"\nResNet50 +[\d,]+ +\d+ MB +([\d.]+) G", 3.9, 0.05),
+        Quote("VGG16 138 M", r"\nVGG16 +([\d,]+)", 138e6, 0.5e6),
+        Quote("and 15.5 G", r"\nVGG16 +[\d,]+ +\d+ MB +([\d.]+) G", 15.5, 0.05),
+        Relation("the nearest neighbour is almost always the same texture",
+                 (r"Lite0 embeddings (\d+)%",), lambda accuracy: accuracy >= 90,
+                 "1-NN on the embeddings is right at least 90 % of the time"),
+        Relation("The raw pixels are no better than chance",
+                 (r"1-NN test accuracy \(\d+ patches, chance (\d+)%\)", r"raw pixels (\d+)%"),
+                 lambda chance, pixels: pixels <= chance + 15,
+                 "1-NN on raw pixels is within 15 points of chance"),
+    ],
+}
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _markdown(lab: str) -> str:
+    nb = nbformat.read(ROOT / "solutions" / f"{LABS[lab]}.ipynb", as_version=4)
+    return _words("\n".join(c.source for c in nb.cells if c.cell_type == "markdown"))
+
+
+def _number(pattern: str, printed: str, lab: str) -> float:
+    found = re.search(pattern, printed)
+    assert found, f"lab {lab} no longer prints /{pattern}/"
+    return float(found.group(1).replace(",", ""))
+
+
+@pytest.fixture(scope="module", params=sorted(QUOTES))
+def lab(request):
+    return request.param
+
+
+def test_every_quote_is_in_the_prose_of_its_lab(lab):
+    markdown = _markdown(lab)
+    missing = [q.prose for q in QUOTES[lab] if _words(q.prose) not in markdown]
+    assert not missing, f"lab {lab}: the prose no longer says {missing} (update QUOTES with it)"
+
+
+def test_the_numbers_the_prose_quotes_are_the_ones_the_lab_prints(lab, lab_run):
+    printed = lab_run(lab).printed()
+    wrong = []
+    for quote in QUOTES[lab]:
+        if isinstance(quote, Quote):
+            value = _number(quote.printed, printed, lab)
+            if abs(value - quote.value) > quote.tolerance:
+                wrong.append(f"{quote.prose!r} says {quote.value:g}, the lab prints {value:g}")
+        else:
+            values = [_number(pattern, printed, lab) for pattern in quote.printed]
+            if not quote.holds(*values):
+                wrong.append(f"{quote.prose!r}: expected {quote.says}, the lab prints {values}")
+    assert not wrong, f"lab {lab}:\n" + "\n".join(wrong)
+
+
+def test_a_quote_fails_when_the_printed_number_moves():
+    # the check itself: a moved number or a broken relation is caught
+    quote = QUOTES["08"][1]
+    assert abs(_number(quote.printed, "coffee: espresso 85.0% | cup", "08") - quote.value) > 0.5
+    relation = QUOTES["04"][-1]
+    assert not relation.holds(0.90, 0.898, 0.950)
