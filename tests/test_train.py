@@ -557,3 +557,77 @@ def test_every_public_function_says_which_lab_uses_it():
         doc = getattr(train, name).__doc__
         used = doc.split("Used in:")[1]
         assert [part.strip()[5:7] for part in used.split(",")] == numbers, name
+
+
+# --------------------------------------------------------------------------- weight_scale_sweep
+
+
+def _sweep_net(batch_norm):
+    inputs = keras.Input((8, 8, 1))
+    h = inputs
+    for _ in range(3):
+        h = layers.Conv2D(4, 3, padding="same", use_bias=not batch_norm)(h)
+        if batch_norm:
+            h = layers.BatchNormalization()(h)
+        h = layers.Activation("relu")(h)
+    outputs = layers.Dense(10, activation="softmax")(layers.GlobalAveragePooling2D()(h))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def _fresh_run(model_weights, batch_norm, scale, x, y, epochs, seed=0):
+    # the independent reference: a new model, new optimizer, the same initial dense weights and
+    # the same NumPy draws for the conv kernels, trained once
+    model = _sweep_net(batch_norm)
+    model.set_weights(model_weights)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            layer.kernel.assign(rng.normal(0.0, scale, layer.kernel.shape).astype("float32"))
+            if layer.bias is not None:
+                layer.bias.assign(np.zeros(layer.bias.shape, "float32"))
+    return model.fit(x, y, epochs=epochs, batch_size=16, shuffle=False, verbose=0).history["loss"]
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_weight_scale_sweep_resets_everything_between_scales(digits, batch_norm):
+    # every row of the sweep equals a fresh model trained from the same draws: nothing (weights,
+    # BatchNorm statistics, Adam's moments, the step count) leaks from one scale to the next,
+    # and the learning rate survives the reset
+    x, y = digits
+    x, y = x[:64], y[:64]
+    train.set_seed(0)
+    model = _sweep_net(batch_norm)
+    initial = model.get_weights()
+    table = train.weight_scale_sweep(model, [0.5, 0.05], x, y, epochs=2, batch_size=16,
+                                     progress=False)
+    assert list(table.columns) == ["epoch 1", "epoch 2", "accuracy"]
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(1e-2)
+    for scale in (0.5, 0.05):
+        expected = _fresh_run(initial, batch_norm, scale, x, y, epochs=2)
+        np.testing.assert_allclose(table.loc[scale, ["epoch 1", "epoch 2"]], expected,
+                                   rtol=1e-4)
+
+
+def test_weight_scale_sweep_draws_kernels_at_the_asked_scale_and_fresh_batchnorm():
+    model = _sweep_net(batch_norm=True)
+    bn = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)][0]
+    bn.moving_mean.assign(np.full(bn.moving_mean.shape, 5.0, "float32"))
+    train._reset_for_scale(model, 3.0, np.random.default_rng(0))
+    kernels = np.concatenate([keras.ops.convert_to_numpy(layer.kernel).ravel()
+                              for layer in model.layers if isinstance(layer, layers.Conv2D)])
+    assert kernels.std() == pytest.approx(3.0, rel=0.15)
+    assert not keras.ops.convert_to_numpy(bn.moving_mean).any()
+
+
+def test_weight_scale_sweep_wants_a_compiled_model_and_positive_scales():
+    model = _sweep_net(batch_norm=False)
+    with pytest.raises(ValueError, match="scales must be positive"):
+        train.weight_scale_sweep(model, [0.1, -1.0], np.zeros((1, 8, 8, 1)), [0])
+    with pytest.raises(ValueError, match="repeat"):
+        train.weight_scale_sweep(model, [0.1, 0.1], np.zeros((1, 8, 8, 1)), [0])
+    uncompiled = keras.Sequential([keras.Input((8, 8, 1)), layers.Conv2D(1, 3)])
+    with pytest.raises(ValueError, match="compile"):
+        train.weight_scale_sweep(uncompiled, [0.1], np.zeros((1, 8, 8, 1)), [0])
