@@ -1,5 +1,7 @@
 """Lab 06's facts (issue 15 §3): the slide's Keras was right for its time, and RandAugment's
-operations are drawn per batch.
+operations are drawn per batch; its order (issue 15 §4): the Keras 3 way first, Keras 2's history
+and bugs in an appendix; its exercises' public cases catch a wrong order of the matrix factors,
+and every defensible answer to 06.label_preserving passes.
 
 Each text test fails on the lab before the fix and passes after it; the RandAugment tests
 reproduce the claim with Keras itself, so they fail if Keras ever draws operations per image.
@@ -39,10 +41,37 @@ def _recap(cells) -> str:
     return _text(cells["cell-53"]).split("## Recap", 1)[1]
 
 
+# ------------------------------------------------------------------------ the lab's order
+
+def _position(nb, needle):
+    return next(i for i, cell in enumerate(nb.cells) if needle in cell.source)
+
+
+def test_the_keras3_way_comes_first_and_keras2s_bugs_last():
+    nb = nbformat.read(LAB, as_version=4)
+    headings = [line for cell in nb.cells if cell.cell_type == "markdown"
+                for line in cell.source.splitlines() if line.startswith("## ")]
+    assert headings[0].startswith("## 1. The Keras 3 way")
+    assert headings[1] == "## 2. The lecture's code on Keras 3"
+    assert headings[-2] == "## Recap" and headings[-1].startswith("## Appendix")
+    keras3 = _position(nb, "keras.utils.image_dataset_from_directory(train_folder")
+    fit = _position(nb, "fit_quietly(keras3_net, train_ds, validation_data=val_ds")
+    assert keras3 == fit < _position(nb, "from cnnlab.augment import ImageDataGenerator")
+    assert "layers.RandomFlip(" in nb.cells[fit].source
+    assert 'epochs=P["folder_epochs"]' in nb.cells[fit].source
+    assert 'size = (P["folder_size"], P["folder_size"])' in nb.cells[fit].source
+    appendix = _position(nb, "## Appendix")
+    for bug in ("fit_generator(train_flow, train_flow.n): in Keras 1",
+                "np.degrees(image_gen.shear_range)", "LegacyImageDataGenerator().apply_transform",
+                "fill_mode=\"nearst\""):
+        assert _position(nb, bug) > appendix, bug
+    assert sum(cell.source.count("Legacy") for cell in nb.cells[:appendix]) == 0
+
+
 # ----------------------------------------------- fit_generator(train_flow, train_flow.n)
 
 def test_fit_generator_text_says_keras1_counted_samples_and_keras2_renamed_it(cells):
-    section = _text(cells["cell-04"])
+    section = _text(cells["cell-57"])
     assert "The slide's second argument was `steps_per_epoch`" not in section
     assert "fit_generator(generator, samples_per_epoch, nb_epoch, ...)" in section
     assert "was right for Keras 1" in section
@@ -57,8 +86,8 @@ def test_recap_says_the_line_was_one_pass_in_keras1_and_32_after_the_rename(cell
     assert "Keras 2 renamed it `steps_per_epoch`" in recap and "32 passes" in recap
 
 
-def test_the_training_cell_prints_both_readings_of_the_slides_second_argument(cells):
-    code = cells["cell-28"].source
+def test_the_appendix_prints_both_readings_of_the_slides_second_argument(cells):
+    code = cells["cell-58"].source
     assert "the slide's steps_per_epoch=train_flow.n would have run" not in code
     assert "in Keras 1 samples_per_epoch=" in code and "= 1 pass" in code
     assert "in Keras 2 steps_per_epoch=" in code
@@ -70,7 +99,7 @@ def test_the_training_cell_prints_both_readings_of_the_slides_second_argument(ce
 # ------------------------------------------------------------------------- shear_range
 
 def test_shear_text_says_radians_in_keras1_and_degrees_later(cells):
-    text = _text(cells["cell-08"])
+    text = _text(cells["cell-59"])
     assert "`shear_range` is in **degrees** in Keras 2, so the slide's 0.2" not in text
     assert "Keras 1 and early Keras 2 documented it in **radians**" in text
     assert "read in **degrees** by later Keras 2 releases" in text
@@ -78,7 +107,7 @@ def test_shear_text_says_radians_in_keras1_and_degrees_later(cells):
 
 
 def test_the_quoted_11_5_degrees_is_computed_and_printed(cells):
-    code = cells["cell-09"].source
+    code = cells["cell-60"].source
     assert "np.degrees(image_gen.shear_range):.1f} deg" in code
     assert "image_gen = ImageDataGenerator(" in cells["cell-07"].source
     assert "shear_range=0.2," in cells["cell-07"].source
