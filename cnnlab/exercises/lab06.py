@@ -20,6 +20,7 @@ from cnnlab.exercise import Case, Exercise, allclose
 
 __all__ = [
     "EXERCISES",
+    "JUDGMENT_CALLS",
     "SAFE_TRANSFORMS",
     "TASKS",
     "TRANSFORMS",
@@ -53,6 +54,9 @@ _CENTRE_HINT = ("rotate, shear and zoom about the centre: move the centre ((h - 
                 "(w - 1) / 2) to the origin first (rightmost matrix, after the flip) and back "
                 "last (leftmost); row is the first coordinate, so it pairs with h")
 
+_ORDER_HINT = ("matrix products do not commute: compose in Keras 2's order, rotation, shift, "
+               "shear, zoom, written left to right between the two centring matrices")
+
 TRANSFORM_MATRIX = Exercise(
     id="06.transform_matrix",
     implementations=("cnnlab.augment._resampling.transform_matrix",),
@@ -71,6 +75,18 @@ TRANSFORM_MATRIX = Exercise(
         _matrix_case("horizontal_flip", {"flip_horizontal": True}, (6, 10),
                      "a horizontal flip reads column (w - 1) - col: [[1, 0, 0], "
                      "[0, -1, w - 1], [0, 0, 1]]"),
+        # composed: each wrong order of the factors fails at least one of these
+        # (tests/test_facts_lab06.py tries every order)
+        _matrix_case("rotation_then_shift", {"theta": 30.0, "tx": 4.0, "ty": -3.0}, (20, 30),
+                     _ORDER_HINT),
+        _matrix_case("shear_then_zoom", {"shear": 25.0, "zx": 1.2, "zy": 0.75}, (24, 16),
+                     _ORDER_HINT),
+        _matrix_case("every_transform_then_the_flip",
+                     {"theta": -20.0, "tx": 2.0, "ty": 5.0, "shear": 10.0, "zx": 0.9,
+                      "zy": 1.3, "flip_horizontal": True}, (18, 26),
+                     _ORDER_HINT + "; the flip matrix F is the rightmost factor (Keras 2 "
+                     "flips the image after resampling it, so F acts first on the output "
+                     "coordinates)"),
     ),
 )
 
@@ -99,15 +115,39 @@ SAFE_TRANSFORMS = {
     "cats_vs_dogs": ("horizontal_flip", "rotate_small", "shift", "zoom", "brightness"),
 }
 
+#: Judgment calls: transforms accepted whether a task's answer holds them or not, because both
+#: answers can be defended (the notebook names them).  Every other transform has one answer.
+JUDGMENT_CALLS = {
+    # MNIST strokes are always at full ink, so a darker digit is one no test set holds; but a
+    # digit written with a lighter pen is still that digit.
+    "digits": ("brightness",),
+    "cats_vs_dogs": (),
+}
+
 _SAFE_HINTS = {
     "digits": "a mirrored 2 or 7 is no digit, and a 6 rotated by 180 degrees is a 9; small "
-              "changes of angle, position, size and contrast keep every digit",
+              "changes of angle, position and size keep every digit (brightness is a judgment "
+              "call here, accepted either way)",
     "cats_vs_dogs": "a mirrored cat is still a cat; would a test photo ever show a cat upside "
                     "down?",
 }
 
 
-def _safe_case(task, hidden=False, hint=None, answer=None):
+def _defensible(got, expected):
+    """A comparison for a task's choice: every safe transform in, no unsafe one; the judgment
+    calls count either way."""
+    if not isinstance(got, list) or not all(isinstance(name, str) for name in got):
+        return False, "expected a list of transform names"
+    chosen, required = set(got), set(expected["safe"]) - set(expected["either"])
+    missing = required - chosen
+    unsafe = chosen - required - set(expected["either"])
+    if not missing and not unsafe:
+        return True, "a defensible choice"
+    return False, (f"{len(missing)} safe transform(s) left out, {len(unsafe)} chosen that "
+                   "change the label or make images no test set holds")
+
+
+def _safe_case(task, hidden=False, hint=None, answer=None, either=None):
     def probe(value):
         chosen = value[task]
         if isinstance(chosen, str):
@@ -115,10 +155,12 @@ def _safe_case(task, hidden=False, hint=None, answer=None):
                             f"the string {chosen!r}")
         return sorted({str(name) for name in chosen})
 
-    return Case(f"{task}_safe_transforms", probe=probe,
-                expected=lambda: sorted(SAFE_TRANSFORMS[task] if answer is None else answer),
-                hint=_SAFE_HINTS[task] if hint is None else hint,
-                hidden=hidden)
+    def expected():
+        return {"safe": sorted(SAFE_TRANSFORMS[task] if answer is None else answer),
+                "either": sorted(JUDGMENT_CALLS[task] if either is None else either)}
+
+    return Case(f"{task}_safe_transforms", probe=probe, expected=expected, compare=_defensible,
+                hint=_SAFE_HINTS[task] if hint is None else hint, hidden=hidden)
 
 
 def _names_probe(value):

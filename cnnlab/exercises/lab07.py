@@ -331,8 +331,9 @@ LR_SCHEDULE = Exercise(
     reference=lambda: reference_learning_rate_at,
     cases=(
         _lr_case("slide_schedule_0.01_halved_every_50", [0, 1, 49, 50, 51, 99, 100, 149], {},
-                 "a step function: epochs 0-49 use 0.01, 50-99 0.005, 100-149 0.0025 "
-                 "(integer division epoch // halve_every, not a smooth decay)"),
+                 "the slide's schedule is a staircase, not a smooth decay: the rate stays the "
+                 "same for halve_every whole epochs, then drops to half of what it was; "
+                 "how many halvings have happened by a given epoch?"),
         _lr_case("other_start_and_period", list(range(10)), {"initial_lr": 0.1, "halve_every": 3},
                  "use the arguments initial_lr and halve_every, not 0.01 and 50"),
     ),

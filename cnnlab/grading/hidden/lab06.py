@@ -29,7 +29,7 @@ from cnnlab.exercises.lab06 import (
 )
 from cnnlab.grading.hidden import Drawn
 
-__all__ = ["POINTS", "HIDDEN", "REFERENCES", "HIDDEN_SAFE_TRANSFORMS"]
+__all__ = ["POINTS", "HIDDEN", "REFERENCES", "HIDDEN_SAFE_TRANSFORMS", "HIDDEN_JUDGMENT_CALLS"]
 
 #: The answer key of the tasks only hidden tests check (06.label_preserving).
 HIDDEN_SAFE_TRANSFORMS = {
@@ -37,6 +37,14 @@ HIDDEN_SAFE_TRANSFORMS = {
     "satellite": TRANSFORMS,
     # Brightness is the label here: darkening a day photo makes a night photo.
     "day_or_night": ("horizontal_flip", "rotate_small", "shift", "zoom"),
+}
+
+#: Their judgment calls, accepted either way (the notebook names them): tiles of one ground
+#: resolution never show a field zoomed, but fields come in every size; sun and season change a
+#: tile's brightness, but so does what grows on it.
+HIDDEN_JUDGMENT_CALLS = {
+    "satellite": ("zoom", "brightness"),
+    "day_or_night": (),
 }
 
 #: References the grader uses in place of the public ones: the full answer key.
@@ -100,11 +108,14 @@ HIDDEN = {
                      "M = C+ R T S Z C- F in that order; ignore the keys that are not "
                      "geometric"),
     ),
-    # fixed on purpose: the answer key of the two other tasks is the thing tested
+    # fixed on purpose: the answer key of the two other tasks is the thing tested (their
+    # judgment calls accepted either way)
     "06.label_preserving": (
         _safe_case("satellite", answer=HIDDEN_SAFE_TRANSFORMS["satellite"],
+                   either=HIDDEN_JUDGMENT_CALLS["satellite"],
                    hint="seen from straight above, does the tile have an up or a left?"),
         _safe_case("day_or_night", answer=HIDDEN_SAFE_TRANSFORMS["day_or_night"],
+                   either=HIDDEN_JUDGMENT_CALLS["day_or_night"],
                    hint="which transform changes what the label is about?"),
     ),
     # labels, shapes and batches follow from the folder layout (fixed), not from the pixels:
