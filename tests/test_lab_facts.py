@@ -223,3 +223,41 @@ def test_lab09_digit_transfer_shows_the_relations_its_prose_teaches(lab_run):
     for measured, about in pairs:
         assert abs(measured - int(about)) <= DIGIT_BAND, (measured, about)
     assert not re.search(r"\b\d+ % against \d+ % for the same", flat), "an exact literal again"
+
+
+# ------------------------------------------------------------ Lab 05: the dense block
+
+
+def _densenet121_block_params(stage):
+    """Parameters of DenseNet-121's dense block ``stage`` (2..5), from Keras' own model."""
+    reference = keras.applications.DenseNet121(weights=None)
+    return sum(layer.count_params() for layer in reference.layers
+               if layer.name.startswith(f"conv{stage}_block"))
+
+
+def test_lab05_prints_the_dense_block_counts_its_prose_quotes(lab_run):
+    printed = lab_run("05").printed()
+    text = _markdown("05_architectures_and_cost")
+    plain_first = sum(4 * c + 9 * c * 32 for c in range(64, 256, 32))  # BN + 3x3, by hand
+    plain_third = sum(4 * c + 9 * c * 32 for c in range(256, 1024, 32))
+    b_first, b_third = _densenet121_block_params(2), _densenet121_block_params(4)
+    assert (plain_first, b_first) == (252_288, 338_304)
+    assert f"64 -> 256 channels, {plain_first:,} parameters" in printed
+    assert f"first block : plain {plain_first:,}, DenseNet-B {b_first:,} parameters" in printed
+    assert f"third block : plain {plain_third:,}, DenseNet-B {b_third:,} parameters" in printed
+    assert f"DenseNet-B block: {b_first:,} parameters, 1.04 G MACs" in printed
+    assert f"plain      block: {plain_first:,} parameters, 0.78 G MACs" in printed
+    first_layer, sixth_layer = 4 * 64 + 9 * 64 * 32, 4 * 224 + 9 * 224 * 32
+    assert re.search(rf"\n +1 +64 +96 +{first_layer:,} ", printed)
+    assert re.search(rf"\n +6 +224 +256 +{sixth_layer:,} ", printed)
+    for quoted in (f"{first_layer:,} parameters for the first layer",
+                   f"{sixth_layer:,} for the sixth", f"with {plain_first:,}\nparameters",
+                   f"({9 * 256 * 256:,} weights)", f"({b_first:,} parameters, 1.04 G MACs "
+                   "against 0.78 G)", f"{plain_third / 1e6:.2f} M parameters plain and "
+                   f"{b_third / 1e6:.2f} M with bottlenecks"):
+        assert quoted in text, quoted
+    # per layer reading c channels: 292 c plain; 132 c + 37,376 with the 1x1 to 4k = 128
+    fixed = 4 * 128 + 9 * 128 * 32
+    assert f"plain 292c, DenseNet-B 132c + {fixed:,}; equal at c = {fixed / 160:.1f}" in printed
+    assert f"132\\,c + {fixed // 1000}{{,}}{fixed % 1000:03d}$" in text
+    assert f"fewer only from about {round(fixed / 160)}\nchannels on" in text
