@@ -261,3 +261,34 @@ def test_lab05_prints_the_dense_block_counts_its_prose_quotes(lab_run):
     assert f"plain 292c, DenseNet-B 132c + {fixed:,}; equal at c = {fixed / 160:.1f}" in printed
     assert f"132\\,c + {fixed // 1000}{{,}}{fixed % 1000:03d}$" in text
     assert f"fewer only from about {round(fixed / 160)}\nchannels on" in text
+
+
+# ------------------------------------------------------------ Lab 10: the top-9 patches
+
+
+def test_lab10_prints_the_top_patches_numbers_its_prose_quotes(lab_run):
+    from cnnlab.datasets import SAMPLE_IMAGES, load_sample_image
+
+    printed = lab_run("10").printed()
+    text = _markdown("10_looking_inside")
+    # by hand: 224x224 tiles on a grid, per photo
+    sizes = [load_sample_image(name).shape[:2] for name in SAMPLE_IMAGES]
+    per_photo = [(h // 224) * (w // 224) for h, w in sizes]
+    tiles, photos = sum(per_photo), sum(1 for n in per_photo if n)
+    assert f"{tiles} tiles of 224x224 from {photos} photos" in printed
+    assert f"{tiles} tiles of {photos} real photos" in text
+    assert f"{tiles} photo tiles" in text
+    # block3b_add: stem 3x3/2, then the depthwise 3x3, 3x3/2, 3x3, 5x5/2, 5x5 of blocks 1a-3b
+    size, jump = 1, 1
+    for kernel, stride in [(3, 2), (3, 1), (3, 2), (3, 1), (5, 2), (5, 1)]:
+        size, jump = size + (kernel - 1) * jump, jump * stride
+    assert (size, jump) == (67, 8)
+    assert (f"block3b_add: maps (28, 28, 40), receptive field {size}x{size} pixels, "
+            f"jump {jump}, start 7") in printed
+    assert "28x28 units in each of 40\nchannels; a unit sees a 67x67-pixel window" in text
+    assert "the window 8 pixels further" in text
+    # the prose reads channel 9's grid: eight of nine from hubble_deep_field, the ninth gravel
+    assert "channel  9: hubble_deep_field x8, gravel x1;" in printed
+    assert "eight of its nine crops are galaxies and stars of `hubble_deep_field`, the\nninth " \
+           "is gravel" in text
+    assert printed.count("finds the same nine crops") == 4
