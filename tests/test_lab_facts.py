@@ -292,3 +292,12 @@ def test_lab10_prints_the_top_patches_numbers_its_prose_quotes(lab_run):
     assert "eight of its nine crops are galaxies and stars of `hubble_deep_field`, the\nninth " \
            "is gravel" in text
     assert printed.count("finds the same nine crops") == 4
+
+
+def test_lab10_shows_the_top_patches_as_a_png_in_both_notebooks(lab_run):
+    run = lab_run("10")
+    for which in ("solution", "untouched"):
+        cell = next(c for c in run.executed(which).cells
+                    if c.cell_type == "code" and "plot_top_patches(top9)" in c.source)
+        kinds = [kind for output in cell.outputs for kind in output.get("data", {})]
+        assert "image/png" in kinds, (which, kinds)
