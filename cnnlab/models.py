@@ -8,10 +8,11 @@ returns a named ``keras.Model`` whose layer names follow the paper (``conv1``, `
 finds what the slide calls conv1.  Building never runs data; weights are freshly initialised
 (no download).
 
-The blocks (``vgg_block``, ``residual_block``, ``bottleneck_block``, ``inception_block``,
-``depthwise_separable_block``) are plain functions ``(x, filters, ...) -> tensor`` that
-students chain themselves; the builders are made of them.  Only ``keras.layers`` and
-``keras.ops`` are used, so the models run on any Keras backend.
+The blocks (``vgg_block``, ``residual_block``, ``bottleneck_block``, ``dense_block``,
+``inception_block``, ``depthwise_separable_block``) are plain functions
+``(x, filters, ...) -> tensor`` that students chain themselves; the builders are made of
+them.  Only ``keras.layers`` and ``keras.ops`` are used, so the models run on any Keras
+backend.
 
 Parameter counts (``model.count_params()``, which includes the BatchNormalization moving
 mean and variance, as ``model.summary()`` does):
@@ -59,6 +60,7 @@ __all__ = [
     "build_resnet_cifar",
     "build_vgg",
     "bottleneck_block",
+    "dense_block",
     "depthwise_separable_block",
     "inception_block",
     "residual_block",
@@ -392,6 +394,47 @@ def residual_block(x, filters, strides=1, projection=None, name=None, use_bias=T
     y = _conv_bn(y, filters, 3, 1, _name(name, "2"), use_bias)
     y = layers.Add(name=_name(name, "add"))([shortcut, y])
     return layers.Activation("relu", name=_name(name, "out"))(y)
+
+
+def dense_block(x, num_layers, growth_rate, bottleneck=False, name=None):
+    """A dense block of DenseNet (Huang, Liu, van der Maaten & Weinberger 2017): concatenate.
+
+    Layer ``l`` reads the concatenation of the block input and of every earlier layer's output,
+    :math:`x_l = H_l([x_0, x_1, \\dots, x_{l-1}])`, and adds ``growth_rate`` (:math:`k`) new
+    channels: after ``l`` layers a block that starts with :math:`k_0` channels has
+    :math:`k_0 + l\\,k`.  Lecture 5 (*DenseNets*) and the DSI deck (*Modular building blocks*,
+    "see also DenseNets").  :math:`H_l` is pre-activation, as in the paper:
+
+    * ``bottleneck=False`` (DenseNet): BN - ReLU - Conv 3x3 (``growth_rate`` filters);
+    * ``bottleneck=True`` (DenseNet-B, the paper's DenseNet-121...): BN - ReLU - Conv 1x1
+      (``4 * growth_rate`` filters) - BN - ReLU - Conv 3x3 (``growth_rate`` filters).
+
+    The convolutions have no bias (the next BN's beta would absorb it), like Keras' DenseNet,
+    whose BN epsilon (1.001e-5) is used too.  Each new map is appended after the earlier ones
+    (``Concatenate()([x, y])``).  Layer names follow ``keras.applications.DenseNet121``
+    (``conv2_block1_0_bn``...): ``{name}_block{l}_`` then ``0_bn``, ``0_relu``, ``1_conv`` (the
+    bottleneck's 1x1 only), ``1_bn``, ``1_relu``, ``2_conv``, ``concat``, with ``l`` from 1.
+    Parameters of the plain block: :math:`\\sum_l (4 + 9k)(k_0 + l\\,k)` for ``l`` = 0..L-1
+    (BN's gamma, beta, moving mean and variance, and the 3x3 kernel).
+
+    Used in: labs/05_architectures_and_cost
+    """
+    _check_feature_map(x)
+    num_layers = _check_positive_int(num_layers, "num_layers")
+    growth_rate = _check_positive_int(growth_rate, "growth_rate")
+    for index in range(1, num_layers + 1):
+        prefix = _name(name, f"block{index}")
+        y = x
+        if bottleneck:
+            y = layers.BatchNormalization(epsilon=_RESNET_BN_EPSILON, name=_name(prefix, "0_bn"))(y)
+            y = layers.Activation("relu", name=_name(prefix, "0_relu"))(y)
+            y = layers.Conv2D(4 * growth_rate, 1, use_bias=False, name=_name(prefix, "1_conv"))(y)
+        y = layers.BatchNormalization(epsilon=_RESNET_BN_EPSILON, name=_name(prefix, "1_bn"))(y)
+        y = layers.Activation("relu", name=_name(prefix, "1_relu"))(y)
+        y = layers.Conv2D(growth_rate, 3, padding="same", use_bias=False,
+                          name=_name(prefix, "2_conv"))(y)
+        x = layers.Concatenate(name=_name(prefix, "concat"))([x, y])
+    return x
 
 
 def bottleneck_block(x, filters, strides=1, expansion=4, name=None, use_bias=True):

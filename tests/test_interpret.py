@@ -7,8 +7,9 @@ the gradient worked out by hand (global average pooling then a dense layer:
 d S_c / d A_k(i, j) = W[k, c] / (h w)) and with the Keras-io recipe on a ``tf.GradientTape``;
 the ReLU backward rules written in NumPy on a two-layer network (guided backprop, DeConvNet);
 ``keras.losses`` on the softmax output, differentiated on a tape (FGSM; the tape tests run
-under TensorFlow only); and a model whose output depends on one image region only.  The last
-test measures FGSM on EfficientNet-Lite0 with chelsea.
+under TensorFlow only); a model whose output depends on one image region only; and, for the
+top-9 patches, loops over every unit of a two-convolution model in NumPy, with each crop fed
+back alone.  One test measures FGSM on EfficientNet-Lite0 with chelsea.
 """
 
 import os
@@ -742,3 +743,113 @@ def test_fgsm_flips_lite0_on_chelsea_with_a_few_intensity_levels(lite0):
     as_uint8 = np.rint(one_level).astype(np.uint8).astype(np.float32)
     np.testing.assert_array_equal(as_uint8, one_level)
     assert top3(as_uint8)[0] != 285
+
+
+# ------------------------------------------------------------------ top-9 patches (Zeiler & Fergus)
+
+
+def _two_conv_model(seed=3):
+    """conv 3x3 (valid, ReLU) then conv 3x3 stride 2 (valid): field 5, jump 2, start 2."""
+    rng = np.random.default_rng(seed)
+    inputs = keras.Input((13, 11, 2))
+    x = layers.Conv2D(3, 3, activation="relu", name="c1")(inputs)
+    x = layers.Conv2D(4, 3, strides=2, name="c2")(x)
+    model = keras.Model(inputs, layers.GlobalAveragePooling2D()(x))
+    for layer in model.layers:
+        for weight in layer.weights:
+            weight.assign(rng.normal(size=tuple(weight.shape)).astype("float32"))
+    return model
+
+
+def _brute_force_maps(model, images):
+    """Both valid convolutions written as loops over the output pixels, in float64."""
+    k1, b1 = (np.asarray(w, dtype=np.float64) for w in model.get_layer("c1").get_weights())
+    k2, b2 = (np.asarray(w, dtype=np.float64) for w in model.get_layer("c2").get_weights())
+    n, height, width, _ = images.shape
+    first = np.zeros((n, height - 2, width - 2, 3))
+    for i in range(height - 2):
+        for j in range(width - 2):
+            window = images[:, i:i + 3, j:j + 3, :]
+            first[:, i, j] = np.einsum("nabc,abcf->nf", window, k1) + b1
+    first = np.maximum(first, 0.0)
+    rows, cols = (first.shape[1] - 3) // 2 + 1, (first.shape[2] - 3) // 2 + 1
+    second = np.zeros((n, rows, cols, 4))
+    for i in range(rows):
+        for j in range(cols):
+            window = first[:, 2 * i:2 * i + 3, 2 * j:2 * j + 3, :]
+            second[:, i, j] = np.einsum("nabc,abcf->nf", window, k2) + b2
+    return second
+
+
+def test_top_patches_equal_a_brute_force_search_and_each_crop_alone_reproduces_its_unit():
+    model = _two_conv_model()
+    images = np.random.default_rng(4).uniform(0, 1, size=(6, 13, 11, 2)).astype(np.float32)
+    found = interpret.top_activating_patches(model, "c2", images, [1, 3], k=4, progress=False)
+    assert found["field"] == {"size": (5, 5), "jump": (2, 2), "start": (2.0, 2.0)}
+    maps = _brute_force_maps(model, images.astype(np.float64))
+    for index, channel in enumerate([1, 3]):
+        # brute force: every image's best unit by a loop, then the images sorted by it
+        best = []
+        for n in range(len(images)):
+            value, r, c = max((maps[n, r, c, channel], r, c) for r in range(maps.shape[1])
+                              for c in range(maps.shape[2]))
+            best.append((value, n, r, c))
+        best.sort(key=lambda entry: -entry[0])
+        entry = found["channels"][channel]
+        assert list(entry["images"]) == [n for _, n, _, _ in best[:4]]
+        assert list(entry["rows"]) == [r for _, _, r, _ in best[:4]]
+        assert list(entry["cols"]) == [c for _, _, _, c in best[:4]]
+        np.testing.assert_allclose(entry["values"], [v for v, *_ in best[:4]], rtol=1e-4)
+        np.testing.assert_allclose(found["activations"][..., index], maps[..., channel],
+                                   rtol=1e-4, atol=1e-4)
+        for (value, n, r, c), crop, window in zip(best, entry["crops"], entry["windows"]):
+            assert tuple(window) == (2 * r, 2 * c, 2 * r + 5, 2 * c + 5)  # valid: no padding
+            np.testing.assert_array_equal(crop, images[n, 2 * r:2 * r + 5, 2 * c:2 * c + 5])
+            # the crop is all the unit sees: on the crop alone, the layer gives the same value
+            alone = _brute_force_maps(model, crop[None].astype(np.float64))
+            assert alone.shape[1:3] == (1, 1)
+            np.testing.assert_allclose(alone[0, 0, 0, channel], value, rtol=1e-9)
+    figure = interpret.plot_top_patches(found)
+    assert isinstance(figure, Figure)
+    assert "Top-4 image patches of c2" in figure._suptitle.get_text()
+
+
+def test_top_k_activations_all_positions_and_one_per_image():
+    activations = np.zeros((3, 2, 2))
+    activations[0, 0, 1], activations[0, 1, 0], activations[2, 1, 1] = 5.0, 4.0, 3.0
+    each = interpret.top_k_activations(activations, k=2)
+    assert list(each["images"]) == [0, 2] and list(each["values"]) == [5.0, 3.0]
+    anywhere = interpret.top_k_activations(activations, k=2, one_per_image=False)
+    assert list(anywhere["images"]) == [0, 0]
+    assert list(zip(anywhere["rows"], anywhere["cols"])) == [(0, 1), (1, 0)]
+    with pytest.raises(ValueError, match="maps\\[..., c\\]"):
+        interpret.top_k_activations(np.zeros((2, 3, 3, 4)))
+
+
+def test_field_windows_with_same_padding_start_in_the_padding_and_crops_fill_it():
+    # conv 3x3 same then conv 3x3 stride 2 same on 8x8 (Keras pads 0 before, 1 after for the
+    # stride-2 layer): field 5, jump 2, start 1 -> unit 0 sees rows -1..3
+    window = interpret.field_window(0, 3, size=5, jump=2, start=1.0)
+    assert window == (-1, 5, 4, 10)
+    image = np.arange(64, dtype=np.float32).reshape(8, 8)
+    crop = interpret.crop_window(image, window, fill=-1.0)
+    expected = np.full((5, 5), -1.0)
+    expected[1:, :3] = image[0:4, 5:8]
+    np.testing.assert_array_equal(crop, expected)
+
+
+def test_inside_keeps_only_units_whose_field_is_inside_the_image():
+    inputs = keras.Input((8, 8, 1))
+    x = layers.Conv2D(2, 3, padding="same", name="a")(inputs)
+    x = layers.Conv2D(2, 3, strides=2, padding="same", name="b")(x)
+    model = keras.Model(inputs, x)
+    images = np.random.default_rng(5).uniform(size=(3, 8, 8, 1)).astype(np.float32)
+    found = interpret.top_activating_patches(model, "b", images, [0], k=3, inside=True,
+                                             progress=False)
+    # field 5, jump 2, start 1: rows -1..3 for unit 0 (out), 1..5 and 3..7 (in), 5..9 (out)
+    kept = np.isfinite(found["activations"][0, ..., 0])
+    assert kept.tolist() == [[r in (1, 2) and c in (1, 2) for c in range(4)] for r in range(4)]
+    for window in found["channels"][0]["windows"]:
+        assert window[0] >= 0 and window[1] >= 0 and window[2] <= 8 and window[3] <= 8
+    with pytest.raises(ValueError, match="channels \\[2\\]"):
+        interpret.top_activating_patches(model, "b", images, [2], progress=False)

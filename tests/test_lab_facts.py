@@ -223,3 +223,81 @@ def test_lab09_digit_transfer_shows_the_relations_its_prose_teaches(lab_run):
     for measured, about in pairs:
         assert abs(measured - int(about)) <= DIGIT_BAND, (measured, about)
     assert not re.search(r"\b\d+ % against \d+ % for the same", flat), "an exact literal again"
+
+
+# ------------------------------------------------------------ Lab 05: the dense block
+
+
+def _densenet121_block_params(stage):
+    """Parameters of DenseNet-121's dense block ``stage`` (2..5), from Keras' own model."""
+    reference = keras.applications.DenseNet121(weights=None)
+    return sum(layer.count_params() for layer in reference.layers
+               if layer.name.startswith(f"conv{stage}_block"))
+
+
+def test_lab05_prints_the_dense_block_counts_its_prose_quotes(lab_run):
+    printed = lab_run("05").printed()
+    text = _markdown("05_architectures_and_cost")
+    plain_first = sum(4 * c + 9 * c * 32 for c in range(64, 256, 32))  # BN + 3x3, by hand
+    plain_third = sum(4 * c + 9 * c * 32 for c in range(256, 1024, 32))
+    b_first, b_third = _densenet121_block_params(2), _densenet121_block_params(4)
+    assert (plain_first, b_first) == (252_288, 338_304)
+    assert f"64 -> 256 channels, {plain_first:,} parameters" in printed
+    assert f"first block : plain {plain_first:,}, DenseNet-B {b_first:,} parameters" in printed
+    assert f"third block : plain {plain_third:,}, DenseNet-B {b_third:,} parameters" in printed
+    assert f"DenseNet-B block: {b_first:,} parameters, 1.04 G MACs" in printed
+    assert f"plain      block: {plain_first:,} parameters, 0.78 G MACs" in printed
+    first_layer, sixth_layer = 4 * 64 + 9 * 64 * 32, 4 * 224 + 9 * 224 * 32
+    assert re.search(rf"\n +1 +64 +96 +{first_layer:,} ", printed)
+    assert re.search(rf"\n +6 +224 +256 +{sixth_layer:,} ", printed)
+    for quoted in (f"{first_layer:,} parameters for the first layer",
+                   f"{sixth_layer:,} for the sixth", f"with {plain_first:,}\nparameters",
+                   f"({9 * 256 * 256:,} weights)", f"({b_first:,} parameters, 1.04 G MACs "
+                   "against 0.78 G)", f"{plain_third / 1e6:.2f} M parameters plain and "
+                   f"{b_third / 1e6:.2f} M with bottlenecks"):
+        assert quoted in text, quoted
+    # per layer reading c channels: 292 c plain; 132 c + 37,376 with the 1x1 to 4k = 128
+    fixed = 4 * 128 + 9 * 128 * 32
+    assert f"plain 292c, DenseNet-B 132c + {fixed:,}; equal at c = {fixed / 160:.1f}" in printed
+    assert f"132\\,c + {fixed // 1000}{{,}}{fixed % 1000:03d}$" in text
+    assert f"fewer only from about {round(fixed / 160)}\nchannels on" in text
+
+
+# ------------------------------------------------------------ Lab 10: the top-9 patches
+
+
+def test_lab10_prints_the_top_patches_numbers_its_prose_quotes(lab_run):
+    from cnnlab.datasets import SAMPLE_IMAGES, load_sample_image
+
+    printed = lab_run("10").printed()
+    text = _markdown("10_looking_inside")
+    # by hand: 224x224 tiles on a grid, per photo
+    sizes = [load_sample_image(name).shape[:2] for name in SAMPLE_IMAGES]
+    per_photo = [(h // 224) * (w // 224) for h, w in sizes]
+    tiles, photos = sum(per_photo), sum(1 for n in per_photo if n)
+    assert f"{tiles} tiles of 224x224 from {photos} photos" in printed
+    assert f"{tiles} tiles of {photos} real photos" in text
+    assert f"{tiles} photo tiles" in text
+    # block3b_add: stem 3x3/2, then the depthwise 3x3, 3x3/2, 3x3, 5x5/2, 5x5 of blocks 1a-3b
+    size, jump = 1, 1
+    for kernel, stride in [(3, 2), (3, 1), (3, 2), (3, 1), (5, 2), (5, 1)]:
+        size, jump = size + (kernel - 1) * jump, jump * stride
+    assert (size, jump) == (67, 8)
+    assert (f"block3b_add: maps (28, 28, 40), receptive field {size}x{size} pixels, "
+            f"jump {jump}, start 7") in printed
+    assert "28x28 units in each of 40\nchannels; a unit sees a 67x67-pixel window" in text
+    assert "the window 8 pixels further" in text
+    # the prose reads channel 9's grid: eight of nine from hubble_deep_field, the ninth gravel
+    assert "channel  9: hubble_deep_field x8, gravel x1;" in printed
+    assert "eight of its nine crops are galaxies and stars of `hubble_deep_field`, the\nninth " \
+           "is gravel" in text
+    assert printed.count("finds the same nine crops") == 4
+
+
+def test_lab10_shows_the_top_patches_as_a_png_in_both_notebooks(lab_run):
+    run = lab_run("10")
+    for which in ("solution", "untouched"):
+        cell = next(c for c in run.executed(which).cells
+                    if c.cell_type == "code" and "plot_top_patches(top9)" in c.source)
+        kinds = [kind for output in cell.outputs for kind in output.get("data", {})]
+        assert "image/png" in kinds, (which, kinds)

@@ -410,6 +410,36 @@ def test_zero_pad_shortcut_subsamples_and_appends_zero_channels():
 # GoogLeNet, MobileNet
 # --------------------------------------------------------------------------------------
 
+def test_dense_block_b_equals_the_first_block_of_keras_densenet121_layer_by_layer():
+    with _zero_init():
+        reference = keras.applications.DenseNet121(weights=None)
+        inputs = keras.Input((56, 56, 64))
+        ours = keras.Model(inputs, models.dense_block(inputs, 6, 32, bottleneck=True,
+                                                      name="conv2"))
+    theirs = {layer.name: layer for layer in reference.layers
+              if layer.name.startswith("conv2_block")}
+    mine = {layer.name: layer for layer in ours.layers[1:]}  # the input layer left out
+    assert sorted(mine) == sorted(theirs)
+    for name, layer in theirs.items():
+        assert type(mine[name]) is type(layer), name
+        assert mine[name].count_params() == layer.count_params(), name
+        assert tuple(mine[name].output.shape) == tuple(layer.output.shape), name
+    assert ours.output.shape == (None, 56, 56, 256)
+
+
+def test_plain_dense_block_counts_4_plus_9k_per_input_channel_and_reads_all_earlier_maps():
+    inputs = keras.Input((9, 7, 5))
+    block = keras.Model(inputs, models.dense_block(inputs, 4, 3, name="d"))
+    assert block.output.shape == (None, 9, 7, 5 + 4 * 3)
+    reads = [5 + 3 * index for index in range(4)]
+    assert [tuple(block.get_layer(f"d_block{index + 1}_2_conv").kernel.shape)
+            for index in range(4)] == [(3, 3, c, 3) for c in reads]
+    assert block.count_params() == sum(4 * c + 9 * c * 3 for c in reads)
+    # the paper's order: BN, then ReLU, then the convolution, on the concatenation
+    kinds = [type(layer).__name__ for layer in block.layers[1:5]]
+    assert kinds == ["BatchNormalization", "Activation", "Conv2D", "Concatenate"]
+
+
 def test_inception_3a_concatenates_four_branches_to_256_channels():
     inputs = keras.Input((28, 28, 192))
     outputs = models.inception_block(inputs, 64, 96, 128, 16, 32, 32, name="inception_3a")

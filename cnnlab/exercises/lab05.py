@@ -3,7 +3,8 @@ cases: :mod:`cnnlab.grading.hidden.lab05`).
 
 Expected values come from ``cnnlab.arithmetic`` (conv / dense parameter counts, output sizes),
 ``cnnlab.counters`` (the lecture's VGG16 table), ``cnnlab.models`` (the reference residual
-block), hand formulas of the lectures and the lectures' own numbers -- never from a notebook.
+and dense blocks), hand formulas of the lectures and the lectures' own numbers -- never from a
+notebook.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ __all__ = [
     "EXERCISES",
     "reference_conv_vs_dense",
     "reference_cost_table",
+    "reference_dense_block",
     "reference_memory_budget",
     "reference_param_shares",
     "reference_factorization_savings",
@@ -451,6 +453,124 @@ RESIDUAL_BLOCK = Exercise(
 )
 
 
+# ----------------------------------------------------------------------------- 05.dense_block
+
+
+def reference_dense_block(x, num_layers, growth_rate):
+    """x_l = conv3x3(relu(BN([x_0, ..., x_{l-1}]))), appended: ``cnnlab.models.dense_block``."""
+    from cnnlab.models import dense_block
+
+    return dense_block(x, num_layers, growth_rate)
+
+
+def _dense_model(block, input_shape, num_layers, growth_rate):
+    import keras
+
+    inputs = keras.Input(shape=input_shape)
+    return keras.Model(inputs, block(inputs, num_layers, growth_rate))
+
+
+def _dense_conv_kernels(block, input_shape, num_layers, growth_rate):
+    """[kernel height, kernel width, input channels, filters] of every Conv2D, in graph order."""
+    from keras import layers
+
+    model = _dense_model(block, input_shape, num_layers, growth_rate)
+    return [[int(v) for v in layer.kernel.shape] for layer in model.layers
+            if isinstance(layer, layers.Conv2D)]
+
+
+def _dense_output(block, input_shape, num_layers, growth_rate, seed):
+    """Output of the block on a fixed input, every weight drawn from a seeded RNG in order
+    (BN in inference mode, moving variances in [0.5, 1.5], every epsilon set to 1e-3)."""
+    import keras
+    from keras import layers
+
+    model = _dense_model(block, input_shape, num_layers, growth_rate)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.epsilon = 1e-3
+        for weight in layer.weights:
+            low, high = (0.5, 1.5) if "variance" in weight.name else (-0.5, 0.5)
+            weight.assign(rng.uniform(low, high, size=tuple(weight.shape)).astype("float32"))
+    x = np.random.default_rng(seed + 1).uniform(-1, 1, size=(2, *input_shape)).astype("float32")
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
+def _dense_expected(input_shape, num_layers, growth_rate):
+    """By hand (Huang et al.): layer l sees k0 + l*k channels; BN holds 4 numbers per input
+    channel (gamma, beta, moving mean, variance), the 3x3 convolution 9 * its inputs * k
+    weights and no bias."""
+    height, width, k0 = (int(v) for v in input_shape)
+    L, k = int(num_layers), int(growth_rate)
+    inputs = [k0 + index * k for index in range(L)]
+    return {
+        "output_shape": [height, width, k0 + L * k],
+        "conv_kernels": [[3, 3, c, k] for c in inputs],
+        "params": sum(4 * c + 9 * c * k for c in inputs),
+    }
+
+
+def _dense_draw(seed):
+    """(input shape, num_layers, growth_rate) drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(3, 7)), int(rng.integers(3, 7)), int(rng.integers(1, 13)))
+    return shape, int(rng.integers(2, 6)), int(rng.integers(1, 9))
+
+
+_DENSE_HINTS = {
+    "output_shape": "every layer appends growth_rate channels: k0 + num_layers * growth_rate; "
+                    "padding='same' keeps H x W",
+    "conv_kernels": "layer i must convolve the concatenation of the input and of ALL earlier "
+                    "layers (k0 + i * growth_rate channels): x = Concatenate()([x, y]) and the "
+                    "next layer reads that x",
+    "params": "BN - ReLU - Conv2D(growth_rate, 3, padding='same', use_bias=False): BN before "
+              "the convolution (4 numbers per input channel), no bias",
+    "output": "per layer: y = BN(x) -> ReLU -> Conv2D(growth_rate, 3, padding='same', "
+              "use_bias=False), then x = Concatenate()([x, y]) (earlier maps first)",
+}
+
+
+def _dense_cases(label, input_shape, num_layers, growth_rate, seed, hidden=False, only=None):
+    args = (input_shape, num_layers, growth_rate)
+    probes = {
+        "output_shape": lambda f: [int(v) for v in
+                                   _dense_model(f, *args).output.shape[1:]],
+        "conv_kernels": lambda f: _dense_conv_kernels(f, *args),
+        "params": lambda f: int(_dense_model(f, *args).count_params()),
+        "output": lambda f: _dense_output(f, *args, seed),
+    }
+    expected = {
+        "output": lambda: _dense_output(reference_dense_block, *args, seed),
+        **{key: (lambda key=key: _dense_expected(*args)[key])
+           for key in ("output_shape", "conv_kernels", "params")},
+    }
+    return tuple(
+        Case(
+            f"{label}_{key}",
+            probe=probes[key],
+            expected=expected[key],
+            compare=allclose(1e-4, 1e-4) if key == "output" else equal,
+            hidden=hidden,
+            hint=_DENSE_HINTS[key],
+        )
+        for key in (only or ("output_shape", "conv_kernels", "params", "output"))
+    )
+
+
+DENSE_BLOCK = Exercise(
+    id="05.dense_block",
+    implementations=("cnnlab.models.dense_block",),
+    name="dense_block",
+    title="A dense block: every layer sees every earlier map",
+    reference=lambda: reference_dense_block,
+    cases=(
+        *_dense_cases("k0_16_four_layers_k_12", (8, 8, 16), 4, 12, seed=53),
+        *_dense_cases("k0_3_two_layers_k_5", (5, 6, 3), 2, 5, seed=54, only=("params",)),
+    ),
+)
+
+
 # ----------------------------------------------------------------------------- 05.cost_table
 
 
@@ -554,4 +674,4 @@ SEPARABLE_RATIO = Exercise(
 )
 
 EXERCISES = [CONV_VS_DENSE, MEMORY_BUDGET, PARAM_SHARES, FACTORIZATION, NAIVE_INCEPTION,
-             RESIDUAL_BLOCK, COST_TABLE, SEPARABLE_RATIO]
+             RESIDUAL_BLOCK, COST_TABLE, DENSE_BLOCK, SEPARABLE_RATIO]

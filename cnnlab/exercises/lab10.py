@@ -3,10 +3,11 @@
 
 Expected values come from hand computations written here with NumPy (the occlusion drops of a
 linear score, the gradients of linear, quadratic and sine scores, Grad-CAM's weights by
-``einsum``, FGSM's clipped step), from ``cnnlab.interpret`` (tested on its own against
-Keras and finite differences in ``tests/test_interpret.py``) run on small fixed-weight Keras
-models, and from the rule for Grad-CAM's layer applied by hand to models whose layer names are
-written here -- never from a notebook.  The probes use tiny models and arrays only (never
+``einsum``, FGSM's clipped step, the one-per-image top-k units written out by hand), from
+``cnnlab.interpret`` (tested on its own against Keras, finite differences and brute-force
+searches in ``tests/test_interpret.py``) run on small fixed-weight Keras models or arrays,
+and from the rule for Grad-CAM's layer applied by hand to models whose layer names are written
+here -- never from a notebook.  The probes use tiny models and arrays only (never
 EfficientNet-Lite0), so every case runs in well under a second.
 """
 
@@ -26,6 +27,7 @@ __all__ = [
     "reference_grad_cam_layer_name",
     "reference_occlusion_map_by_hand",
     "reference_saliency_by_finite_differences",
+    "reference_top_patches",
 ]
 
 
@@ -410,4 +412,116 @@ FGSM_STEP = Exercise(
     ),
 )
 
-EXERCISES = [OCCLUSION_LOOP, SALIENCY, GRADCAM_LAYER, GRADCAM_WEIGHTS, FGSM_STEP]
+
+# ----------------------------------------------------------------------------- 10.top_patches
+
+
+def reference_top_patches(activations, images, k, size, jump, start):
+    """Zeiler & Fergus's top-k patches of one channel, one per image, through
+    ``cnnlab.interpret`` (:func:`~cnnlab.interpret.top_k_activations`,
+    :func:`~cnnlab.interpret.field_window`, :func:`~cnnlab.interpret.crop_window`)."""
+    from cnnlab import interpret
+
+    top = interpret.top_k_activations(activations, k=k, one_per_image=True)
+    crops = [interpret.crop_window(images[n], interpret.field_window(r, c, size, jump, start))
+             for n, r, c in zip(top["images"], top["rows"], top["cols"])]
+    return {"images": [int(n) for n in top["images"]],
+            "values": [float(v) for v in top["values"]], "crops": np.stack(crops)}
+
+
+def _patch_inputs(seed, count=7, map_size=(5, 4), image_size=(11, 9), channels=2):
+    """Distinct activations (no ties) and images, drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    activations = rng.permutation(count * map_size[0] * map_size[1]).reshape(
+        count, *map_size).astype(np.float64) / 10 - 3.0
+    images = rng.uniform(0, 255, size=(count, *image_size, channels)).round()
+    return activations, images
+
+
+# image 0 holds the two largest values (9 and 8): one per image, so image 2's 7 comes second
+_HAND_ACTIVATIONS = np.array([
+    [[9.0, 0.0, 0.0], [0.0, 8.0, 0.0], [0.0, 0.0, 0.0]],
+    [[1.0, 2.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]],
+    [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 7.0]],
+])
+
+
+def _by_hand_top_images(activations, k):
+    """The selection written out: each image's largest value, then the k largest of those."""
+    best = [(max(image.ravel()), n) for n, image in enumerate(np.asarray(activations))]
+    best.sort(key=lambda pair: (-pair[0], pair[1]))
+    return {"images": [n for _, n in best[:k]], "values": [float(v) for v, _ in best[:k]]}
+
+
+def _selection_probe(args):
+    def probe(f):
+        result = f(*args)
+        return {"images": [int(n) for n in result["images"]],
+                "values": [float(v) for v in result["values"]]}
+
+    return probe
+
+
+def _selection_compare(got, expected):
+    if got["images"] != expected["images"]:
+        return False, f"images {got['images']}, expected {expected['images']}"
+    return allclose(1e-9)(got["values"], expected["values"])
+
+
+_SELECTION_HINT = ("take the largest activation of each image (np.argmax of that image's map), "
+                   "then the k images with the largest of these, strongest first: one patch "
+                   "per image, as Zeiler & Fergus")
+_CROP_HINT = ("unit (r, c) sees rows start + r*jump - (size-1)//2 ... + size - 1 (and columns "
+              "alike); copy the part inside the image into a (size, size, C) array of zeros")
+
+
+def _selection_case(label, seed, k, hidden=False, **sizes):
+    activations, images = _patch_inputs(seed, **sizes)
+    args = (activations, images, k, 5, 2, 1)
+    return Case(label, probe=_selection_probe(args),
+                expected=lambda: _by_hand_top_images(activations, k),
+                compare=_selection_compare, hidden=hidden, hint=_SELECTION_HINT)
+
+
+def _crop_case(label, seed, k, size, jump, start, hidden=False, **sizes):
+    activations, images = _patch_inputs(seed, **sizes)
+    args = (activations, images, k, size, jump, start)
+    return Case(label, probe=lambda f: np.asarray(f(*args)["crops"], dtype=np.float64),
+                expected=lambda: reference_top_patches(*args)["crops"],
+                compare=allclose(1e-6), hidden=hidden, hint=_CROP_HINT)
+
+
+def _drawn_patch_sizes(seed):
+    rng = np.random.default_rng(seed + 1)
+    count = int(rng.integers(4, 10))
+    sizes = {"count": count, "map_size": (int(rng.integers(3, 7)), int(rng.integers(3, 7))),
+             "image_size": (int(rng.integers(8, 15)), int(rng.integers(8, 15))),
+             "channels": int(rng.integers(1, 4))}
+    field = {"size": int(rng.choice([3, 5, 7])), "jump": int(rng.integers(1, 4)),
+             "start": int(rng.integers(0, 4))}
+    return int(rng.integers(1, count + 1)), sizes, field
+
+
+TOP_PATCHES = Exercise(
+    id="10.top_patches",
+    implementations=("cnnlab.interpret.top_activating_patches",
+                     "cnnlab.interpret.top_k_activations"),
+    name="top_patches",
+    title="Zeiler & Fergus's top-k patches of a channel",
+    reference=lambda: reference_top_patches,
+    cases=(
+        Case("one_patch_per_image",
+             probe=_selection_probe((_HAND_ACTIVATIONS, np.zeros((3, 8, 8, 1)), 2, 3, 2, 1)),
+             expected=lambda: {"images": [0, 2], "values": [9.0, 7.0]},
+             compare=_selection_compare,
+             hint="image 0 holds the two largest values (9 and 8) but gives one patch only; "
+                  "image 2's 7 comes next"),
+        _selection_case("strongest_images_first", seed=100, k=4),
+        _crop_case("receptive_field_crops", seed=101, k=4, size=5, jump=2, start=1),
+        _crop_case("crops_past_the_border_are_zero", seed=102, k=7, size=7, jump=2, start=0),
+    ),
+)
+
+
+EXERCISES = [OCCLUSION_LOOP, SALIENCY, GRADCAM_LAYER, GRADCAM_WEIGHTS, FGSM_STEP,
+             TOP_PATCHES]

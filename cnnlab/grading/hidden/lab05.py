@@ -12,6 +12,8 @@ from cnnlab.exercises.lab05 import (
     _MEMORY_KEYS,
     _conv_dense_cases,
     _cost_case,
+    _dense_cases,
+    _dense_draw,
     _dict_close,
     _factor_expected,
     _factor_probe,
@@ -31,6 +33,7 @@ POINTS = {
     "05.factorization": 2,
     "05.naive_inception": 2,
     "05.residual_block": 3,
+    "05.dense_block": 2,
     "05.cost_table": 1,
     "05.separable_ratio": 1,
 }
@@ -106,6 +109,14 @@ HIDDEN = {
         Drawn("same_output_as_reference_8_channels", 51,
               lambda name, seed: _residual_case(name, (6, 7, 8), 8, seed=seed)),
         Drawn("one_channel", 52, lambda name, seed: _residual_case(name, (4, 4, 1), 1, seed=seed)),
+    ),
+    # drawn: the input size, k0, the number of layers and the growth rate, and the weights
+    "05.dense_block": tuple(
+        Drawn(f"drawn_configuration_{key}", 55 + index,
+              lambda name, seed, key=key: _dense_cases(
+                  name.removesuffix(f"_{key}"), *_dense_draw(seed), seed=seed, hidden=True,
+                  only=(key,))[0])
+        for index, key in enumerate(("output_shape", "conv_kernels", "params", "output"))
     ),
     # fixed on purpose: a model of the course, no values
     "05.cost_table": (

@@ -13,6 +13,8 @@ import numpy as np
 from cnnlab.exercises.lab10 import (
     _analytic_case,
     _cam_case,
+    _crop_case,
+    _drawn_patch_sizes,
     _fgsm_case,
     _image_and_gradient,
     _keras_occlusion_case,
@@ -20,6 +22,7 @@ from cnnlab.exercises.lab10 import (
     _layer_case,
     _linear_occlusion_case,
     _random_maps,
+    _selection_case,
 )
 from cnnlab.grading.hidden import Drawn
 
@@ -31,6 +34,7 @@ POINTS = {
     "10.gradcam_layer": 2,
     "10.gradcam_weights": 2,
     "10.fgsm_step": 2,
+    "10.top_patches": 2,
 }
 
 
@@ -125,5 +129,19 @@ HIDDEN = {
         Drawn("large_epsilon_clips_both_ends", 3,
               lambda name, seed: _fgsm_case(
                   name, lambda: _image_and_gradient(seed, (5, 5, 3)), 200.0)),
+    ),
+    # drawn: the activations, the images, their sizes, k and the receptive field's geometry
+    "10.top_patches": (
+        Drawn("drawn_selection", 5,
+              lambda name, seed: _selection_case(name, seed, _drawn_patch_sizes(seed)[0],
+                                                 hidden=True, **_drawn_patch_sizes(seed)[1])),
+        Drawn("drawn_crops", 6,
+              lambda name, seed: _crop_case(name, seed, _drawn_patch_sizes(seed)[0],
+                                            hidden=True, **_drawn_patch_sizes(seed)[2],
+                                            **_drawn_patch_sizes(seed)[1])),
+        Drawn("drawn_crops_one_channel", 7,
+              lambda name, seed: _crop_case(name, seed, _drawn_patch_sizes(seed)[0],
+                                            hidden=True, **_drawn_patch_sizes(seed)[2],
+                                            **{**_drawn_patch_sizes(seed)[1], "channels": 1})),
     ),
 }
