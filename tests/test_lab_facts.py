@@ -147,6 +147,13 @@ def test_lab02_prints_the_effective_receptive_fields_it_quotes(lab_run):
     (f8, s8), (f16, s16) = table["random", 8], table["random", 16]
     assert f"**{s8}** of {f8} and\n**{s16}** of {f16}" in text
     assert f"(side ratios **{s8 / f8:.2f}** and **{s16 / f16:.2f}**)" in text
+    # the path counts the prose quotes: two 3x3 kernels of ones reach the centre of the 5x5
+    # field by 9 paths, a corner by 1 (shares of the 81 paths in all)
+    from cnnlab.exercises.lab02 import reference_effective_receptive_field
+
+    two = reference_effective_receptive_field([np.ones((3, 3, 1, 1))] * 2, [1, 1], (5, 5, 1))
+    assert round(two[2, 2] * 81) == 9 and round(two[0, 0] * 81) == 1
+    assert "centre pixel of the $5\\times5$ field is reached by\n9 paths, a corner by 1" in text
     # the relation taught: the 90% square grows slower than the theoretical field
     for weights in ("uniform", "random"):
         ratios = [side / field for field, side in (table[weights, d] for d in (4, 8, 16))]

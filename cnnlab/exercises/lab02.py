@@ -2,8 +2,10 @@
 :mod:`cnnlab.grading.hidden.lab02`).
 
 Expected values come from ``cnnlab.arithmetic`` and ``cnnlab.ops`` (checked against Keras in
-their own tests) and from the lecture's numbers (7x7 input, 3x3 kernel; the 760 example; the
-4x16 matrix), never from a notebook.
+their own tests), from the lecture's numbers (7x7 input, 3x3 kernel; the 760 example; the
+4x16 matrix) and, for the effective receptive field, from backpropagation written out in NumPy
+(checked against Keras impulse responses in ``tests/test_effective_receptive_field.py``), never
+from a notebook.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@ hidden cases: :mod:`cnnlab.grading.hidden.lab03`).
 
 Expected values come from ``cnnlab.ops`` (pooling and convolution, checked against Keras in
 their own tests), ``cnnlab.arithmetic`` (sizes and parameter counts), NumPy means and the
-lecture's numbers (the 4x4 max-pooling example), never from a notebook.
+lecture's numbers (the 4x4 max-pooling example), and a NumPy max-pooling backward pass checked
+against TensorFlow's gradient, ties and overlapping windows included
+(``tests/test_lab_facts.py``), never from a notebook.
 """
 
 from __future__ import annotations
