@@ -22,6 +22,9 @@ limits.  Each picture here is one function on a trained Keras model:
 - :func:`grad_cam` -- Selvaraju et al. (2017): weights ``a_k = mean_ij d S_c / d A_k(i, j)``
   over the last convolutional feature maps ``A``, heat map ``ReLU(sum_k a_k A_k)``, resized to
   the image; :func:`overlay` draws any heat map over its image.
+- :func:`effective_receptive_field` -- Luo et al. (2016), the Fix deck's *Effective receptive
+  field*: ``|d y / d x|`` of the centre unit of a model's output, where the gradient of a unit
+  actually falls inside its theoretical receptive field (Lab 02).
 - :func:`fgsm` and :func:`pgd` -- adversarial examples (Goodfellow et al., 2015; Kurakin et
   al., 2017; Madry et al., 2018): the Rennes deck's macaw, "Ara 97 %" turned into
   "Bookshelf 99 %" by noise too small to see.
@@ -64,7 +67,7 @@ Guided backpropagation and DeConvNet (their limits)
     and custom layers that ``clone_model`` cannot rebuild from their config are not supported
     (``ValueError``).
 
-Used in: labs/10_looking_inside
+Used in: labs/02_conv_arithmetic, labs/10_looking_inside
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ from tqdm.auto import tqdm
 
 __all__ = [
     "crop_window",
+    "effective_receptive_field",
     "feature_maps",
     "field_window",
     "fgsm",
@@ -157,6 +161,51 @@ def input_gradient(fn, x):
             "set KERAS_BACKEND to tensorflow, jax or torch"
         )
     return np.asarray(ops.convert_to_numpy(grad), dtype=np.float32)
+
+
+def effective_receptive_field(model, input_shape=None):
+    """Effective receptive field of the centre unit of ``model``'s output, as a map that sums to 1.
+
+    Luo, Li, Urtasun & Zemel (2016), the Fix deck's *Effective receptive field*: the gradient of
+    one output unit with respect to the input, ``|d y / d x|``, is not spread evenly over the
+    theoretical receptive field (:func:`cnnlab.arithmetic.receptive_field`); in a stack of
+    convolutions it concentrates in a Gaussian-like bump around the centre.  The unit is the
+    centre of the output's first channel, ``y[0, H_out // 2, W_out // 2, 0]``; the map is the sum
+    over input channels of ``|d unit / d x|`` at an input of zeros, divided by its total, so
+    each value is the share of the gradient's mass that reaches that input pixel.
+
+    At an input of zeros a ReLU passes no gradient: the map is meant for stacks of linear
+    convolutions (no activation), whose gradient does not depend on the input.
+
+    Args:
+        model: a Keras model taking ``(batch, H, W, C)`` images and returning
+            ``(batch, H_out, W_out, channels)`` maps.
+        input_shape: ``(H, W, C)``; by default the model's own input shape.
+
+    Returns:
+        np.ndarray of shape ``(H, W)``, non-negative, summing to 1.
+
+    Used in: labs/02_conv_arithmetic
+    """
+    shape = _input_shape(model)[1:] if input_shape is None else tuple(input_shape)
+    if len(shape) != 3 or not all(isinstance(n, numbers.Integral) and n > 0 for n in shape):
+        raise ValueError(f"input_shape must be (H, W, C) with whole sizes, got {shape}; pass "
+                         "e.g. input_shape=(33, 33, 1) when the model accepts any size")
+
+    def centre_unit(tensor):
+        y = model(tensor, training=False)
+        if len(y.shape) != 4:
+            raise ValueError(f"the model's output has shape {tuple(y.shape)}; the effective "
+                             "receptive field needs (batch, H_out, W_out, channels) maps")
+        return y[:, y.shape[1] // 2, y.shape[2] // 2, 0]
+
+    grad = np.abs(input_gradient(centre_unit, np.zeros((1, *shape), dtype=np.float32)))
+    field = grad[0].sum(axis=-1).astype(np.float64)
+    total = field.sum()
+    if total == 0:
+        raise ValueError("the centre unit's gradient is zero everywhere (at an input of zeros a "
+                         "ReLU passes no gradient): use a stack of linear convolutions")
+    return field / total
 
 
 # --------------------------------------------------------------------------- validation

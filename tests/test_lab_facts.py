@@ -104,6 +104,62 @@ def test_lab02_writes_dilation_in_the_cross_correlation_form():
     assert not re.search(r"I\(i\s*-\s*D\s*m", text)
 
 
+# ------------------------------------------------------------ Lab 02: the effective receptive field
+
+
+def _erf_table():
+    """{(weights, L): (theoretical field, side of the centred square with 90% of the mass)} for
+    Lab 02's stacks, by NumPy backpropagation (cnnlab.exercises.lab02's reference), not Keras."""
+    from cnnlab.exercises.lab02 import reference_effective_receptive_field
+
+    table = {}
+    for weights, channels in (("uniform", 1), ("random", 8)):
+        for depth in (2, 4, 8, 16):
+            rng = np.random.default_rng(0)
+            widths = [1] + [channels] * (depth - 1) + [1]
+            kernels = [np.ones((3, 3, widths[i], widths[i + 1])) if weights == "uniform"
+                       else rng.normal(size=(3, 3, widths[i], widths[i + 1]))
+                       for i in range(depth)]
+            erf = reference_effective_receptive_field(kernels, [1] * depth, (41, 41, 1))
+            side = next(2 * r + 1 for r in range(21)
+                        if erf[20 - r:21 + r, 20 - r:21 + r].sum() >= 0.9)
+            table[weights, depth] = (2 * depth + 1, side)
+    return table
+
+
+def test_lab02_prints_the_effective_receptive_fields_it_quotes(lab_run):
+    table = _erf_table()
+    printed = lab_run("02").printed()
+    for (weights, depth), (field, side) in table.items():
+        line = (f"{weights:8s} {depth:3d} {field:15d} {side:11d} {side / field:11.2f} "
+                f"{(side / field) ** 2:11.2f}")
+        assert line in printed, line
+    assert "effective_receptive_field gives the same map: True" in printed
+    text = _markdown("02_conv_arithmetic")
+    uniform = {depth: table["uniform", depth] for depth in (4, 8, 16)}
+    assert "**{}** of the\ntheoretical **{}** at $L = 4$".format(*uniform[4][::-1]) in text
+    for depth in (8, 16):
+        field, side = uniform[depth]
+        assert f"**{side}** of **{field}** at $L = {depth}$" in text
+    ratios = ", ".join(f"{side / field:.2f}" for field, side in uniform.values())
+    assert f"**{ratios}**" in text
+    assert f"**{(uniform[16][1] / uniform[16][0]) ** 2:.2f}** of the field's area" in text
+    (f8, s8), (f16, s16) = table["random", 8], table["random", 16]
+    assert f"**{s8}** of {f8} and\n**{s16}** of {f16}" in text
+    assert f"(side ratios **{s8 / f8:.2f}** and **{s16 / f16:.2f}**)" in text
+    # the path counts the prose quotes: two 3x3 kernels of ones reach the centre of the 5x5
+    # field by 9 paths, a corner by 1 (shares of the 81 paths in all)
+    from cnnlab.exercises.lab02 import reference_effective_receptive_field
+
+    two = reference_effective_receptive_field([np.ones((3, 3, 1, 1))] * 2, [1, 1], (5, 5, 1))
+    assert round(two[2, 2] * 81) == 9 and round(two[0, 0] * 81) == 1
+    assert "centre pixel of the $5\\times5$ field is reached by\n9 paths, a corner by 1" in text
+    # the relation taught: the 90% square grows slower than the theoretical field
+    for weights in ("uniform", "random"):
+        ratios = [side / field for field, side in (table[weights, d] for d in (4, 8, 16))]
+        assert ratios == sorted(ratios, reverse=True) and ratios[-1] < 0.6
+
+
 # ------------------------------------------------------------ Lab 03: what pooling damps
 
 
@@ -131,6 +187,86 @@ def test_lab03_quotes_the_damping_it_measures_and_never_says_it_stops():
     for value in (conv[1], pool2[1], pool4[1], *pool4[1:], conv[4], pool2[4]):
         assert f"{value:.2f}" in text, f"{value:.2f} (measured) is not what the lab says"
     assert f"**{pool4[1]:.2f}, {pool4[2]:.2f}, {pool4[3]:.2f}, {pool4[4]:.2f}**" in text
+
+
+# ------------------------------------------------------------ Lab 03: the max-pooling backward pass
+
+
+def _tf_pool_gradient(x, g, size, strides=None):
+    import tensorflow as tf
+
+    batch = tf.constant(x[None, :, :, None], dtype=tf.float64)
+    with tf.GradientTape() as tape:
+        tape.watch(batch)
+        y = layers.MaxPooling2D(size, strides=strides, dtype="float64")(batch)
+        loss = tf.reduce_sum(y[0, :, :, 0] * g)
+    return tape.gradient(loss, batch).numpy()[0, :, :, 0]
+
+
+@pytest.mark.parametrize("shape, size, strides", [((8, 8), 2, None), ((9, 7), 3, None),
+                                                  ((9, 9), 3, 2), ((7, 8), 2, 1)])
+def test_tensorflow_sends_a_tied_windows_gradient_to_its_first_maximum_and_adds_overlaps(
+        shape, size, strides):
+    from cnnlab.exercises.lab03 import reference_max_pool2d_backward
+
+    rng = np.random.default_rng(sum(shape) + size)
+    for _ in range(5):
+        x = rng.integers(0, 3, size=shape).astype(float)          # ties in most windows
+        g = rng.normal(size=ops.pool2d(x, size, strides=strides).shape)
+        np.testing.assert_allclose(reference_max_pool2d_backward(x, g, size, strides),
+                                   _tf_pool_gradient(x, g, size, strides), atol=1e-12)
+
+
+def _window_argmax_backward(choose, add=True):
+    def backward(x, upstream_grad, size, strides=None):
+        x, g = np.asarray(x, dtype=float), np.asarray(upstream_grad, dtype=float)
+        strides = size if strides is None else strides
+        dx = np.zeros_like(x)
+        for i in range(g.shape[0]):
+            for j in range(g.shape[1]):
+                window = x[i * strides:i * strides + size, j * strides:j * strides + size]
+                for (a, b), share in choose(window):
+                    r, c = i * strides + a, j * strides + b
+                    dx[r, c] = dx[r, c] + share * g[i, j] if add else share * g[i, j]
+        return dx
+    return backward
+
+
+def _first(window):
+    return [(np.unravel_index(np.argmax(window), window.shape), 1.0)]
+
+
+def _last(window):
+    flat = window.size - 1 - np.argmax(window.ravel()[::-1])
+    return [(np.unravel_index(flat, window.shape), 1.0)]
+
+
+def _split(window):
+    winners = np.argwhere(window == window.max())
+    return [(tuple(w), 1.0 / len(winners)) for w in winners]
+
+
+def test_lab03_states_the_tie_rule_and_its_check_enforces_it():
+    text = _markdown("03_pooling_strides_invariance")
+    assert "first maximum in row-major order" in text
+    assert "Labs 10 (DeConvNet's switches) and 11 (SegNet's unpooling" in text
+    assert set(_public_statuses("03.max_pool2d_backward",
+                                _window_argmax_backward(_first)).values()) == {"pass"}
+    for wrong in (_window_argmax_backward(_last), _window_argmax_backward(_split)):
+        assert _public_statuses("03.max_pool2d_backward",
+                                wrong)["ties_go_to_the_first_maximum"] == "fail"
+    overwrite = _public_statuses("03.max_pool2d_backward", _window_argmax_backward(_first, False))
+    assert overwrite["overlapping_3x3_stride_2_add_up"] == "fail"
+    assert overwrite["random_6x6_size_2"] == "pass"
+
+
+def test_lab03_prints_that_its_backward_pass_matches_numeric_and_keras_gradients(lab_run):
+    printed = lab_run("03").printed()
+    errors = re.findall(r"relative error against the numeric gradient (\S+); equals Keras' "
+                        r"gradient: True", printed)
+    assert len(errors) == 2 and all(float(e) < 1e-7 for e in errors), printed
+    assert "equals max_pool2d_backward on ties: True" in printed
+    assert "is not what Keras does: True" in printed
 
 
 # ------------------------------------------------------------ Lab 04: LeNet-5's receptive fields

@@ -2,8 +2,10 @@
 :mod:`cnnlab.grading.hidden.lab02`).
 
 Expected values come from ``cnnlab.arithmetic`` and ``cnnlab.ops`` (checked against Keras in
-their own tests) and from the lecture's numbers (7x7 input, 3x3 kernel; the 760 example; the
-4x16 matrix), never from a notebook.
+their own tests), from the lecture's numbers (7x7 input, 3x3 kernel; the 760 example; the
+4x16 matrix) and, for the effective receptive field, from backpropagation written out in NumPy
+(checked against Keras impulse responses in ``tests/test_effective_receptive_field.py``), never
+from a notebook.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ __all__ = [
     "NETWORK",
     "reference_conv_output_size",
     "reference_receptive_field_size",
+    "reference_effective_receptive_field",
+    "erf_weights",
+    "erf_model",
     "reference_conv_transpose",
     "reference_numeric_gradient",
 ]
@@ -227,6 +232,138 @@ RECEPTIVE_FIELD = Exercise(
 )
 
 
+# ------------------------------------------------------------------- 02.effective_receptive_field
+
+
+def erf_weights(stack, in_channels=1, seed=0, uniform=False):
+    """The kernels ``(k, k, C_in, C_out)`` of a stack of convolutions, one per layer.
+
+    ``stack`` is a list of ``(kernel_size, dilation_rate, filters)``.  ``uniform``: every weight
+    1; else standard normal weights drawn from ``seed``.
+    """
+    rng = np.random.default_rng(seed)
+    kernels, channels = [], int(in_channels)
+    for k, _, filters in stack:
+        shape = (int(k), int(k), channels, int(filters))
+        kernels.append(np.ones(shape) if uniform else rng.normal(size=shape))
+        channels = int(filters)
+    return kernels
+
+
+def erf_model(stack, input_shape, seed=0, uniform=False):
+    """A Keras stack of linear ``Conv2D(filters, k, dilation_rate=d, padding="same")`` layers
+    (no bias, no activation) with the kernels of :func:`erf_weights`."""
+    import keras
+
+    model = keras.Sequential(
+        [keras.Input(tuple(int(n) for n in input_shape))]
+        + [keras.layers.Conv2D(int(f), int(k), dilation_rate=int(d), padding="same",
+                               use_bias=False) for k, d, f in stack])
+    for layer, kernel in zip(model.layers, erf_weights(stack, input_shape[-1], seed, uniform)):
+        layer.set_weights([kernel.astype("float32")])
+    return model
+
+
+def reference_effective_receptive_field(kernels, dilation_rates, input_shape):
+    """|d unit / d x| of the centre unit of a 'same', stride-1 stack, summed over the input
+    channels and divided by its total: backpropagation by hand, in NumPy.
+
+    The gradient starts as 1 at the centre unit of the last layer's first channel; each layer
+    sends ``g[i, j, co] * W[a, b, ci, co]`` back to input ``(i + a*d, j + b*d, ci)`` (a
+    transposed convolution), so after all layers it covers the theoretical receptive field.
+    ``padding="same"`` pads ``((k - 1) * d) // 2`` zeros before the input, which places that
+    patch in the input map.
+    """
+    h, w = int(input_shape[0]), int(input_shape[1])
+    grad = np.zeros((1, 1, np.asarray(kernels[-1]).shape[-1]))
+    grad[0, 0, 0] = 1.0
+    offset = 0
+    for kernel, d in zip(reversed(kernels), reversed(list(dilation_rates))):
+        kernel = np.asarray(kernel, dtype=np.float64)
+        k, d = kernel.shape[0], int(d)
+        span = (k - 1) * d
+        back = np.zeros((grad.shape[0] + span, grad.shape[1] + span, kernel.shape[2]))
+        for a in range(k):
+            for b in range(k):
+                back[a * d:a * d + grad.shape[0], b * d:b * d + grad.shape[1]] += (
+                    grad @ kernel[a, b].T)
+        grad, offset = back, offset + span // 2
+    top, left = h // 2 - offset, w // 2 - offset
+    if top < 0 or left < 0 or top + grad.shape[0] > h or left + grad.shape[1] > w:
+        raise ValueError(f"the receptive field ({grad.shape[0]} pixels) does not fit in the "
+                         f"{h}x{w} input around its centre; use a larger input")
+    field = np.zeros((h, w))
+    field[top:top + grad.shape[0], left:left + grad.shape[1]] = np.abs(grad).sum(axis=-1)
+    return field / field.sum()
+
+
+def _erf_expected(stack, input_shape, seed, uniform):
+    kernels = erf_weights(stack, input_shape[-1], seed, uniform)
+    return reference_effective_receptive_field(kernels, [d for _, d, _ in stack], input_shape)
+
+
+def _random_erf_stack(seed):
+    """A drawn stack: 1 to 4 layers of 3x3 or 5x5 kernels, dilation 1 or 2, 1 to 4 filters (the
+    last one's first channel is the unit); the input is as large as the field plus a margin."""
+    rng = np.random.default_rng(seed)
+    depth = int(rng.integers(1, 5))
+    stack = [(int(rng.choice([3, 5])), int(rng.choice([1, 1, 2])), int(rng.integers(1, 5)))
+             for _ in range(depth)]
+    field = 1 + sum((k - 1) * d for k, d, _ in stack)
+    side = field + 2 * int(rng.integers(1, 4))
+    return stack, (side, side + 2, int(rng.choice([1, 3])))
+
+
+def _erf_case(name, stack, input_shape, seed=0, uniform=False, hidden=False, hint=""):
+    return Case(
+        name,
+        probe=lambda f: np.asarray(f(erf_model(stack, input_shape, seed, uniform),
+                                     tuple(input_shape)), dtype=float),
+        expected=lambda: _erf_expected(stack, input_shape, seed, uniform),
+        compare=allclose(1e-6, 1e-4),
+        hidden=hidden,
+        hint=hint or "the gradient of y[0, H // 2, W // 2, 0] with respect to an input of zeros "
+                     "(batch 1); its absolute value summed over the input channels, divided by "
+                     "its total: shape (H, W), summing to 1",
+    )
+
+
+def _drawn_erf_case(name, seed):
+    stack, input_shape = _random_erf_stack(seed)
+    return _erf_case(name, stack, input_shape, seed=seed)
+
+
+EFFECTIVE_RECEPTIVE_FIELD = Exercise(
+    id="02.effective_receptive_field",
+    implementations=("cnnlab.interpret.effective_receptive_field",),
+    name="effective_receptive_field",
+    title="The effective receptive field: where the gradient of one unit falls",
+    reference=lambda: _reference_erf_of_model,
+    cases=(
+        _erf_case("one_3x3_layer_of_ones_is_flat", [(3, 1, 1)], (7, 7, 1), uniform=True,
+                  hint="one 3x3 kernel of ones: every pixel of the centre 3x3 gets 1/9, the "
+                       "others 0"),
+        _erf_case("two_3x3_layers_of_ones_make_a_pyramid", [(3, 1, 1), (3, 1, 1)], (9, 9, 1),
+                  uniform=True,
+                  hint="two 3x3 kernels of ones: the centre pixel is reached by 9 paths, a "
+                       "corner of the 5x5 field by 1; divide by the total, 81"),
+        _erf_case("random_weights_with_dilation", [(3, 1, 4), (3, 2, 3), (3, 1, 2)], (15, 13, 1),
+                  seed=80, hint="the unit is y[0, H_out // 2, W_out // 2, 0], the centre of the "
+                                "output's first channel; take the absolute value of its "
+                                "gradient"),
+        _erf_case("colour_input_sums_the_channels", [(5, 1, 2), (3, 1, 1)], (11, 11, 3), seed=81,
+                  hint="sum |gradient| over the 3 input channels, then divide by the total"),
+    ),
+)
+
+
+def _reference_erf_of_model(model, input_shape):
+    """The checkpoint's stand-in: the library's gradient map (what the exercise computes)."""
+    from cnnlab import interpret
+
+    return interpret.effective_receptive_field(model, input_shape)
+
+
 # ----------------------------------------------------------------------------- 02.conv_matrix
 
 LECTURE_KERNEL = np.arange(1.0, 10.0).reshape(3, 3)  # w00..w22, distinct so places show
@@ -373,5 +510,6 @@ NUMERIC_GRADIENT = Exercise(
     ),
 )
 
-EXERCISES = [CONV_OUTPUT_SIZE, PREDICT_SHAPES, COUNT_PARAMS, RECEPTIVE_FIELD, CONV_MATRIX,
+EXERCISES = [CONV_OUTPUT_SIZE, PREDICT_SHAPES, COUNT_PARAMS, RECEPTIVE_FIELD,
+             EFFECTIVE_RECEPTIVE_FIELD, CONV_MATRIX,
              CONV_TRANSPOSE, NUMERIC_GRADIENT]

@@ -3,7 +3,9 @@ hidden cases: :mod:`cnnlab.grading.hidden.lab03`).
 
 Expected values come from ``cnnlab.ops`` (pooling and convolution, checked against Keras in
 their own tests), ``cnnlab.arithmetic`` (sizes and parameter counts), NumPy means and the
-lecture's numbers (the 4x4 max-pooling example), never from a notebook.
+lecture's numbers (the 4x4 max-pooling example), and a NumPy max-pooling backward pass checked
+against TensorFlow's gradient, ties and overlapping windows included
+(``tests/test_lab_facts.py``), never from a notebook.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ __all__ = [
     "DOWNSAMPLING_INPUT_SHAPE",
     "DOWNSAMPLING_FILTERS",
     "reference_max_pool2d",
+    "reference_max_pool2d_backward",
     "reference_shift_response",
     "reference_avg_pool_as_conv_kernel",
     "reference_global_average_pool",
@@ -79,6 +82,103 @@ MAX_POOL2D = Exercise(
         _pool_case("random_6x6_size_2", 30, (6, 6), 2),
         _pool_case("all_negative_values", 31, (4, 6), 2, low=-5.0, high=-1.0,
                    hint="the max of negative numbers is negative: do not start from 0"),
+    ),
+)
+
+
+# --------------------------------------------------------------------- 03.max_pool2d_backward
+
+
+def reference_max_pool2d_backward(x, upstream_grad, size, strides=None):
+    """dL/dx of ``size`` x ``size`` max pooling ('valid', stride ``strides``, default ``size``).
+
+    Each window's upstream gradient goes to the window's maximum; on a tie, to the first
+    maximum in row-major order (``np.argmax`` of the window), as TensorFlow's ``MaxPool``
+    gradient does on the CPU.  Where windows overlap (``strides < size``) a pixel that is the
+    maximum of several windows collects the sum of their gradients.
+    """
+    x = np.asarray(x, dtype=float)
+    upstream_grad = np.asarray(upstream_grad, dtype=float)
+    size = int(size)
+    strides = size if strides is None else int(strides)
+    out_shape = ((x.shape[0] - size) // strides + 1, (x.shape[1] - size) // strides + 1)
+    if upstream_grad.shape != out_shape:
+        raise ValueError(f"upstream_grad has shape {upstream_grad.shape}; {size}x{size} pooling "
+                         f"with stride {strides} of a {x.shape} map gives {out_shape}")
+    dx = np.zeros_like(x)
+    for i in range(out_shape[0]):
+        for j in range(out_shape[1]):
+            top, left = i * strides, j * strides
+            window = x[top:top + size, left:left + size]
+            a, b = np.unravel_index(np.argmax(window), window.shape)
+            dx[top + a, left + b] += upstream_grad[i, j]
+    return dx
+
+
+#: A 4x4 map with ties: the first window's 5s, the whole third and fourth windows.
+TIED_MAP = np.array([[1, 5, 5, 0], [5, 2, 0, 0], [3, 3, 1, 1], [3, 3, 1, 1]], dtype=float)
+
+
+def _backward_inputs(seed, shape, size, strides=None, ties=False):
+    """A map (integers 0..2 when ``ties``: many equal maxima; else uniform, no ties) and an
+    upstream gradient of the pooled shape (normal values)."""
+    rng = np.random.default_rng(seed)
+    x = (rng.integers(0, 3, size=shape).astype(float) if ties
+         else rng.uniform(-1.0, 1.0, size=shape))
+    step = size if strides is None else strides
+    out_shape = ((shape[0] - size) // step + 1, (shape[1] - size) // step + 1)
+    return x, rng.normal(size=out_shape)
+
+
+def _backward_call(f, x, g, size, strides):
+    out = f(x, g, size) if strides is None else f(x, g, size, strides)
+    return np.asarray(out, dtype=float)
+
+
+def _backward_case(name, seed, shape, size, strides=None, ties=False, hidden=False, hint=""):
+    return Case(
+        name,
+        probe=lambda f: _backward_call(f, *_backward_inputs(seed, shape, size, strides, ties),
+                                       size, strides),
+        expected=lambda: reference_max_pool2d_backward(
+            *_backward_inputs(seed, shape, size, strides, ties), size, strides),
+        compare=allclose(1e-9),
+        hidden=hidden,
+        hint=hint or "dx has x's shape, zeros except at the argmax of each window, which gets "
+                     "that window's upstream gradient (added, where windows overlap)",
+    )
+
+
+MAX_POOL2D_BACKWARD = Exercise(
+    id="03.max_pool2d_backward",
+    name="max_pool2d_backward",
+    title="The backward pass of max pooling",
+    reference=lambda: reference_max_pool2d_backward,
+    cases=(
+        Case(
+            "lecture_4x4_example",
+            probe=lambda f: _backward_call(f, LECTURE_MAP, np.array([[1.0, 2.0], [3.0, 4.0]]),
+                                           2, None),
+            expected=lambda: reference_max_pool2d_backward(
+                LECTURE_MAP, np.array([[1.0, 2.0], [3.0, 4.0]]), 2),
+            compare=allclose(1e-9),
+            hint="the maxima 4, 8, 6, 9 sit at (0, 0), (1, 3), (3, 0), (3, 2): they get 1, 2, 3 "
+                 "and 4; every other pixel gets 0",
+        ),
+        _backward_case("random_6x6_size_2", 70, (6, 6), 2),
+        Case(
+            "ties_go_to_the_first_maximum",
+            probe=lambda f: _backward_call(f, TIED_MAP, np.array([[1.0, 2.0], [3.0, 4.0]]),
+                                           2, None),
+            expected=lambda: reference_max_pool2d_backward(
+                TIED_MAP, np.array([[1.0, 2.0], [3.0, 4.0]]), 2),
+            compare=allclose(1e-9),
+            hint="on a tie the whole gradient goes to the first maximum in row-major order "
+                 "(np.argmax of the window): not split, not the last one",
+        ),
+        _backward_case("overlapping_3x3_stride_2_add_up", 71, (7, 7), 3, strides=2,
+                       hint="with strides < size a pixel can be the maximum of several windows: "
+                            "add (+=) their gradients, do not overwrite"),
     ),
 )
 
@@ -323,5 +423,6 @@ GLOBAL_AVERAGE_POOL = Exercise(
     ),
 )
 
-EXERCISES = [MAX_POOL2D, POOLED_SIZES, SHIFT_RESPONSE, DOWNSAMPLING_COSTS, AVG_POOL_KERNEL,
+EXERCISES = [MAX_POOL2D, MAX_POOL2D_BACKWARD,
+             POOLED_SIZES, SHIFT_RESPONSE, DOWNSAMPLING_COSTS, AVG_POOL_KERNEL,
              GLOBAL_AVERAGE_POOL]

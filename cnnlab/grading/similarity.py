@@ -96,7 +96,7 @@ WINDOW = 4
 #: ``return None`` 9, a 3-line sliding-window answer 74, the double loop 142.  The one-line answers
 #: of a lab (``01.convolve2d``'s ``return correlate2d(image, np.asarray(kernel)[::-1, ::-1])``,
 #: 27) are left out too, on purpose: most students write that same line, and a match says
-#: nothing.  Of the 65 exercises of labs 01-11, 12 have an instructor's solution under 40 (17-39:
+#: nothing.  Of the 67 exercises of labs 01-11, 12 have an instructor's solution under 40 (17-39:
 #: one-line formulas such as ``02.conv_output_size``); a student's answer as short is not
 #: compared either.
 MIN_NEW_CODE = 40

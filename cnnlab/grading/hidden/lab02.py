@@ -7,6 +7,8 @@ course secret (:func:`cnnlab.grading.hidden.case_seeds`); shapes stay fixed, val
 from __future__ import annotations
 
 from cnnlab.exercises.lab02 import (
+    _drawn_erf_case,
+    _erf_case,
     _field_case,
     _matrix_case,
     _numeric_case,
@@ -24,6 +26,7 @@ POINTS = {
     "02.predict_shapes": 2,
     "02.count_params": 2,
     "02.receptive_field": 2,
+    "02.effective_receptive_field": 2,
     "02.conv_matrix": 3,
     "02.conv_transpose": 2,
     "02.numeric_gradient": 2,
@@ -46,6 +49,14 @@ HIDDEN = {
                     [([3, 3, 2, 3, 3, 2], [1, 1, 2, 1, 1, 2], None)]),
         Drawn("thirty_random_stacks", 7,
               lambda name, seed: _field_case(name, _random_stacks(seed, 30))),
+    ),
+    "02.effective_receptive_field": (
+        # fixed on purpose: uniform 3x3 kernels with dilation 1 then 2, a 7x7 field with holes
+        _erf_case("uniform_dilated_pair_leaves_gaps", [(3, 1, 1), (3, 2, 1)], (11, 11, 1),
+                  uniform=True),
+        Drawn("random_stack_a", 82, _drawn_erf_case),
+        Drawn("random_stack_b", 83, _drawn_erf_case),
+        Drawn("random_stack_c", 84, _drawn_erf_case),
     ),
     "02.conv_matrix": (
         Drawn("non_square_kernel", 2, lambda name, seed: _matrix_case(name, (5, 4), (2, 3), seed)),

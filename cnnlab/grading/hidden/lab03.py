@@ -7,6 +7,7 @@ course secret (:func:`cnnlab.grading.hidden.case_seeds`); shapes stay fixed, val
 from __future__ import annotations
 
 from cnnlab.exercises.lab03 import (
+    _backward_case,
     _equivalence_case,
     _gap_case,
     _kernel_case,
@@ -19,6 +20,7 @@ __all__ = ["POINTS", "HIDDEN"]
 
 POINTS = {
     "03.max_pool2d": 2,
+    "03.max_pool2d_backward": 2,
     "03.pooled_sizes": 1,
     "03.shift_response": 2,
     "03.downsampling_costs": 2,
@@ -33,6 +35,16 @@ HIDDEN = {
         Drawn("size_1_is_the_identity", 33, lambda name, seed: _pool_case(name, seed, (3, 5), 1)),
         Drawn("non_square_map", 34, lambda name, seed: _pool_case(name, seed, (8, 6), 2)),
         Drawn("larger_map_size_4", 35, lambda name, seed: _pool_case(name, seed, (20, 17), 4)),
+    ),
+    "03.max_pool2d_backward": (
+        Drawn("leftover_rows_and_columns_get_no_gradient", 72,
+              lambda name, seed: _backward_case(name, seed, (7, 9), 3)),
+        Drawn("ties_in_non_overlapping_windows", 73,
+              lambda name, seed: _backward_case(name, seed, (9, 6), 3, ties=True)),
+        Drawn("alexnet_overlapping_3x3_stride_2", 74,
+              lambda name, seed: _backward_case(name, seed, (13, 11), 3, strides=2)),
+        Drawn("ties_in_overlapping_2x2_stride_1", 75,
+              lambda name, seed: _backward_case(name, seed, (8, 8), 2, strides=1, ties=True)),
     ),
     "03.shift_response": (
         Drawn("pool_2_shift_3", 43, lambda name, seed: _shift_case(name, seed, (18, 30), 3, 2)),
