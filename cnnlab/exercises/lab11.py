@@ -12,7 +12,8 @@ __all__ = [
     "reference_causal_conv1d",
     "reference_iou_per_class",
     "reference_max_unpool",
-    "reference_one_hot_encode",
+    "reference_box_iou",
+    "reference_non_max_suppression",
     "reference_stack_receptive_field",
 ]
 
@@ -21,44 +22,83 @@ def _array(seed, shape, low=-1.0, high=1.0):
     return np.random.default_rng(seed).uniform(low, high, size=shape)
 
 
-# ----------------------------------------------------------------------------- 11.one_hot
+# ----------------------------------------------------------------------------- 11.nms
 
 
-def reference_one_hot_encode(sequence):
-    """A DNA string -> (L, 4) one-hot, channels A, C, G, T (cnnlab.sequences.one_hot_dna)."""
-    from cnnlab.sequences import one_hot_dna
-
-    return one_hot_dna(str(sequence))
-
-
-def _random_dna(seed, length):
-    return "".join(np.random.default_rng(seed).choice(list("ACGT"), size=length))
-
-
-# Written by hand: G, A, T, T, A, C, A in the channel order A, C, G, T.
-_GATTACA = np.array([[0, 0, 1, 0], [1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 0, 1],
-                     [1, 0, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0]], dtype=float)
-
-_ONE_HOT_HINT = ("one row per base, one column per channel in the order A, C, G, T, "
-                 "a single 1 per row")
+def reference_box_iou(box, boxes):
+    """IoU of one box (y1, x1, y2, x2) with each of ``boxes`` (N, 4): (N,) floats."""
+    box = np.asarray(box, dtype=np.float64)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    height = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    width = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    intersection = height * width
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = (box[2] - box[0]) * (box[3] - box[1]) + areas - intersection
+    return np.divide(intersection, union, out=np.zeros_like(union), where=union > 0)
 
 
-def _one_hot_case(name, sequence, expected, hidden=False, hint=_ONE_HOT_HINT):
-    return Case(name, probe=lambda f: np.asarray(f(sequence), dtype=np.float64),
-                expected=expected, compare=allclose(0), hidden=hidden, hint=hint)
+def reference_non_max_suppression(boxes, scores, iou_threshold=0.5):
+    """Greedy NMS: indices kept, highest score first (ties: lower index first); a box is
+    suppressed when its IoU with a kept box is > iou_threshold."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    kept = []
+    for index in order:
+        if not kept or np.all(reference_box_iou(boxes[index], boxes[kept]) <= iou_threshold):
+            kept.append(int(index))
+    return kept
 
 
-ONE_HOT = Exercise(
-    id="11.one_hot",
-    implementations=("cnnlab.sequences.one_hot_dna",),
-    name="one_hot_encode",
-    title="DNA as a 4-channel signal: one-hot encoding",
-    reference=lambda: reference_one_hot_encode,
+def _random_boxes(seed, n, size=100.0, min_side=5.0, max_side=40.0):
+    """``n`` random boxes (y1, x1, y2, x2) inside a size x size image, and random scores."""
+    rng = np.random.default_rng(seed)
+    sides = rng.uniform(min_side, max_side, size=(n, 2))
+    corners = rng.uniform(0, size - sides)
+    boxes = np.concatenate([corners, corners + sides], axis=1)
+    return boxes, rng.uniform(0, 1, size=n)
+
+
+# Worked by hand (the lab's markdown): in score order 3 (0.95), 0 (0.9), 1 (0.8), 2 (0.7),
+# 4 (0.6).  Keep 3; keep 0 (IoU with 3 = 50 / 150 = 0.33); drop 1 (IoU with 0 = 81 / 119 =
+# 0.68); keep 2 (disjoint from 3 and 0); drop 4 (IoU with 2 = 81 / 119 = 0.68).
+_HAND_BOXES = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [0, 20, 10, 30], [0, 5, 10, 15],
+                        [1, 21, 11, 31]], dtype=float)
+_HAND_SCORES = np.array([0.9, 0.8, 0.7, 0.95, 0.6])
+# A chain along x: IoU(0, 1) = IoU(1, 2) = 60 / 140 = 0.43, IoU(0, 2) = 20 / 180 = 0.11.  At
+# threshold 0.4, 0 suppresses 1; 1, suppressed, suppresses nothing, so 2 is kept.
+_CHAIN_BOXES = np.array([[0, 0, 10, 10], [0, 4, 10, 14], [0, 8, 10, 18]], dtype=float)
+_CHAIN_SCORES = np.array([0.9, 0.8, 0.7])
+
+_NMS_HINT = ("sort by score, highest first; keep the best box, drop every remaining box whose "
+             "IoU with a kept box is > iou_threshold, repeat with the next box not dropped")
+
+
+def _nms_case(name, make, iou_threshold, expected=None, hidden=False, hint=_NMS_HINT):
+    return Case(
+        name,
+        probe=lambda f: [int(i) for i in np.ravel(np.asarray(f(*make(), iou_threshold)))],
+        expected=expected or (lambda: reference_non_max_suppression(*make(), iou_threshold)),
+        hidden=hidden, hint=hint)
+
+
+NMS = Exercise(
+    id="11.nms",
+    name="non_max_suppression",
+    title="Non-maximum suppression over scored boxes",
+    reference=lambda: reference_non_max_suppression,
     cases=(
-        _one_hot_case("gattaca_by_hand", "GATTACA", lambda: _GATTACA),
-        _one_hot_case("acgt_is_the_identity", "ACGT", lambda: np.eye(4),
-                      hint="channel 0 is A, 1 is C, 2 is G, 3 is T: 'ACGT' gives the 4x4 "
-                           "identity"),
+        _nms_case("five_boxes_by_hand", lambda: (_HAND_BOXES, _HAND_SCORES), 0.5,
+                  expected=lambda: [3, 0, 2],
+                  hint="in score order 3, 0, 1, 2, 4: keep 3, keep 0 (IoU 0.33 with 3), drop 1 "
+                       "(IoU 0.68 with 0), keep 2, drop 4 (IoU 0.68 with 2): [3, 0, 2]"),
+        _nms_case("a_suppressed_box_suppresses_nothing", lambda: (_CHAIN_BOXES, _CHAIN_SCORES),
+                  0.4, expected=lambda: [0, 2],
+                  hint="box 1 is dropped by box 0 (IoU 0.43 > 0.4); only KEPT boxes suppress, "
+                       "so box 2 (IoU 0.11 with box 0) is kept: [0, 2]"),
+        _nms_case("forty_random_boxes", lambda: _random_boxes(12, 40), 0.3,
+                  hint="IoU = intersection area / (area 1 + area 2 - intersection area), with "
+                       "boxes (y1, x1, y2, x2); an empty intersection has area 0, not a "
+                       "negative one"),
     ),
 )
 
@@ -362,4 +402,4 @@ MAX_UNPOOL = Exercise(
 )
 
 
-EXERCISES = [ONE_HOT, RECEPTIVE_FIELD, CAUSAL_CONV, BUILD_FCN, IOU, MAX_UNPOOL]
+EXERCISES = [RECEPTIVE_FIELD, CAUSAL_CONV, BUILD_FCN, IOU, MAX_UNPOOL, NMS]

@@ -1,0 +1,118 @@
+"""Lab 11's exercises against independent references, and the facts the lab prints.
+
+``11.nms``: the grader's reference (greedy NMS in NumPy) against ``tf.image.non_max_suppression``
+and a hand example; every public and hidden case passes with the reference and fails with the
+usual mistakes.  What the lab prints is read from the notebooks the grader executed once per
+session (``tests/lab_runs.py``).
+"""
+
+import numpy as np
+
+from cnnlab.exercise import judge_record, probe_cases
+from cnnlab.exercises import lab11
+from cnnlab.grading.hidden import graded_exercises
+from cnnlab.grading.hidden import lab11 as hidden11
+
+
+def _graded(exercise_id):
+    return next(ex for ex in graded_exercises("11") if ex.id == exercise_id)
+
+
+def _statuses(exercise_id, obj):
+    ex = _graded(exercise_id)
+    return {record["case"]: judge_record(ex, record)[0] for record in probe_cases(ex, obj)}
+
+
+# ------------------------------------------------------------------------------------ 11.nms
+
+
+def _tf_nms(boxes, scores, iou_threshold):
+    import tensorflow as tf
+
+    kept = tf.image.non_max_suppression(np.asarray(boxes, np.float32),
+                                        np.asarray(scores, np.float32), len(boxes),
+                                        iou_threshold=iou_threshold)
+    return [int(i) for i in kept.numpy()]
+
+
+def test_nms_reference_matches_tensorflow_on_random_and_drawn_boxes():
+    inputs = [lab11._random_boxes(seed, n) for seed, n in enumerate((5, 20, 40, 80))]
+    inputs += [lab11._random_boxes(seed, 60, size=60.0) for seed in range(4)]
+    inputs += [hidden11._identical_boxes(seed, 8) for seed in range(3)]
+    inputs += [hidden11._disjoint_boxes(seed, 12) for seed in range(3)]
+    inputs += [(lab11._HAND_BOXES, lab11._HAND_SCORES), (lab11._CHAIN_BOXES, lab11._CHAIN_SCORES)]
+    for boxes, scores in inputs:
+        for threshold in (0.1, 0.3, 0.4, 0.5, 0.7):
+            assert (lab11.reference_non_max_suppression(boxes, scores, threshold)
+                    == _tf_nms(boxes, scores, threshold)), (len(boxes), threshold)
+
+
+def test_nms_rule_at_the_threshold_and_ties_match_tensorflow():
+    # IoU exactly 0.5 is kept at 0.5 and suppressed at 0.49; equal scores: lower index first
+    for boxes, scores in ((hidden11._HALF_BOXES, hidden11._HALF_SCORES),
+                          (hidden11._TIED_BOXES, hidden11._TIED_SCORES)):
+        for threshold in (0.49, 0.5):
+            assert (lab11.reference_non_max_suppression(boxes, scores, threshold)
+                    == _tf_nms(boxes, scores, threshold))
+    assert _tf_nms(hidden11._HALF_BOXES, hidden11._HALF_SCORES, 0.5) == [0, 1]
+    assert _tf_nms(hidden11._TIED_BOXES, hidden11._TIED_SCORES, 0.5) == [0, 1]
+
+
+def test_nms_hand_example_and_box_iou_by_hand():
+    assert _tf_nms(lab11._HAND_BOXES, lab11._HAND_SCORES, 0.5) == [3, 0, 2]
+    np.testing.assert_allclose(lab11.reference_box_iou([0, 0, 10, 10], lab11._HAND_BOXES),
+                               [1, 81 / 119, 0, 50 / 150, 0])
+    assert _tf_nms(lab11._CHAIN_BOXES, lab11._CHAIN_SCORES, 0.4) == [0, 2]
+
+
+def _nms_with(iou, suppress, sort=True, only_kept=True):
+    def nms(boxes, scores, iou_threshold=0.5):
+        boxes = np.asarray(boxes, float)
+        order = np.argsort(-np.asarray(scores), kind="stable") if sort else range(len(boxes))
+        kept, dropped = [], []
+        for i in order:
+            voters = kept if only_kept else kept + dropped
+            if not voters or not any(suppress(iou(boxes[i], boxes[j]), iou_threshold)
+                                     for j in voters):
+                kept.append(int(i))
+            else:
+                dropped.append(int(i))
+        return kept
+    return nms
+
+
+def _iou(a, b):
+    return float(lab11.reference_box_iou(a, b[None])[0])
+
+
+def _iou_over_smaller(a, b):
+    h = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    w = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return h * w / min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+
+
+def test_nms_cases_pass_the_reference_and_catch_the_usual_mistakes():
+    assert set(_statuses("11.nms", lab11.reference_non_max_suppression).values()) == {"pass"}
+    assert set(_statuses("11.nms", _nms_with(_iou, lambda v, t: v > t)).values()) == {"pass"}
+    mistakes = {
+        ">= at the threshold": _nms_with(_iou, lambda v, t: v >= t),
+        "suppressed boxes suppress too": _nms_with(_iou, lambda v, t: v > t, only_kept=False),
+        "not sorted by score": _nms_with(_iou, lambda v, t: v > t, sort=False),
+        "overlap over the smaller box": _nms_with(_iou_over_smaller, lambda v, t: v > t),
+    }
+    for mistake, nms in mistakes.items():
+        statuses = _statuses("11.nms", nms)
+        public = {name: s for name, s in statuses.items()
+                  if name in {c.name for c in lab11.NMS.cases}}
+        assert "fail" in statuses.values(), mistake
+        if mistake != ">= at the threshold":  # only the hidden edge case tells > from >=
+            assert "fail" in public.values(), mistake
+    assert _statuses("11.nms", _nms_with(_iou, lambda v, t: v >= t))[
+        "iou_equal_to_the_threshold_is_kept"] == "fail"
+
+
+def test_lab11_prints_one_kept_box_per_coin(lab_run):
+    printed = lab_run("11").printed()
+    assert "27 synthetic candidate boxes, non_max_suppression (yours) keeps 7:" in printed
+    assert ("kept boxes per coin: [1, 1, 1, 1], strays kept: 3; each coin's kept box is its "
+            "best-scored candidate: True") in printed
