@@ -6,6 +6,8 @@ usual mistakes.  What the lab prints is read from the notebooks the grader execu
 session (``tests/lab_runs.py``).
 """
 
+import re
+
 import numpy as np
 
 from cnnlab.exercise import judge_record, probe_cases
@@ -116,3 +118,85 @@ def test_lab11_prints_one_kept_box_per_coin(lab_run):
     assert "27 synthetic candidate boxes, non_max_suppression (yours) keeps 7:" in printed
     assert ("kept boxes per coin: [1, 1, 1, 1], strays kept: 3; each coin's kept box is its "
             "best-scored candidate: True") in printed
+
+
+# --------------------------------------------------------------------------- 11.mutation_map
+
+
+def test_mutation_map_numpy_reference_matches_keras_scoring_every_mutant():
+    # the judge's expected values (a NumPy forward pass) against the Keras model the probe
+    # builds, mutant by mutant: the two halves of each case describe the same network
+    import keras
+
+    for setup in (lab11._mutation_setup(1, 10, 2, 3), lab11._mutation_setup(2, 9, 2, 4, "flatten"),
+                  lab11._mutation_setup(3, 8, 3, 8, sigmoid=True)):
+        sequence, weights = setup
+        model = lab11._keras_scanner(len(sequence), weights)
+        for _ in range(3):
+            x = np.eye(4)[np.random.default_rng(len(sequence)).integers(0, 4, len(sequence))]
+            keras_score = float(keras.ops.convert_to_numpy(model(x[None].astype("float32")))[0, 0])
+            assert abs(keras_score - lab11._numpy_score(x, *weights)) < 1e-4
+        expected = lab11._numpy_mutation_map(sequence, *weights)
+        assert expected.shape == (4, len(sequence))
+        assert np.all(expected[np.argmax(sequence, axis=1), np.arange(len(sequence))] == 0)
+
+
+def _mutations_by(change):
+    """A mutation map built the student's way, with a mistake in how each mutant is made."""
+    import keras
+
+    def mutation_map(model, one_hot_sequence):
+        x = np.asarray(one_hot_sequence, dtype="float32")
+        batch = np.stack([x] + [change(x, i, b) for b in range(4) for i in range(len(x))])
+        scores = keras.ops.convert_to_numpy(model(batch)).reshape(-1)
+        return (scores[1:] - scores[0]).reshape(4, len(x))
+    return mutation_map
+
+
+def _set_base(x, i, b):
+    mutant = x.copy()
+    mutant[i] = np.eye(4)[b]
+    return mutant
+
+
+def _zero_position(x, i, b):          # occludes the base instead of replacing it
+    mutant = x.copy()
+    mutant[i] = 0
+    return mutant
+
+
+def _add_base(x, i, b):               # adds the new base without removing the old one
+    mutant = x.copy()
+    mutant[i, b] = 1
+    return mutant
+
+
+def test_mutation_map_cases_pass_the_reference_and_catch_the_usual_mistakes():
+    assert set(_statuses("11.mutation_map", lab11.reference_mutation_map).values()) == {"pass"}
+    assert set(_statuses("11.mutation_map", _mutations_by(_set_base)).values()) == {"pass"}
+    public = {c.name for c in lab11.MUTATION_MAP.cases}
+    transposed = _mutations_by(_set_base)
+    mistakes = {
+        "zeroed position": _mutations_by(_zero_position),
+        "base added, not replaced": _mutations_by(_add_base),
+        "(L, 4) instead of (4, L)": lambda m, x: transposed(m, x).T,
+        "scores, not changes": lambda m, x: transposed(m, x) + 1.0,
+    }
+    for mistake, answer in mistakes.items():
+        statuses = _statuses("11.mutation_map", answer)
+        assert "pass" not in statuses.values(), (mistake, statuses)
+        assert "fail" in {s for name, s in statuses.items() if name in public}, mistake
+
+
+def test_lab11_mutation_map_lights_up_the_planted_motif(lab_run):
+    printed = lab_run("11").printed()
+    where = re.search(r"planted motif at positions (\d+)\.\.(\d+)", printed)
+    start, end = int(where.group(1)), int(where.group(2))
+    assert end - start + 1 == 8
+    assert "shape (4, 50), zero at the sequence's own bases: True" in printed
+    inside, outside = map(float, re.search(
+        r"largest \|change\| inside the motif ([\d.]+), outside ([\d.]+)", printed).groups())
+    assert inside > 2 * outside > 0       # the motif holds the largest changes, by far
+    top = re.search(r"the 8 positions with the largest \|change\|: \[([\d, ]+)\]", printed)
+    in_motif = [start <= int(p) <= end for p in top.group(1).split(",")]
+    assert sum(in_motif) >= 6, top.group(0)

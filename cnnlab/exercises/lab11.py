@@ -12,9 +12,9 @@ __all__ = [
     "reference_causal_conv1d",
     "reference_iou_per_class",
     "reference_max_unpool",
+    "reference_mutation_map",
     "reference_box_iou",
     "reference_non_max_suppression",
-    "reference_stack_receptive_field",
 ]
 
 
@@ -103,42 +103,118 @@ NMS = Exercise(
 )
 
 
-# ----------------------------------------------------------------------------- 11.receptive_field
+# ----------------------------------------------------------------------------- 11.mutation_map
 
 
-def reference_stack_receptive_field(kernel_size, dilation_rates):
-    """Receptive field of stride-1 1-D convolutions: 1 + sum((k - 1) * d)."""
-    return 1 + sum((int(kernel_size) - 1) * int(d) for d in dilation_rates)
+def reference_mutation_map(model, one_hot_sequence):
+    """(4, L): score(sequence with position i set to base b) - score(sequence), 0 at the
+    sequence's own base (cnnlab.sequences.mutation_map)."""
+    from cnnlab.sequences import mutation_map
+
+    return mutation_map(model, one_hot_sequence)
 
 
-def _rf_expected(kernel_size, dilation_rates):
-    def expected():
-        from cnnlab.arithmetic import receptive_field
-
-        specs = [{"kernel_size": kernel_size, "dilation_rate": d} for d in dilation_rates]
-        return int(receptive_field(specs).size[0])
-    return expected
-
-
-def _rf_case(name, kernel_size, dilation_rates, hidden=False, hint=""):
-    return Case(name, probe=lambda f: int(f(kernel_size, list(dilation_rates))),
-                expected=_rf_expected(kernel_size, dilation_rates), hidden=hidden,
-                hint=hint or "each layer adds (kernel_size - 1) x dilation_rate inputs to the "
-                             "field; start from 1")
+def _numpy_score(x, kernel, bias, dense, dense_bias, head, sigmoid):
+    """The scanner's output for one-hot x (L, 4), in NumPy: a valid correlation, ReLU, then
+    a global max pool ("pool") or the flattened map ("flatten"), a Dense(1)."""
+    width = kernel.shape[0]
+    maps = np.stack([np.einsum("ic,icf->f", x[t:t + width], kernel)
+                     for t in range(len(x) - width + 1)]) + bias
+    maps = np.maximum(maps, 0.0)
+    features = maps.max(axis=0) if head == "pool" else maps.ravel()
+    score = float(features @ dense[:, 0] + dense_bias[0])
+    return 1 / (1 + np.exp(-score)) if sigmoid else score
 
 
-RECEPTIVE_FIELD = Exercise(
-    id="11.receptive_field",
-    implementations=("cnnlab.arithmetic.receptive_field",),
-    name="stack_receptive_field",
-    title="The receptive field of a dilated stack",
-    reference=lambda: reference_stack_receptive_field,
+def _numpy_mutation_map(x, *weights):
+    base = _numpy_score(x, *weights)
+    changes = np.zeros((4, len(x)))
+    for i in range(len(x)):
+        for b in range(4):
+            mutant = x.copy()
+            mutant[i] = np.eye(4)[b]
+            changes[b, i] = _numpy_score(mutant, *weights) - base
+    return changes
+
+
+def _mutation_setup(seed, length, filters, width, head="pool", sigmoid=False):
+    """(one-hot sequence, NumPy weights for _numpy_score) of a drawn scanner."""
+    rng = np.random.default_rng(seed)
+    sequence = np.eye(4)[rng.integers(0, 4, size=length)]
+    kernel = rng.normal(0, 1, size=(width, 4, filters))
+    bias = rng.normal(0, 0.5, size=filters)
+    units = filters if head == "pool" else filters * (length - width + 1)
+    dense = rng.normal(0, 1, size=(units, 1))
+    return sequence, (kernel, bias, dense, rng.normal(0, 0.1, size=1), head, sigmoid)
+
+
+def _keras_scanner(length, weights):
+    import keras
+    from keras import layers
+
+    kernel, bias, dense, dense_bias, head, sigmoid = weights
+    model = keras.Sequential([
+        keras.Input(shape=(length, 4)),
+        layers.Conv1D(kernel.shape[2], kernel.shape[0], activation="relu"),
+        layers.GlobalMaxPooling1D() if head == "pool" else layers.Flatten(),
+        layers.Dense(1, activation="sigmoid" if sigmoid else None),
+    ])
+    model.set_weights([w.astype("float32") for w in (kernel, bias, dense, dense_bias)])
+    return model
+
+
+def _mutation_case(name, make, hidden=False, expected=None, hint=""):
+    def probe(f):
+        sequence, weights = make()
+        model = _keras_scanner(len(sequence), weights)
+        return np.asarray(f(model, sequence.astype("float32")), dtype=np.float64)
+
+    return Case(
+        name, probe=probe,
+        expected=expected or (lambda: _numpy_mutation_map(make()[0], *make()[1])),
+        compare=allclose(1e-4, 1e-4), hidden=hidden,
+        hint=hint or "for every position i and base b: copy the sequence, set row i to the "
+                     "one-hot of b, score it with the model; subtract the original's score. "
+                     "Return (4, L): rows A, C, G, T")
+
+
+def _gat_counter():
+    """By hand: a Conv1D(1, 3) that counts matches to 'GAT', a global max pool (no Dense)."""
+    import keras
+    from keras import layers
+
+    kernel = np.zeros((3, 4, 1), dtype="float32")
+    kernel[[0, 1, 2], [2, 0, 3], 0] = 1.0          # G at 0, A at 1, T at 2
+    model = keras.Sequential([keras.Input(shape=(5, 4)),
+                              layers.Conv1D(1, 3, use_bias=False),
+                              layers.GlobalMaxPooling1D()])
+    model.set_weights([kernel])
+    return model
+
+
+# AGATC holds GAT at positions 1-3 (score 3).  Any mutation there leaves 2 matches (-1);
+# positions 0 and 4 only touch windows that score at most 1 (change 0).  Rows A, C, G, T.
+_AGATC = np.eye(4)[[0, 2, 0, 3, 1]]
+_AGATC_MAP = np.array([[0, -1, 0, -1, 0],
+                       [0, -1, -1, -1, 0],
+                       [0, 0, -1, -1, 0],
+                       [0, -1, -1, 0, 0]], dtype=float)
+
+MUTATION_MAP = Exercise(
+    id="11.mutation_map",
+    implementations=("cnnlab.sequences.mutation_map",),
+    name="mutation_map",
+    title="In-silico mutagenesis: a mutation map",
+    reference=lambda: reference_mutation_map,
     cases=(
-        _rf_case("wavenet_kernel_2_dilations_1_2_4_8", 2, (1, 2, 4, 8),
-                 hint="WaveNet's figure: 4 layers of kernel 2, dilations 1, 2, 4, 8 see 16 "
-                      "inputs"),
-        _rf_case("three_plain_3_convolutions", 3, (1, 1, 1),
-                 hint="without dilation, three 3-wide convolutions see 7 inputs"),
+        Case("gat_counter_by_hand",
+             probe=lambda f: np.asarray(f(_gat_counter(), _AGATC.astype("float32")),
+                                        dtype=np.float64),
+             expected=lambda: _AGATC_MAP, compare=allclose(1e-5),
+             hint="AGATC holds GAT at positions 1-3: every mutation there costs one match "
+                  "(-1); positions 0 and 4 change nothing; 0 at each reference base"),
+        _mutation_case("random_scanner_length_20",
+                       lambda: _mutation_setup(21, 20, 3, 4)),
     ),
 )
 
@@ -402,4 +478,4 @@ MAX_UNPOOL = Exercise(
 )
 
 
-EXERCISES = [RECEPTIVE_FIELD, CAUSAL_CONV, BUILD_FCN, IOU, MAX_UNPOOL, NMS]
+EXERCISES = [MUTATION_MAP, CAUSAL_CONV, BUILD_FCN, IOU, MAX_UNPOOL, NMS]

@@ -15,11 +15,12 @@ from cnnlab.exercises.lab11 import (
     _conv_case,
     _from_reference,
     _iou_case,
+    _mutation_case,
+    _mutation_setup,
     _noisy_masks,
     _nms_case,
     _params_probe,
     _random_boxes,
-    _rf_case,
     _shapes_probe,
     _unpool_case,
 )
@@ -28,7 +29,7 @@ from cnnlab.grading.hidden import Drawn
 __all__ = ["POINTS", "HIDDEN"]
 
 POINTS = {
-    "11.receptive_field": 1,
+    "11.mutation_map": 2,
     "11.causal_conv": 3,
     "11.build_fcn": 3,
     "11.iou": 2,
@@ -37,11 +38,20 @@ POINTS = {
 }
 
 HIDDEN = {
-    # fixed on purpose: the stacks of the papers (Yu & Koltun, WaveNet) and a one-layer edge case
-    "11.receptive_field": (
-        _rf_case("yu_koltun_3_dilations_1_2_4", 3, (1, 2, 4)),
-        _rf_case("wavenet_block_to_512", 2, tuple(2 ** i for i in range(10))),
-        _rf_case("one_layer_kernel_5_dilation_3", 5, (3,)),
+    "11.mutation_map": (
+        Drawn("scanner_length_40_six_filters", 17,
+              lambda name, seed: _mutation_case(name, lambda: _mutation_setup(seed, 40, 6, 8))),
+        Drawn("position_specific_flatten_head", 18,
+              lambda name, seed: _mutation_case(
+                  name, lambda: _mutation_setup(seed, 12, 2, 3, head="flatten"),
+                  hint="score every mutant with the model itself: a model may weigh each "
+                       "position differently")),
+        Drawn("sigmoid_output_is_the_score", 19,
+              lambda name, seed: _mutation_case(
+                  name, lambda: _mutation_setup(seed, 15, 4, 5, sigmoid=True),
+                  hint="the score is the model's output as it is (here after its sigmoid)")),
+        Drawn("one_window_sequence_as_long_as_the_filter", 20,
+              lambda name, seed: _mutation_case(name, lambda: _mutation_setup(seed, 6, 2, 6))),
     ),
     "11.causal_conv": (
         Drawn("kernel_3_dilation_2_three_channels", 3,
