@@ -200,3 +200,65 @@ def test_lab11_mutation_map_lights_up_the_planted_motif(lab_run):
     top = re.search(r"the 8 positions with the largest \|change\|: \[([\d, ]+)\]", printed)
     in_motif = [start <= int(p) <= end for p in top.group(1).split(",")]
     assert sum(in_motif) >= 6, top.group(0)
+
+
+# ------------------------------------------------------------------------------ 11.build_fcn
+
+
+def _fcn_variant(merge="add", where="enc2", classes=None, size=None, wide=1):
+    """The lab's FCN with a skip made several ways, right and wrong."""
+    import keras
+    from keras import layers
+
+    def build(input_shape, num_classes):
+        image_in = keras.Input(shape=size or input_shape)
+        e1 = layers.Conv2D(16 * wide, 3, padding="same", activation="relu")(image_in)
+        e2 = layers.Conv2D(32 * wide, 3, padding="same", activation="relu")(
+            layers.MaxPool2D(2)(e1))
+        bottom = layers.Conv2D(32 * wide, 3, padding="same", activation="relu")(
+            layers.MaxPool2D(2)(e2))
+        x = layers.Conv2DTranspose(32 * wide, 2, strides=2, activation="relu")(bottom)
+        other = {"enc2": e2, "coarse": layers.UpSampling2D(2)(bottom)}.get(where)
+        if merge == "add" and other is not None:
+            x = layers.Add()([x, other])
+        elif merge == "concat" and other is not None:
+            x = layers.Concatenate()([x, other])
+        x = layers.Conv2DTranspose(16 * wide, 2, strides=2, activation="relu")(x)
+        if where == "enc1":
+            x = layers.Concatenate()([x, e1])
+        x = layers.Conv2D(classes or num_classes, 1, activation="softmax")(x)
+        return keras.Model(image_in, x)
+    return build
+
+
+def test_build_fcn_structure_cases_accept_skips_and_refuse_the_rest():
+    right = {"reference": lab11._reference_build_skip_fcn(), "add": _fcn_variant("add"),
+             "concatenate": _fcn_variant("concat"),
+             "skip at full size, from enc1": _fcn_variant(None, where="enc1")}
+    for name, build in right.items():
+        assert set(_statuses("11.build_fcn", build).values()) == {"pass"}, name
+    public = {c.name for c in lab11.BUILD_FCN.cases}
+    wrong = {
+        "no skip (the plain FCN)": (_fcn_variant(None, where=None), True),
+        "merges two coarse-path maps": (_fcn_variant("add", where="coarse"), True),
+        "twice as wide": (_fcn_variant("add", wide=2), True),
+        "hard-coded 4 classes": (_fcn_variant("add", classes=4), False),
+        "hard-coded 32x32x1 input": (_fcn_variant("add", size=(32, 32, 1)), False),
+    }
+    for name, (build, caught_publicly) in wrong.items():
+        statuses = _statuses("11.build_fcn", build)
+        assert "fail" in statuses.values() or "error" in statuses.values(), (name, statuses)
+        if caught_publicly:
+            assert statuses["skip_fcn_32x32_gray_4_classes"] == "fail", name
+        assert set(statuses) >= public
+
+
+def test_lab11_skip_connection_raises_the_mean_iou(lab_run):
+    printed = lab_run("11").printed()
+    assert "build_skip_fcn (yours): 20,308 parameters (plain FCN 20,308), merge layers ['fuse']" \
+        in printed
+    plain, skip, gain = map(float, re.search(
+        r"mean IoU: plain FCN ([\d.]+), with the skip ([\d.]+) \(gain ([+-][\d.]+)\)",
+        printed).groups())
+    assert abs(skip - plain - gain) < 2e-3
+    assert gain > 0.05                    # the relation the prose teaches, with a margin

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnlab.exercise import Case, Exercise, allclose
+from cnnlab.exercise import Case, Exercise, allclose, equal
 
 __all__ = [
     "EXERCISES",
@@ -15,6 +15,7 @@ __all__ = [
     "reference_mutation_map",
     "reference_box_iou",
     "reference_non_max_suppression",
+    "skip_merges",
 ]
 
 
@@ -288,70 +289,6 @@ CAUSAL_CONV = Exercise(
 )
 
 
-# ----------------------------------------------------------------------------- 11.build_fcn
-
-
-def _reference_build_segmenter():
-    from cnnlab.segmentation import build_fcn
-
-    def build_segmenter(input_shape, num_classes):
-        return build_fcn(input_shape, num_classes)
-
-    return build_segmenter
-
-
-def _shapes_probe(input_shape, num_classes):
-    def probe(build):
-        import keras
-
-        model = build(input_shape, num_classes)
-        return [list(layer.output.shape[1:]) for layer in model.layers
-                if not isinstance(layer, keras.layers.InputLayer)]
-    return probe
-
-
-def _params_probe(input_shape, num_classes):
-    return lambda build: int(build(input_shape, num_classes).count_params())
-
-
-def _from_reference(probe_maker, *args):
-    return lambda: probe_maker(*args)(_reference_build_segmenter())
-
-
-def _per_pixel_softmax_probe(build):
-    import keras
-
-    model = build((16, 16, 1), 3)
-    x = np.random.default_rng(6).uniform(0, 1, size=(2, 16, 16, 1)).astype("float32")
-    probabilities = keras.ops.convert_to_numpy(model(x))
-    return [list(probabilities.shape), float(np.abs(probabilities.sum(axis=-1) - 1).max() < 1e-4),
-            float(probabilities.min() >= 0)]
-
-
-_FCN_HINT = ("the layers in order: Conv2D(16, 3, same, relu), MaxPool2D(2), Conv2D(32, 3, same, "
-             "relu), MaxPool2D(2), Conv2D(32, 3, same, relu), Conv2DTranspose(32, 2, strides=2, "
-             "relu), Conv2DTranspose(16, 2, strides=2, relu), Conv2D(num_classes, 1, softmax)")
-
-BUILD_FCN = Exercise(
-    id="11.build_fcn",
-    implementations=("cnnlab.segmentation.build_fcn",),
-    name="build_segmenter",
-    title="A fully convolutional network with transposed convolutions",
-    reference=_reference_build_segmenter,
-    cases=(
-        Case("layer_output_shapes_32x32", probe=_shapes_probe((32, 32, 1), 4),
-             expected=_from_reference(_shapes_probe, (32, 32, 1), 4), hint=_FCN_HINT),
-        Case("count_params_32x32", probe=_params_probe((32, 32, 1), 4),
-             expected=_from_reference(_params_probe, (32, 32, 1), 4),
-             hint="20,308 parameters for a 32x32x1 input and 4 classes; a Conv2DTranspose "
-                  "(k, k, C_in -> C_out) has k x k x C_in x C_out + C_out"),
-        Case("softmax_over_classes_per_pixel", probe=_per_pixel_softmax_probe,
-             expected=lambda: [[2, 16, 16, 3], 1.0, 1.0], hint="the output keeps the input's "
-             "height and width, and every pixel's num_classes values sum to 1 (softmax)"),
-    ),
-)
-
-
 # ----------------------------------------------------------------------------- 11.iou
 
 
@@ -422,6 +359,121 @@ IOU = Exercise(
 )
 
 
+# ----------------------------------------------------------------------------- 11.build_fcn
+
+
+def _reference_build_skip_fcn():
+    from cnnlab.segmentation import build_fcn
+
+    def build_skip_fcn(input_shape, num_classes):
+        return build_fcn(input_shape, num_classes, skip=True)
+
+    return build_skip_fcn
+
+
+def skip_merges(model):
+    """How many Add / Concatenate layers of ``model`` fuse the upsampled coarse path with a
+    finer map that skipped it: a merge at a resolution finer than the model's coarsest, with at
+    least one input computed from a coarsest-resolution map and at least one not."""
+    from cnnlab.graph import trace_model
+
+    trace = trace_model(model)
+    area = {key: shape[1] * shape[2] for key, shape in trace.shapes.items()
+            if len(shape) == 4 and shape[1] is not None and shape[2] is not None}
+    coarsest = min(area.values())
+    from_coarsest = {key for key, value in area.items() if value == coarsest}
+    for call in trace.calls:  # in order: each call after the calls it reads
+        if any(key in from_coarsest for key in call.inputs):
+            from_coarsest.update(call.outputs)
+    merges = 0
+    for call in trace.calls:
+        if type(call.layer).__name__ in ("Add", "Concatenate") and len(call.inputs) >= 2:
+            coarse = [key in from_coarsest for key in call.inputs]
+            finer = all(area.get(key, 0) > coarsest for key in call.outputs)
+            merges += int(any(coarse) and not all(coarse) and finer)
+    return merges
+
+
+def _structure_probe(input_shape, num_classes):
+    def probe(build):
+        model = build(input_shape, num_classes)
+        return {"output_shape": [int(d) for d in model.output.shape[1:]],
+                "skip_merges": int(skip_merges(model)),
+                "params": int(model.count_params())}
+    return probe
+
+
+def _plain_fcn_params(input_shape, num_classes):
+    from cnnlab.segmentation import build_fcn
+
+    return int(build_fcn(input_shape, num_classes).count_params())
+
+
+def _structure_expected(input_shape, num_classes):
+    def expected():
+        plain = _plain_fcn_params(input_shape, num_classes)
+        return {"output_shape": [int(input_shape[0]), int(input_shape[1]), int(num_classes)],
+                "params_range": [plain, 2 * plain]}
+    return expected
+
+
+def _structure_compare(got, expected):
+    if type(got) is not dict or set(got) != {"output_shape", "skip_merges", "params"}:
+        return False, "expected the structure of a model (the probe's dict)"
+    if equal(got["output_shape"], expected["output_shape"])[0] is not True:
+        return False, (f"output shape {got['output_shape']}, expected "
+                       f"{expected['output_shape']} (input height and width, one channel per "
+                       "class)")
+    if not got["skip_merges"] >= 1:
+        return False, ("no skip connection: no Add or Concatenate merges an upsampled map with "
+                       "a finer encoder map that skipped the bottleneck")
+    low, high = expected["params_range"]
+    if not low <= got["params"] <= high:
+        return False, (f"{got['params']:,} parameters; keep the plain FCN's layers and add one "
+                       f"skip: between {low:,} (the plain FCN) and {high:,}")
+    return True, "output shape, skip connection and parameter count as required"
+
+
+def _structure_case(name, input_shape, num_classes, hidden=False, hint=""):
+    return Case(name, probe=_structure_probe(input_shape, num_classes),
+                expected=_structure_expected(input_shape, num_classes),
+                compare=_structure_compare, hidden=hidden,
+                hint=hint or "keep the FCN's layers; after the first Conv2DTranspose (H/2), "
+                             "layers.Add()([upsampled, encoder_map]) with the second "
+                             "Conv2D's output (H/2, before its pooling), or Concatenate")
+
+
+def _per_pixel_softmax_probe(build):
+    import keras
+
+    model = build((16, 16, 1), 3)
+    x = np.random.default_rng(6).uniform(0, 1, size=(2, 16, 16, 1)).astype("float32")
+    probabilities = keras.ops.convert_to_numpy(model(x))
+    return [list(probabilities.shape), float(np.abs(probabilities.sum(axis=-1) - 1).max() < 1e-4),
+            float(probabilities.min() >= 0)]
+
+
+def _drawn_shape(seed):
+    rng = np.random.default_rng(seed)
+    height, width = (int(v) for v in 4 * rng.integers(4, 17, size=2))
+    return (height, width, int(rng.choice([1, 3]))), int(rng.integers(2, 9))
+
+
+BUILD_FCN = Exercise(
+    id="11.build_fcn",
+    implementations=("cnnlab.segmentation.build_fcn",),
+    name="build_skip_fcn",
+    title="An FCN with a skip connection",
+    reference=_reference_build_skip_fcn,
+    cases=(
+        _structure_case("skip_fcn_32x32_gray_4_classes", (32, 32, 1), 4),
+        Case("softmax_over_classes_per_pixel", probe=_per_pixel_softmax_probe,
+             expected=lambda: [[2, 16, 16, 3], 1.0, 1.0], hint="the output keeps the input's "
+             "height and width, and every pixel's num_classes values sum to 1 (softmax)"),
+    ),
+)
+
+
 # ----------------------------------------------------------------------------- 11.max_unpool
 
 
@@ -478,4 +530,4 @@ MAX_UNPOOL = Exercise(
 )
 
 
-EXERCISES = [MUTATION_MAP, CAUSAL_CONV, BUILD_FCN, IOU, MAX_UNPOOL, NMS]
+EXERCISES = [MUTATION_MAP, CAUSAL_CONV, IOU, BUILD_FCN, MAX_UNPOOL, NMS]

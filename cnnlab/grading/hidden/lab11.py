@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnlab.exercise import Case
 from cnnlab.exercises.lab11 import (
     _TRUE,
     _array,
     _conv_case,
-    _from_reference,
+    _drawn_shape,
     _iou_case,
     _mutation_case,
     _mutation_setup,
     _noisy_masks,
     _nms_case,
-    _params_probe,
     _random_boxes,
-    _shapes_probe,
+    _structure_case,
     _unpool_case,
 )
 from cnnlab.grading.hidden import Drawn
@@ -62,16 +60,15 @@ HIDDEN = {
         Drawn("kernel_1_is_pointwise", 5,
               lambda name, seed: _conv_case(name, seed, 7, 4, 3, 1, 1)),
     ),
-    # fixed on purpose: known input shapes and class counts; the answers are layer shapes and
-    # parameter counts of the reference network, nothing is drawn
     "11.build_fcn": (
-        Case("layer_output_shapes_rgb_64x64_6_classes", probe=_shapes_probe((64, 64, 3), 6),
-             expected=_from_reference(_shapes_probe, (64, 64, 3), 6),
-             hint="use input_shape and num_classes, do not hard-code 32x32x1 or 4"),
-        Case("count_params_rgb_6_classes", probe=_params_probe((64, 64, 3), 6),
-             expected=_from_reference(_params_probe, (64, 64, 3), 6)),
-        Case("layer_output_shapes_not_square", probe=_shapes_probe((24, 40, 1), 2),
-             expected=_from_reference(_shapes_probe, (24, 40, 1), 2)),
+        Drawn("drawn_input_size_and_classes", 21,
+              lambda name, seed: _structure_case(name, *_drawn_shape(seed),
+                                                 hint="use input_shape and num_classes, do not "
+                                                      "hard-code 32x32x1 or 4")),
+        Drawn("another_drawn_input_size", 22,
+              lambda name, seed: _structure_case(name, *_drawn_shape(seed))),
+        # fixed on purpose: a known RGB size and class count
+        _structure_case("rgb_64x64_6_classes", (64, 64, 3), 6),
     ),
     "11.iou": (
         # fixed on purpose: two edge cases by hand (a perfect prediction; a class only predicted)
