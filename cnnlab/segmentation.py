@@ -241,7 +241,7 @@ def max_unpool(pooled, indices, output_shape):
     return out.reshape(output_shape)
 
 
-def build_fcn(input_shape, num_classes, dilated=False, filters=16):
+def build_fcn(input_shape, num_classes, dilated=False, filters=16, skip=False):
     """A small fully convolutional segmentation network: per-pixel softmax, input size out.
 
     ``dilated=False``: an encoder-decoder (FCN / SegNet shape, without skip connections)::
@@ -252,6 +252,12 @@ def build_fcn(input_shape, num_classes, dilated=False, filters=16):
         Conv2DTranspose(2f, 2, strides=2, relu)             H/4 -> H/2
         Conv2DTranspose(f, 2, strides=2, relu)              H/2 -> H
         Conv2D(num_classes, 1, softmax)
+
+    ``skip=True`` adds FCN's skip connection (Shelhamer, Long & Darrell: "Fuse information
+    from feature maps of different scale"): the output of the first transposed convolution
+    (H/2) is added (``layers.Add``, no new weights) to the second encoder convolution's map of
+    the same size, taken before its pooling, so the decoder gets back the detail that the
+    second pooling threw away.
 
     ``dilated=True`` (after Yu & Koltun, whose context module stacks 3x3 convolutions with
     dilations 1, 1, 2, 4, 8, 16, 1): no pooling, no striding; three
@@ -272,6 +278,9 @@ def build_fcn(input_shape, num_classes, dilated=False, filters=16):
                          f"not {input_shape[:2]}; crop or pad the images, or use dilated=True")
     f = int(filters)
     inputs = keras.Input(shape=input_shape, name="image")
+    if dilated and skip:
+        raise ValueError("skip=True fuses the encoder's map with the upsampled one; the dilated "
+                         "network never pools or upsamples: use one of dilated, skip")
     if dilated:
         x = inputs
         for rate in (1, 2, 4):
@@ -281,11 +290,13 @@ def build_fcn(input_shape, num_classes, dilated=False, filters=16):
     else:
         x = layers.Conv2D(f, 3, padding="same", activation="relu", name="enc1")(inputs)
         x = layers.MaxPool2D(2, name="pool1")(x)
-        x = layers.Conv2D(2 * f, 3, padding="same", activation="relu", name="enc2")(x)
-        x = layers.MaxPool2D(2, name="pool2")(x)
+        finer = layers.Conv2D(2 * f, 3, padding="same", activation="relu", name="enc2")(x)
+        x = layers.MaxPool2D(2, name="pool2")(finer)
         x = layers.Conv2D(2 * f, 3, padding="same", activation="relu", name="bottleneck")(x)
         x = layers.Conv2DTranspose(2 * f, 2, strides=2, activation="relu", name="up1")(x)
+        if skip:
+            x = layers.Add(name="fuse")([x, finer])
         x = layers.Conv2DTranspose(f, 2, strides=2, activation="relu", name="up2")(x)
-        name = "fcn"
+        name = "fcn_skip" if skip else "fcn"
     outputs = layers.Conv2D(int(num_classes), 1, activation="softmax", name="per_pixel")(x)
     return keras.Model(inputs, outputs, name=name)

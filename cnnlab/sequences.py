@@ -13,6 +13,8 @@ position weight matrix (PWM).  This module holds
 * :func:`pwm_from_filter`, :func:`pwm_from_activations` and :func:`information_content`: a
   filter as per-position base probabilities (from its weights, or DeepBind's way from the
   windows where it fires) and bits;
+* :func:`mutation_map`: in-silico mutagenesis, DeepBind's mutation map (the score change of
+  every single-base mutation of one sequence: occlusion, for sequences);
 * :func:`plot_sequence_logo`: the classic sequence logo (letters drawn with matplotlib, each
   scaled to its probability times the position's information content).
 
@@ -31,6 +33,7 @@ __all__ = [
     "pwm_from_filter",
     "pwm_from_activations",
     "information_content",
+    "mutation_map",
     "plot_sequence_logo",
 ]
 
@@ -232,6 +235,45 @@ def information_content(pwm):
     with np.errstate(divide="ignore", invalid="ignore"):
         entropy = -np.sum(np.where(pwm > 0, pwm * np.log2(pwm), 0.0), axis=1)
     return 2.0 - entropy
+
+
+def mutation_map(model, one_hot_sequence, batch_size=256):
+    """In-silico mutagenesis: ``(4, L)`` score changes of every single-base mutation.
+
+    The lecture (*DeepBind*): "Assess mutations that deplete/increase binding score", drawn as
+    *Mutation Maps* (Alipanahi et al., 2015): entry ``[b, i]`` is ``score(mutant) -
+    score(sequence)`` for the sequence with position ``i`` set to base ``b`` (row order A, C, G,
+    T), 0 at the sequence's own base.  The score is the model's one output for the sequence
+    (``model`` maps ``(N, L, 4)`` to ``(N, 1)`` or ``(N,)``; give it the logit, not a saturated
+    sigmoid, to see changes at a confident positive).  Occlusion (Zeiler & Fergus) for
+    sequences: the "grey patch" is a different base.  The ``4 L`` mutants go through the model
+    ``batch_size`` at a time.
+
+    Used in: labs/11_beyond_images
+    """
+    import keras
+
+    x = np.asarray(one_hot_sequence, dtype=np.float32)
+    if x.ndim != 2 or x.shape[1] != 4 or not np.all(x.sum(axis=1) == 1):
+        raise ValueError(f"one_hot_sequence must be one-hot DNA (L, 4), one 1 per row, not an "
+                         f"array of shape {x.shape}; encode it with one_hot_dna")
+    length = len(x)
+    mutants = np.repeat(x[None], 4 * length, axis=0).reshape(4, length, length, 4)
+    for base in range(4):
+        mutants[base, np.arange(length), np.arange(length)] = np.eye(4, dtype=np.float32)[base]
+    batch = np.concatenate([x[None], mutants.reshape(4 * length, length, 4)])
+    scores = []
+    for start in range(0, len(batch), int(batch_size)):
+        out = keras.ops.convert_to_numpy(model(batch[start:start + int(batch_size)]))
+        out = np.asarray(out, dtype=np.float64).reshape(len(out), -1)
+        if out.shape[1] != 1:
+            raise ValueError(f"the model gives {out.shape[1]} outputs per sequence; "
+                             "mutation_map needs one score (a model with one output unit)")
+        scores.append(out[:, 0])
+    scores = np.concatenate(scores)
+    changes = scores[1:].reshape(4, length) - scores[0]
+    changes[np.argmax(x, axis=1), np.arange(length)] = 0.0
+    return changes
 
 
 def _check_pwm(pwm):

@@ -192,3 +192,25 @@ def test_build_fcn_runs_under_jax_too():
     # 16 x 16 pixels of probabilities sum to 256
     assert result.stdout.split("\n")[:2] == ["(1, 16, 16, 3) 20291 256.0",
                                              "(1, 16, 16, 3) 18915 256.0"]
+
+
+def test_build_fcn_skip_adds_the_finer_encoder_map_to_the_upsampled_one():
+    import keras
+
+    plain = segmentation.build_fcn((24, 40, 3), 5)
+    skip = segmentation.build_fcn((24, 40, 3), 5, skip=True)
+    fuse = skip.get_layer("fuse")
+    assert isinstance(fuse, keras.layers.Add)
+    # the two inputs of the Add: the first transposed convolution and enc2, before pool2
+    sources = {t._keras_history[0].name for t in fuse.input}
+    assert sources == {"up1", "enc2"}
+    assert tuple(fuse.output.shape) == (None, 12, 20, 32)
+    assert skip.count_params() == plain.count_params()          # Add has no weights
+    assert tuple(skip.output.shape) == (None, 24, 40, 5)
+    # the skip changes what the network computes: enc2's map reaches the decoder directly
+    x = np.random.default_rng(0).uniform(size=(1, 24, 40, 3)).astype("float32")
+    skip.set_weights(plain.get_weights())
+    assert not np.allclose(keras.ops.convert_to_numpy(skip(x)),
+                           keras.ops.convert_to_numpy(plain(x)), atol=1e-6)
+    with pytest.raises(ValueError, match="one of dilated, skip"):
+        segmentation.build_fcn((16, 16, 1), 3, dilated=True, skip=True)

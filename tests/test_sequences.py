@@ -133,3 +133,55 @@ def test_sequence_logo_letters_are_as_tall_as_probability_times_bits():
     assert heights == [0.5, 0.5, 2.0]
     assert ax.get_title() == "hand PWM" and ax.get_ylabel() == "information (bits)"
     plt.close(fig)
+
+
+def _gat_counter():
+    import keras
+    from keras import layers
+
+    kernel = np.zeros((3, 4, 1), dtype="float32")
+    kernel[[0, 1, 2], [2, 0, 3], 0] = 1.0          # matches to G, A, T
+    model = keras.Sequential([keras.Input(shape=(5, 4)), layers.Conv1D(1, 3, use_bias=False),
+                              layers.GlobalMaxPooling1D()])
+    model.set_weights([kernel])
+    return model
+
+
+def test_mutation_map_of_a_gat_counter_is_minus_one_over_the_gat_it_holds():
+    # AGATC holds GAT at 1-3 (score 3): any mutation there leaves 2 matches; at 0 and 4 the
+    # windows score at most 1, so the maximum stays 3.  Worked by hand, rows A, C, G, T.
+    by_hand = np.array([[0, -1, 0, -1, 0], [0, -1, -1, -1, 0], [0, 0, -1, -1, 0],
+                        [0, -1, -1, 0, 0]], dtype=float)
+    changes = sequences.mutation_map(_gat_counter(), sequences.one_hot_dna("AGATC"))
+    np.testing.assert_allclose(changes, by_hand, atol=1e-6)
+
+
+def test_mutation_map_matches_scoring_each_mutant_alone_in_small_batches():
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input(shape=(12, 4)), layers.Conv1D(3, 4, activation="relu"),
+                              layers.Flatten(), layers.Dense(1, activation="sigmoid")])
+    x = sequences.one_hot_dna("ACGTTGCAACGT")
+    original = float(keras.ops.convert_to_numpy(model(x[None]))[0, 0])
+    expected = np.zeros((4, 12))
+    for i in range(12):
+        for b in range(4):
+            mutant = x.copy()
+            mutant[i] = np.eye(4)[b]
+            expected[b, i] = float(keras.ops.convert_to_numpy(model(mutant[None]))[0, 0]) - original
+    changes = sequences.mutation_map(model, x, batch_size=7)
+    np.testing.assert_allclose(changes, expected, atol=1e-6)
+    assert np.all(changes[np.argmax(x, axis=1), np.arange(12)] == 0)
+
+
+def test_mutation_map_names_a_bad_input_and_a_model_with_several_outputs():
+    import keras
+    from keras import layers
+
+    with pytest.raises(ValueError, match="one-hot DNA"):
+        sequences.mutation_map(_gat_counter(), np.zeros((5, 4)))
+    two = keras.Sequential([keras.Input(shape=(5, 4)), layers.Flatten(), layers.Dense(2)])
+    with pytest.raises(ValueError, match="one score"):
+        sequences.mutation_map(two, sequences.one_hot_dna("AGATC"))
