@@ -246,5 +246,5 @@ def test_lab09_two_phases_print_a_tenth_of_the_rate_and_batchnorm_statistics_tha
     assert head >= 1 and fine >= 1 and len(values) == head + fine
     assert values[:head] == [1e-3] * head and values[head:] == pytest.approx([1e-4] * fine)
     flat = " ".join(_markdown("09_transfer_learning").split())
-    assert r"$\text{head\_lr} / 10$" in flat and "compile **again** with a new `Adam(lr / 10)`" \
+    assert r"$\text{head\_lr} / 10$" in flat and "Compile **again** with a new `Adam(lr / 10)`" \
         in flat
