@@ -437,3 +437,28 @@ def test_lab10_shows_the_top_patches_as_a_png_in_both_notebooks(lab_run):
                     if c.cell_type == "code" and "plot_top_patches(top9)" in c.source)
         kinds = [kind for output in cell.outputs for kind in output.get("data", {})]
         assert "image/png" in kinds, (which, kinds)
+
+
+# --------------------------------------- Lab 09: the two phases, a tenth of the rate, BN still
+
+
+def test_lab09_two_phases_print_a_tenth_of_the_rate_and_batchnorm_statistics_that_never_move(
+        lab_run):
+    # the prose: phase 2 at "a tenth" of the head's rate, a new Adam, BatchNorm frozen so its
+    # moving statistics stay as they were; your function and fine_tune both print it
+    printed = lab_run("09").printed()
+    mine = re.search(r"BatchNorm moving statistics moved by at most (\S+); learning rate at the "
+                     r"end (\S+);", printed)
+    assert mine, "the two-phase cell prints the statistics' change and the final rate"
+    assert float(mine.group(1)) == 0.0
+    assert float(mine.group(2)) == pytest.approx(1e-3 / 10)
+    rates = re.search(r"fine_tune: (\d+) head epochs, (\d+) fine-tuning epochs in \d+ s; "
+                      r"learning rates \[([^\]]*)\]", printed)
+    assert rates
+    values = [float(v) for v in rates.group(3).split(",")]
+    head, fine = int(rates.group(1)), int(rates.group(2))
+    assert head >= 1 and fine >= 1 and len(values) == head + fine
+    assert values[:head] == [1e-3] * head and values[head:] == pytest.approx([1e-4] * fine)
+    flat = " ".join(_markdown("09_transfer_learning").split())
+    assert r"$\text{head\_lr} / 10$" in flat and "Compile **again** with a new `Adam(lr / 10)`" \
+        in flat

@@ -18,8 +18,7 @@ __all__ = [
     "reference_build_linear_probe",
     "reference_freeze_all_but_last",
     "reference_preprocess_checked",
-    "reference_read_trainable_summary",
-    "reference_two_phase_schedule",
+    "reference_two_phase_fine_tune",
     "reference_worst_predictions",
 ]
 
@@ -313,194 +312,203 @@ FREEZE_TO_COUNT = Exercise(
 )
 
 
-# ---------------------------------------------------------------------- 09.read_trainable_summary
+# ------------------------------------------------------------------------ 09.two_phase_fine_tune
 
 
-def reference_read_trainable_summary(table):
-    """Totals and trainable blocks of a ``trainable_summary(model).table`` (a DataFrame with
-    columns block, trainable, frozen, statistics)."""
-    trainable = int(table["trainable"].sum())
-    frozen = int(table["frozen"].sum())
-    statistics = int(table["statistics"].sum())
-    return {"trainable": trainable, "frozen": frozen, "statistics": statistics,
-            "trainable_blocks": [str(b) for b, n in zip(table["block"], table["trainable"])
-                                 if n > 0],
-            "trainable_share": trainable / (trainable + frozen + statistics)}
+def reference_two_phase_fine_tune(model, backbone, data, n_blocks, head_lr, head_epochs=1,
+                                  fine_tune_epochs=1, batch_size=16):
+    """The lecture's two phases in plain Keras, on ``model`` (``backbone`` nested in it, then
+    the head).  Phase 1: freeze the backbone, compile with ``Adam(head_lr)``, fit the head.
+    Phase 2: unfreeze the last ``n_blocks`` blocks of the backbone (blocks as
+    :func:`cnnlab.transfer.unfreeze` finds them), every BatchNormalization kept frozen, compile
+    again with a new ``Adam(head_lr / 10)``, fit.  ``data``: ``(x, y)``, integer labels.
+    Returns the model."""
+    import keras
+
+    from cnnlab import transfer
+
+    x, y = data
+    transfer.freeze(backbone)
+    model.compile(optimizer=keras.optimizers.Adam(head_lr),
+                  loss="sparse_categorical_crossentropy", jit_compile=False)
+    model.fit(x, y, batch_size=batch_size, epochs=head_epochs, verbose=0)
+    blocks = _weighted_blocks(backbone)
+    if n_blocks > 0:
+        transfer.unfreeze(backbone, from_layer=blocks[-n_blocks][1][0].name)
+    model.compile(optimizer=keras.optimizers.Adam(head_lr / 10),
+                  loss="sparse_categorical_crossentropy", jit_compile=False)
+    model.fit(x, y, batch_size=batch_size, epochs=fine_tune_epochs, verbose=0)
+    return model
 
 
-_BACKBONE_FILTERS = (4, 8, 16)
+def _weighted_blocks(backbone):
+    """``[(block, [layers])]`` of the backbone that hold weights, in order: cnnlab.transfer's
+    block detection (``blockK_...`` layers form block ``blockK``)."""
+    from cnnlab.transfer import _blocks
+
+    return [(block, group) for block, group in _blocks(backbone)
+            if any(layer.weights for layer in group)]
 
 
-def _summary_backbone(seed=0):
-    """Three conv-BN-ReLU blocks named block1..3 (4, 8, 16 filters), 16x16x3, average-pooled."""
+def _two_phase_setup(num_blocks, side, num_classes, samples, seed):
+    """A tiny model for the exercise: a backbone ``tiny_backbone`` of ``num_blocks`` blocks
+    ``blockK_conv`` (3x3) - ``blockK_bn`` - ``blockK_relu`` and ``avg_pool``, nested in a model
+    with the head ``predictions`` (Dense, softmax); synthetic images (uniform 0..1) and labels."""
     import keras
     from keras import layers
 
     keras.utils.set_random_seed(seed)
-    inputs = keras.Input((16, 16, 3))
+    inputs = keras.Input(shape=(side, side, 3), name="image")
     x = inputs
-    for block, filters in enumerate(_BACKBONE_FILTERS, start=1):
+    for block, filters in enumerate(_BLOCK_FILTERS[:num_blocks], start=1):
         x = layers.Conv2D(filters, 3, padding="same", name=f"block{block}_conv")(x)
         x = layers.BatchNormalization(name=f"block{block}_bn")(x)
         x = layers.ReLU(name=f"block{block}_relu")(x)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    return keras.Model(inputs, x, name="mini")
+    backbone = keras.Model(inputs, x, name="tiny_backbone")
+    image = keras.Input(shape=(side, side, 3), name="image")
+    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(backbone(image))
+    model = keras.Model(image, outputs, name="tiny_transfer")
+    rng = np.random.default_rng(seed)
+    data = (rng.uniform(0, 1, size=(samples, side, side, 3)).astype("float32"),
+            rng.integers(0, num_classes, size=samples))
+    return model, backbone, data
 
 
-def _summary_model(setting, num_classes=3):
-    from cnnlab import transfer
-
-    model = transfer.build_transfer_model(_summary_backbone(), num_classes, dropout=0.0)
-    if setting == "last_block":
-        transfer.unfreeze(model, from_layer="block3_conv")
-    elif setting == "all_with_batchnorm":
-        transfer.unfreeze(model, keep_batchnorm_frozen=False)
-    elif setting == "last_two_blocks":
-        transfer.unfreeze(model, from_layer="block2_conv")
-    return model
+def _leaf_layers(model):
+    for layer in model.layers:
+        if hasattr(layer, "layers"):
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
 
 
-def _summary_probe(setting, num_classes=3):
+def _weight_snapshot(model):
+    """``{layer: ([trainable-kind weights], [BatchNorm moving mean and variance])}`` as arrays."""
+    import keras
+    from keras import layers
+
+    def values(weights):
+        return [np.array(keras.ops.convert_to_numpy(w)) for w in weights]
+
+    snapshot = {}
+    for layer in _leaf_layers(model):
+        if not layer.weights:
+            continue
+        if isinstance(layer, layers.BatchNormalization):
+            statistics = [layer.moving_mean, layer.moving_variance]
+            others = [w for w in layer.weights if all(w is not s for s in statistics)]
+            snapshot[layer.name] = (values(others), values(statistics))
+        else:
+            snapshot[layer.name] = (values(layer.weights), [])
+    return snapshot
+
+
+def _moved(before, after, which):
+    return sorted(name for name in before
+                  if any(not np.array_equal(a, b)
+                         for a, b in zip(before[name][which], after[name][which])))
+
+
+def _two_phase_probe(num_blocks, n_blocks, head_lr, side=8, num_classes=3, samples=32, seed=0):
+    """Runs the student's function on a tiny model with ``model.fit`` watched: each ``fit``
+    call notes the optimizer and the weights before and after.  Consecutive calls with the same
+    optimizer are one phase.  Per phase: the layers whose weights changed (``trained``), the
+    BatchNorm layers whose moving statistics changed, the optimizer's learning rate after it."""
     def probe(f):
-        from cnnlab import transfer
+        import keras
 
-        result = f(transfer.trainable_summary(_summary_model(setting, num_classes)).table)
-        return {key: result[key] for key in ("trainable", "frozen", "statistics",
-                                             "trainable_blocks", "trainable_share")}
+        model, backbone, data = _two_phase_setup(num_blocks, side, num_classes, samples, seed)
+        fit, calls = model.fit, []
+
+        def watched_fit(*args, **kwargs):
+            before = _weight_snapshot(model)
+            result = fit(*args, **kwargs)
+            calls.append((model.optimizer, before, _weight_snapshot(model)))
+            return result
+
+        model.fit = watched_fit
+        f(model, backbone, data, n_blocks, head_lr, 1, 1)
+        phases = []
+        for optimizer, before, after in calls:
+            if phases and phases[-1][0] is optimizer:
+                phases[-1][2] = after
+            else:
+                phases.append([optimizer, before, after])
+        return {"phases": len(phases),
+                "trained": [_moved(before, after, 0) for _, before, after in phases],
+                "statistics_moved": [_moved(before, after, 1) for _, before, after in phases],
+                "learning_rate": [float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+                                  for optimizer, _, _ in phases]}
     return probe
 
 
-def _summary_expected(setting, num_classes=3):
-    """From Keras: trainable = the sizes of model.trainable_weights; statistics = the moving
-    means and variances; frozen = count_params() minus both.  Blocks by hand."""
+def _two_phase_expected(num_blocks, n_blocks, head_lr, side=8, num_classes=3, samples=32,
+                        seed=0):
+    """Phase 1 trains the head alone at head_lr; phase 2, a new optimizer at head_lr / 10,
+    trains the head and the layers with weights of the last n_blocks blocks (cnnlab.transfer's
+    block detection), BatchNorm excepted; no moving statistic moves."""
     def expected():
         from keras import layers
 
-        model = _summary_model(setting, num_classes)
-        trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-        backbone = model.get_layer("backbone").layer
-        statistics = sum(int(np.prod(bn.moving_mean.shape)) + int(np.prod(bn.moving_variance.shape))
-                         for bn in backbone.layers if isinstance(bn, layers.BatchNormalization))
-        frozen = model.count_params() - trainable - statistics
-        blocks = {"head": [], "last_block": ["mini/block3"],
-                  "last_two_blocks": ["mini/block2", "mini/block3"],
-                  "all_with_batchnorm": ["mini/block1", "mini/block2", "mini/block3"]}[setting]
-        return {"trainable": trainable, "frozen": frozen, "statistics": statistics,
-                "trainable_blocks": blocks + ["predictions"],
-                "trainable_share": trainable / model.count_params()}
+        _, backbone, _ = _two_phase_setup(num_blocks, side, num_classes, 2, seed)
+        kept = _weighted_blocks(backbone)[len(_weighted_blocks(backbone)) - n_blocks:]
+        unfrozen = [layer.name for _, group in kept for layer in group
+                    if layer.weights and not isinstance(layer, layers.BatchNormalization)]
+        return {"phases": 2, "trained": [["predictions"], sorted(unfrozen + ["predictions"])],
+                "statistics_moved": [[], []], "learning_rate": [head_lr, head_lr / 10]}
     return expected
 
 
-def _summary_compare(got, expected):
-    if not isinstance(got, dict):
-        return False, f"expected a dict, got {type(got).__name__}"
-    for key in ("trainable", "frozen", "statistics", "trainable_blocks"):
-        if got.get(key) != expected[key]:
-            return False, f"{key}: got {got.get(key)!r}"
-    share = got.get("trainable_share")
-    if not isinstance(share, (int, float)) or abs(share - expected["trainable_share"]) > 1e-9:
-        return False, f"trainable_share: got {share!r}"
-    return True, "all totals match"
-
-
-def _summary_case(name, setting, hidden=False, hint="", num_classes=3):
-    return Case(
-        name,
-        probe=_summary_probe(setting, num_classes),
-        expected=_summary_expected(setting, num_classes),
-        compare=_summary_compare,
-        hidden=hidden,
-        hint=hint or "sum each column of the table; the trainable blocks are the rows with "
-                     "trainable > 0, in table order; the share divides trainable by all three "
-                     "columns together",
-    )
-
-
-READ_TRAINABLE_SUMMARY = Exercise(
-    id="09.read_trainable_summary",
-    name="read_trainable_summary",
-    title="Read a trainable summary into numbers",
-    reference=lambda: reference_read_trainable_summary,
-    cases=(
-        _summary_case("frozen_backbone_only_the_head_trains", "head"),
-        _summary_case("last_block_unfrozen", "last_block"),
-    ),
-)
-
-
-# ------------------------------------------------------------------------ 09.two_phase_schedule
-
-
-def reference_two_phase_schedule(head_epochs, fine_tune_epochs, head_lr=1e-3, factor=10):
-    """Per-epoch learning rates and phases of head training then fine-tuning (``head_lr /
-    factor``), and the index of the first fine-tuning epoch (None unless both phases run)."""
-    epochs = [("head", head_lr)] * head_epochs + [("fine_tune", head_lr / factor)] * \
-        fine_tune_epochs
-    both = bool(head_epochs) and bool(fine_tune_epochs)
-    return {"learning_rate": [rate for _, rate in epochs],
-            "phase": [phase for phase, _ in epochs],
-            "phase_boundary": head_epochs if both else None}
-
-
-def _schedule_probe(args):
-    def probe(f):
-        result = f(*args)
-        return {"learning_rate": [float(v) for v in result["learning_rate"]],
-                "phase": [str(v) for v in result["phase"]],
-                "phase_boundary": (None if result["phase_boundary"] is None
-                                   else int(result["phase_boundary"]))}
-    return probe
-
-
-def _schedule_expected(head_epochs, fine_tune_epochs, head_lr=1e-3, factor=10):
-    """By hand: the lecture's "smaller learning rate when fine tuning"."""
-    def expected():
-        rates = []
-        for _ in range(head_epochs):
-            rates.append(head_lr)
-        for _ in range(fine_tune_epochs):
-            rates.append(head_lr / factor)
-        return {"learning_rate": rates,
-                "phase": ["head"] * head_epochs + ["fine_tune"] * fine_tune_epochs,
-                "phase_boundary": None if 0 in (head_epochs, fine_tune_epochs) else head_epochs}
-    return expected
-
-
-def _schedule_compare(got, expected):
-    if not isinstance(got, dict):
-        return False, f"expected a dict, got {type(got).__name__}"
-    if got["phase"] != expected["phase"]:
-        return False, f"phase: got {got['phase']}"
-    if got["phase_boundary"] != expected["phase_boundary"]:
-        return False, f"phase_boundary: got {got['phase_boundary']!r}"
+def _two_phase_compare(got, expected):
+    if not isinstance(got, dict) or set(got) != set(expected):
+        return False, f"unexpected result {got!r}"
+    if got["phases"] != 2:
+        if got["phases"] == 1:
+            return False, ("both fits used one optimizer: phase 2 did not compile again. Keras "
+                           "fixes what trains when it compiles: compile (a new optimizer) after "
+                           "changing trainable")
+        return False, f"{got['phases']} phases (fits with a new optimizer), expected 2"
+    for phase, moved in enumerate(got["statistics_moved"], start=1):
+        if moved:
+            return False, (f"phase {phase} moved the BatchNorm moving statistics of {moved}: keep "
+                           "every BatchNormalization frozen (trainable = False)")
+    head, fine = got["trained"]
+    if head != expected["trained"][0]:
+        return False, (f"phase 1 trained {head}: only the head (predictions) should train, the "
+                       "backbone frozen")
+    if fine != expected["trained"][1]:
+        return False, (f"phase 2 trained {fine}, expected {expected['trained'][1]}: the head "
+                       "and the layers of the last n_blocks blocks, BatchNorm excepted")
     rates, want = got["learning_rate"], expected["learning_rate"]
-    if len(rates) != len(want) or not np.allclose(rates, want, rtol=1e-9, atol=0):
-        return False, f"learning_rate: got {rates}"
-    return True, "same schedule"
+    if not np.allclose(rates, want, rtol=1e-5, atol=0):
+        return False, (f"learning rates {rates} after the two phases, expected {want}: the head "
+                       "at lr, then a new optimizer at lr / 10")
+    return True, "the head alone, then the last blocks at a tenth of the rate, BatchNorm frozen"
 
 
-def _schedule_case(name, args, hidden=False, hint=""):
+def _two_phase_case(name, num_blocks, n_blocks, head_lr, hidden=False, hint="", **options):
     return Case(
         name,
-        probe=_schedule_probe(args),
-        expected=_schedule_expected(*args),
-        compare=_schedule_compare,
+        probe=_two_phase_probe(num_blocks, n_blocks, head_lr, **options),
+        expected=_two_phase_expected(num_blocks, n_blocks, head_lr, **options),
+        compare=_two_phase_compare,
         hidden=hidden,
-        hint=hint or "head_epochs epochs at head_lr, then fine_tune_epochs epochs at "
-                     "head_lr / factor; phase names 'head' and 'fine_tune'",
+        hint=hint or "phase 1: backbone.trainable = False, compile(Adam(lr)), fit; phase 2: "
+                     "unfreeze the layers of the last n_blocks blocks except BatchNormalization, "
+                     "compile(Adam(lr / 10)) again, fit",
     )
 
 
-TWO_PHASE_SCHEDULE = Exercise(
-    id="09.two_phase_schedule",
-    name="two_phase_schedule",
-    title="The two-phase schedule: a new head, then a smaller learning rate",
-    reference=lambda: reference_two_phase_schedule,
+TWO_PHASE_FINE_TUNE = Exercise(
+    id="09.two_phase_fine_tune",
+    implementations=("cnnlab.transfer.fine_tune", "cnnlab.transfer.unfreeze"),
+    name="two_phase_fine_tune",
+    title="Fine-tune in two phases: the head, then the last blocks at a tenth of the rate",
+    reference=lambda: reference_two_phase_fine_tune,
     cases=(
-        _schedule_case("five_head_epochs_then_three_at_a_tenth", (5, 3)),
-        _schedule_case("no_fine_tuning_no_boundary", (4, 0),
-                       hint="phase_boundary is the index of the first fine-tuning epoch, "
-                            "None when one of the phases runs no epoch"),
+        _two_phase_case("three_blocks_fine_tune_the_last_one", 3, 1, 1e-3),
+        _two_phase_case("four_blocks_fine_tune_the_last_two", 4, 2, 1e-2),
     ),
 )
 
@@ -562,5 +570,5 @@ WORST_PREDICTIONS = Exercise(
     ),
 )
 
-EXERCISES = [PREPROCESS_CONTRACT, LINEAR_PROBE, FREEZE_TO_COUNT, READ_TRAINABLE_SUMMARY,
-             TWO_PHASE_SCHEDULE, WORST_PREDICTIONS]
+EXERCISES = [PREPROCESS_CONTRACT, LINEAR_PROBE, FREEZE_TO_COUNT, TWO_PHASE_FINE_TUNE,
+             WORST_PREDICTIONS]

@@ -2,9 +2,10 @@
 material).
 
 Drawn cases reuse the public case builders of :mod:`cnnlab.exercises.lab09` with a seed from the
-course secret (:func:`cnnlab.grading.hidden.case_seeds`); shapes stay fixed, values are drawn.
-The other hidden cases are configurations (model sizes, frozen blocks, schedules) whose answers
-are counts or by-hand values, not drawn numbers.
+course secret (:func:`cnnlab.grading.hidden.case_seeds`); shapes stay fixed, values are drawn,
+except for the two-phase fine-tune, whose drawn cases also draw the tiny model's size, its block
+count, the blocks fine-tuned and the rate.  The other hidden cases are configurations (model
+sizes, frozen blocks) whose answers are counts or by-hand values, not drawn numbers.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from cnnlab.exercises.lab09 import (
     _freeze_case,
     _linear_case,
     _raises_case,
-    _schedule_case,
-    _summary_case,
+    _two_phase_case,
     _values_case,
     _worst_case,
     _worst_inputs,
@@ -31,10 +31,20 @@ POINTS = {
     "09.preprocess_contract": 2,
     "09.linear_probe": 2,
     "09.freeze_to_count": 3,
-    "09.read_trainable_summary": 2,
-    "09.two_phase_schedule": 1,
+    "09.two_phase_fine_tune": 3,
     "09.worst_predictions": 2,
 }
+
+
+def _drawn_two_phase(name, seed):
+    """A tiny model of 3 to 5 blocks, the last 1 to all-but-one of them fine-tuned, a head rate,
+    an image side and a class count, all drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    num_blocks = int(rng.integers(3, 6))
+    return _two_phase_case(name, num_blocks, int(rng.integers(1, num_blocks)),
+                           float(rng.choice([3e-3, 1e-2, 3e-2, 1e-1])),
+                           side=int(rng.choice([8, 12])), num_classes=int(rng.integers(2, 6)),
+                           samples=int(rng.choice([24, 40])), seed=int(seed))
 
 
 def _binary_as_lists(seed):
@@ -73,16 +83,12 @@ HIDDEN = {
         _freeze_case("three_blocks_keep_the_last_two_grayscale", 3, 2, input_channels=1),
         _freeze_case("five_blocks_keep_three_ten_classes", 5, 3, num_classes=10),
     ),
-    # fixed on purpose: known unfreezing settings of the small backbone (counts from Keras)
-    "09.read_trainable_summary": (
-        _summary_case("all_unfrozen_with_batchnorm_training", "all_with_batchnorm"),
-        _summary_case("last_two_blocks_ten_classes", "last_two_blocks", num_classes=10),
-    ),
-    # fixed on purpose: the case names give the epochs and factors; the answers are by hand
-    "09.two_phase_schedule": (
-        _schedule_case("ten_and_ten_factor_100", (10, 10, 1e-2, 100)),
-        _schedule_case("fine_tuning_only", (0, 3, 3e-4, 3)),
-        _schedule_case("one_and_one", (1, 1, 0.1, 4)),
+    "09.two_phase_fine_tune": (
+        Drawn("drawn_blocks_rate_and_size", 7, lambda name, seed: _drawn_two_phase(name, seed)),
+        Drawn("drawn_again", 8, lambda name, seed: _drawn_two_phase(name, seed)),
+        # fixed on purpose: every block unfrozen, BatchNorm still frozen (a configuration)
+        _two_phase_case("every_block_fine_tuned_batchnorm_still_frozen", 3, 3, 3e-3,
+                        num_classes=2),
     ),
     "09.worst_predictions": (
         Drawn("random_ten_classes_k_1", 1,
