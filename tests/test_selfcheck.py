@@ -330,3 +330,18 @@ def test_profile_defaults_and_rejects_unknown_names(monkeypatch):
     assert cnnlab.profile() == "smoke"  # no GPU on the test machines
     with pytest.raises(ValueError, match="same sizes"):
         cnnlab.by_profile(smoke={"epochs": 1}, full={"epochs": 2, "samples": 9})
+
+
+@pytest.mark.parametrize("lab", ["01", "02", "03", "04"])
+def test_the_count_only_probes_run_as_the_kernel_gets_them(lab):
+    # the grader's kernel gets the probes rebuilt without references (a drawn configuration
+    # must come from code that computes no answer); each must run on the reference
+    from cnnlab.exercise import run_probes
+    from cnnlab.grading.export import kernel_probes
+
+    for secret in (None, b"a course secret of 32 bytes......"):
+        table = kernel_probes(lab, case_seeds(lab, secret))
+        for ex_id in (e for e in COUNT_ONLY if e.startswith(lab)):
+            _, probes = table[ex_id]
+            records = run_probes(probes, exercise(ex_id).reference())
+            assert {r["outcome"] for r in records} == {"returned"}, (ex_id, records)
