@@ -181,17 +181,17 @@ FILTER_LAYERS = {"conv1": (32, 3), "conv2": (64, 3)}
 FILTER_INPUT_CHANNELS = 1
 
 
-def reference_filter_shapes(input_channels, layers):
+def reference_filter_shapes(input_channels, convs):
     """Kernel shape ``(k, k, C_in, filters)`` and parameters of each layer of a stack of
     ``Conv2D(filters, k)``: ``{"shapes": {name: shape}, "params": {name: count}}``."""
     arithmetic = _arithmetic()
-    depths = [int(input_channels)] + [int(filters) for filters, _ in layers.values()]
+    depths = [int(input_channels)] + [int(filters) for filters, _ in convs.values()]
     # each layer sees the depth of the layer before it: pair the layers with those depths
     return {
         "shapes": {name: (int(k), int(k), c_in, int(filters))
-                   for (name, (filters, k)), c_in in zip(layers.items(), depths)},
+                   for (name, (filters, k)), c_in in zip(convs.items(), depths)},
         "params": {name: arithmetic.conv_params(int(k), c_in, int(filters))
-                   for (name, (filters, k)), c_in in zip(layers.items(), depths)},
+                   for (name, (filters, k)), c_in in zip(convs.items(), depths)},
     }
 
 

@@ -108,14 +108,14 @@ def _trace_rows(layers, input_shape):
     return [row for row in rows if row["kind"] != "input"]
 
 
-def reference_predict_shapes(input_shape, layers):
-    """Output shape ``(H, W, C)`` of each convolution of ``layers`` (``NETWORK``'s specs)."""
-    return [tuple(row["output_shape"]) for row in _trace_rows(layers, input_shape)]
+def reference_predict_shapes(input_shape, layer_specs):
+    """Output shape ``(H, W, C)`` of each convolution of ``layer_specs`` (``NETWORK``'s format)."""
+    return [tuple(row["output_shape"]) for row in _trace_rows(layer_specs, input_shape)]
 
 
-def reference_predict_params(input_shape, layers):
-    """Parameters of each convolution of ``layers`` (``NETWORK``'s specs)."""
-    return [int(row["params"]) for row in _trace_rows(layers, input_shape)]
+def reference_predict_params(input_shape, layer_specs):
+    """Parameters of each convolution of ``layer_specs`` (``NETWORK``'s format)."""
+    return [int(row["params"]) for row in _trace_rows(layer_specs, input_shape)]
 
 
 def _random_network(seed: int):
