@@ -42,6 +42,8 @@ HIDDEN = {
     "03.pooled_sizes": (
         Drawn("forty_random_questions", 36,
               lambda name, seed: _pooled_case(name, lambda: _random_pool_questions(seed, 40))),
+        Drawn("forty_more_random_questions", 37,
+              lambda name, seed: _pooled_case(name, lambda: _random_pool_questions(seed, 40))),
     ),
     "03.shift_response": (
         Drawn("pool_2_shift_3", 43, lambda name, seed: _shift_case(name, seed, (18, 30), 3, 2)),
