@@ -299,7 +299,7 @@ def pool_output_size(n, pool_size, strides=None, padding="valid", strict=False):
     ``ceil(n / S)``), an int or a (before, after) pair; ``strict`` works as in
     ``conv_output_size``.  Sizes may be tuples, one value per spatial axis.
 
-    Used in: no lab notebook directly; the reference of Lab 03's ``pooled_sizes``
+    Used in: no lab notebook directly; the reference of Lab 03's ``pooled_size``
     """
     if strides is None:
         strides = pool_size

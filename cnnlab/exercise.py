@@ -40,6 +40,7 @@ __all__ = [
     "Exercise",
     "PlainDataError",
     "allclose",
+    "count_right_entries",
     "equal",
     "to_plain",
     "dumps_plain",
@@ -194,6 +195,45 @@ def equal(got, expected) -> tuple[bool, str]:
     return False, f"got {_describe(got)}"
 
 
+def count_right_entries(got, expected, compare=equal) -> tuple[bool, str]:
+    """Compare entry by entry and say only **how many** entries are right, never which.
+
+    ``expected`` is a dict (its entries are its keys) or a list (its positions); each entry of
+    ``got`` is judged with ``compare``.  The message is "3 of 5 entries are right": it names no
+    entry and shows no expected value, so a self-check cannot be solved by trying values one at
+    a time against it (:attr:`Case.count_only`).  A missing entry is a wrong one.
+    """
+    if type(expected) is dict:
+        keys = list(expected)
+        if type(got) is not dict:
+            return False, f"0 of {len(keys)} entries are right: expected a dict, got {_kind(got)}"
+        right = sum(key in got and _entry_ok(compare, got[key], expected[key]) for key in keys)
+        total, note = len(keys), ""
+    elif type(expected) is list:
+        if type(got) is not list:
+            return False, (f"0 of {len(expected)} entries are right: expected a list, "
+                           f"got {_kind(got)}")
+        right = sum(_entry_ok(compare, g, e) for g, e in zip(got, expected))
+        total = len(expected)
+        note = "" if len(got) == total else f" (the answer has {len(got)} entries, not {total})"
+    else:
+        raise TypeError("count_right_entries compares a dict or a list of entries, not "
+                        f"{type(expected).__name__}")
+    ok = right == total and not note
+    return ok, f"{right} of {total} entries are right{note}"
+
+
+def _entry_ok(compare, got, expected) -> bool:
+    try:
+        return bool(compare(got, expected)[0])
+    except Exception:  # noqa: BLE001 - odd plain data: that entry is wrong
+        return False
+
+
+def _kind(value) -> str:
+    return "an array" if type(value) is np.ndarray else f"a {type(value).__name__}"
+
+
 def _normalise(value):
     if type(value) is np.ndarray:
         return ("ndarray", value.shape, value.tolist())
@@ -224,6 +264,12 @@ class Case:
     ``probe`` turns the student's object into a result (run in the kernel); ``expected`` computes
     the reference result (run in the judge); ``compare`` judges them.  ``hint`` is shown when the
     case fails; hidden cases are named, never described, in feedback.
+
+    ``count_only=True`` makes the case judge its result entry by entry (``expected`` is a dict or
+    a list, each entry judged with ``compare``) and report only how many entries are right
+    (:func:`count_right_entries`), never which ones or their expected values: the exercises
+    whose answer is a table of numbers (shapes, sizes, parameter counts) use it, so a
+    self-check cannot be solved by trial.  Their hints must not name an entry either.
     """
 
     name: str
@@ -232,6 +278,7 @@ class Case:
     compare: Callable[[Any, Any], tuple[bool, str]] = field(default=equal)
     hint: str = ""
     hidden: bool = False
+    count_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -253,7 +300,7 @@ class Exercise:
     In :mod:`cnnlab.exercises` (what students receive) ``cases`` are the public ones and
     ``points`` is 0; the grader's copy (:func:`cnnlab.grading.hidden.graded_exercises`) adds
     the points and the hidden cases.  ``hidden_tests`` says whether the grader runs hidden
-    cases too (False for the exercises whose answer is one value), so a self-check can say so
+    cases too (False for an exercise without hidden cases), so a self-check can say so
     without holding them.
 
     ``reference`` returns the reference object (a function or a value); checkpoints use it to
@@ -385,7 +432,10 @@ def judge_record(ex: Exercise, record) -> tuple[str, str]:
         return "error", f"unreadable result ({type(exc).__name__})"
     expected = loads_plain(dumps_plain(case.expected()))
     try:
-        ok, message = case.compare(got, expected)
+        if case.count_only:
+            ok, message = count_right_entries(got, expected, case.compare)
+        else:
+            ok, message = case.compare(got, expected)
     except Exception as exc:  # noqa: BLE001 - odd plain data a comparison does not expect
         return "fail", f"the result cannot be compared ({type(exc).__name__})"
     if ok:

@@ -79,10 +79,16 @@ def lab01_batch(tmp_path_factory):
     _variant(folder, "memory", {"01.conv2d_multi": (
         "import numpy as np\n"
         "blocks = [np.ones(2**26) for _ in range(16)]  # 8 GiB, 0.5 GiB at a time")})
-    # one exercise cell missing, another answered with an object whose __eq__ always says True
+    # one exercise cell missing, another answered with objects whose __eq__ always says True
+    # (a shape and a count for every layer it is asked about)
     _variant(folder, "forged_missing", {"01.filter_shapes": (
-        "class Anything(dict):\n    def __eq__(self, other):\n        return True\n"
-        "filter_shapes = {'shapes': Anything(), 'params': Anything()}")},
+        "class Anything(tuple):\n    def __eq__(self, other):\n        return True\n"
+        "    __hash__ = tuple.__hash__\n"
+        "class AnyInt(int):\n    def __eq__(self, other):\n        return True\n"
+        "    __hash__ = int.__hash__\n"
+        "def filter_shapes(input_channels, layers):\n"
+        "    return {'shapes': {name: Anything() for name in layers},\n"
+        "            'params': {name: AnyInt() for name in layers}}")},
         drop=("01.to_grayscale",))
     _variant(folder, "reordered", {}, shuffle=True)
     (folder / "truncated.ipynb").write_text(LAB01.read_text()[:2000])

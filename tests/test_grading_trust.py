@@ -366,9 +366,15 @@ def test_a_raised_not_implemented_error_is_not_attempted_and_none_too():
     raised = [_answer()] + [_case(c.name, "raised", ename="NotImplementedError", message="")
                             for c in _CORRELATE2D.cases]
     assert _judge(raised).status == "not_attempted"
-    value = exercise("01.filter_shapes")
-    none = [_answer()] + [_case(c.name, "none") for c in value.cases]
-    assert _judge(none, value).status == "not_attempted"
+    # a value exercise still None (06.label_preserving: `safe_transforms = None` in the lab),
+    # and a function exercise whose name a student set back to None, with its hidden cases
+    for ex_id in ("06.label_preserving", "01.filter_shapes"):
+        value = next(ex for ex in graded_exercises(ex_id[:2]) if ex.id == ex_id)
+        none = [_answer()] + [_case(c.name, "none") for c in value.cases]
+        assert _judge(none, value).status == "not_attempted"
+        # a None for some cases and answers for others is no longer "not attempted"
+        half = none[:-1] + [_case(value.cases[-1].name, data="1")]
+        assert _judge(half, value).status != "not_attempted"
 
 
 def test_an_export_cell_without_records_is_an_error_not_a_pass():

@@ -9,6 +9,9 @@ from cnnlab.exercise import Case, Exercise, allclose
 
 __all__ = [
     "EXERCISES",
+    "FILTER_INPUT_CHANNELS",
+    "FILTER_LAYERS",
+    "reference_filter_shapes",
     "reference_kernel_gradient",
     "reference_make_conv_layer",
     "reference_to_grayscale",
@@ -172,13 +175,64 @@ CONV2D_MULTI = Exercise(
 
 # ----------------------------------------------------------------------------- 01.filter_shapes
 
+#: The lab's two layers (7PAM2021, *Filter shapes*): Conv2D(32, 3) on (28, 28, 1), then
+#: Conv2D(64, 3); ``{name: (filters, kernel size)}``, in order.
+FILTER_LAYERS = {"conv1": (32, 3), "conv2": (64, 3)}
+FILTER_INPUT_CHANNELS = 1
 
-def _filter_shapes():
-    return {"conv1": [3, 3, 1, 32], "conv2": [3, 3, 32, 64]}
+
+def reference_filter_shapes(input_channels, convs):
+    """Kernel shape ``(k, k, C_in, filters)`` and parameters of each layer of a stack of
+    ``Conv2D(filters, k)``: ``{"shapes": {name: shape}, "params": {name: count}}``."""
+    arithmetic = _arithmetic()
+    depths = [int(input_channels)] + [int(filters) for filters, _ in convs.values()]
+    # each layer sees the depth of the layer before it: pair the layers with those depths
+    return {
+        "shapes": {name: (int(k), int(k), c_in, int(filters))
+                   for (name, (filters, k)), c_in in zip(convs.items(), depths)},
+        "params": {name: arithmetic.conv_params(int(k), c_in, int(filters))
+                   for (name, (filters, k)), c_in in zip(convs.items(), depths)},
+    }
 
 
-def _filter_params():
-    return {"conv1": 3 * 3 * 1 * 32 + 32, "conv2": 3 * 3 * 32 * 64 + 64}
+def _arithmetic():
+    from cnnlab import arithmetic
+
+    return arithmetic
+
+
+def _random_layers(seed: int) -> tuple[int, dict]:
+    """A seeded stack: 1 or 3 input channels, 2 to 4 layers of square kernels."""
+    rng = np.random.default_rng(seed)
+    channels = int(rng.choice([1, 3]))
+    layers = {f"conv{i + 1}": (int(rng.choice([8, 16, 24, 48, 64, 96, 128])),
+                               int(rng.choice([1, 3, 5, 7])))
+              for i in range(int(rng.integers(2, 5)))}
+    return channels, layers
+
+
+def _filter_entries(answer):
+    """One entry per layer and quantity: ``{"conv1 shape": [...], "conv1 params": n, ...}``."""
+    entries = {}
+    for name, shape in answer["shapes"].items():
+        entries[f"{name} shape"] = [int(v) for v in shape]
+    for name, count in answer["params"].items():
+        entries[f"{name} params"] = int(count)
+    return entries
+
+
+def _filter_case(name, config, hidden=False):
+    """``config()`` returns ``(input_channels, layers)``."""
+    return Case(
+        name,
+        probe=lambda f: _filter_entries(f(*config())),
+        expected=lambda: _filter_entries(reference_filter_shapes(*config())),
+        count_only=True,
+        hidden=hidden,
+        hint="a kernel has shape (k, k, input channels, filters), its input channels being the "
+             "filters of the layer before; parameters: k*k*C_in*C_out weights plus one bias "
+             "per filter",
+    )
 
 
 FILTER_SHAPES = Exercise(
@@ -186,21 +240,10 @@ FILTER_SHAPES = Exercise(
     implementations=("cnnlab.arithmetic.conv_params",),
     name="filter_shapes",
     title="Filter shapes: (3, 3, 1, 32) then (3, 3, 32, 64)",
-    hidden_tests=False,
-    reference=lambda: {"shapes": _filter_shapes(), "params": _filter_params()},
+    reference=lambda: reference_filter_shapes,
     cases=(
-        Case(
-            "kernel_shapes",
-            probe=lambda v: {k: list(s) for k, s in v["shapes"].items()},
-            expected=_filter_shapes,
-            hint="a kernel has shape (kh, kw, input channels, filters)",
-        ),
-        Case(
-            "parameter_counts",
-            probe=lambda v: {k: int(n) for k, n in v["params"].items()},
-            expected=_filter_params,
-            hint="weights kh*kw*C_in*C_out plus one bias per filter",
-        ),
+        _filter_case("the_labs_two_layers",
+                     lambda: (FILTER_INPUT_CHANNELS, dict(FILTER_LAYERS))),
     ),
 )
 

@@ -17,7 +17,10 @@ from cnnlab.exercise import Case, Exercise, allclose, equal
 __all__ = [
     "EXERCISES",
     "NETWORK",
+    "NETWORK_INPUT_SHAPE",
     "reference_conv_output_size",
+    "reference_predict_params",
+    "reference_predict_shapes",
     "reference_receptive_field_size",
     "reference_effective_receptive_field",
     "erf_weights",
@@ -105,50 +108,96 @@ NETWORK = (
 NETWORK_INPUT_SHAPE = (32, 32, 3)
 
 
-def _trace_rows():
-    rows = _arithmetic().trace_shapes(list(NETWORK), NETWORK_INPUT_SHAPE).rows
+def _trace_rows(layers, input_shape):
+    rows = _arithmetic().trace_shapes(list(layers), tuple(input_shape)).rows
     return [row for row in rows if row["kind"] != "input"]
 
 
-def _network_shapes():
-    return [list(row["output_shape"]) for row in _trace_rows()]
+def reference_predict_shapes(input_shape, layer_specs):
+    """Output shape ``(H, W, C)`` of each convolution of ``layer_specs`` (``NETWORK``'s format)."""
+    return [tuple(row["output_shape"]) for row in _trace_rows(layer_specs, input_shape)]
 
 
-def _network_params():
-    return [int(row["params"]) for row in _trace_rows()]
+def reference_predict_params(input_shape, layer_specs):
+    """Parameters of each convolution of ``layer_specs`` (``NETWORK``'s format)."""
+    return [int(row["params"]) for row in _trace_rows(layer_specs, input_shape)]
 
 
-def _shapes_probe(indices):
-    def probe(value):
-        return [[int(v) for v in value[i]] for i in indices]
+def _random_network(seed: int):
+    """A seeded ``(input_shape, layers)``: 2 to 5 convolutions in NETWORK's spec format, with
+    strides, 'same' padding and dilation (never with a stride: Keras forbids both), on an input
+    large enough that every layer has an output (found backwards from one output pixel, so
+    nothing here computes the answer: the probes run this in the student's kernel)."""
+    rng = np.random.default_rng(seed)
+    while True:
+        layers = []
+        for i in range(int(rng.integers(2, 6))):
+            layer = {"kind": "conv", "filters": int(rng.choice([4, 8, 12, 16, 32])),
+                     "kernel_size": int(rng.choice([1, 3, 5, 7])), "name": f"conv_{i}"}
+            strides = int(rng.choice([1, 1, 2, 3]))
+            if strides > 1:
+                layer["strides"] = strides
+            elif rng.uniform() < 0.3:
+                layer["dilation_rate"] = int(rng.choice([2, 3]))
+            if rng.uniform() < 0.4:
+                layer["padding"] = "same"
+            layers.append(layer)
+        need = 1  # input pixels the layers from here on need for one output pixel
+        for layer in reversed(layers):
+            span = 1 if layer.get("padding") == "same" else (
+                (layer["kernel_size"] - 1) * layer.get("dilation_rate", 1) + 1)
+            need = (need - 1) * layer.get("strides", 1) + span
+        if need <= 64:
+            low = max(need, 12)
+            return (int(rng.integers(low, low + 53)), int(rng.integers(low, low + 53)),
+                    int(rng.choice([1, 3, 8]))), layers
 
-    return probe
+
+def _network_case(name, network, reference, hint, hidden=False):
+    """``network()`` returns ``(input_shape, layers)``; one entry per layer, counted only."""
+    return Case(
+        name,
+        probe=lambda f: [_to_ints(v) for v in f(*network())],
+        expected=lambda: [_to_ints(v) for v in reference(*network())],
+        count_only=True,
+        hidden=hidden,
+        hint=hint,
+    )
 
 
-def _shapes_expected(indices):
-    return lambda: [_network_shapes()[i] for i in indices]
+def _to_ints(value):
+    """An int, or a shape as a list of ints."""
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    return [int(v) for v in value]
+
+
+def _lab_network():
+    return NETWORK_INPUT_SHAPE, [dict(layer) for layer in NETWORK]
+
+
+_SHAPES_HINT = ("one (H, W, C) tuple per layer, no batch axis; each layer's input is the "
+                "output of the one before; 'valid': (n - K_eff) // S + 1 with "
+                "K_eff = (K - 1) * dilation + 1; 'same': ceil(n / S); C is the number of filters")
+_PARAMS_HINT = ("K*K*C_in*C_out + C_out per layer: C_in is the depth of the layer's input; "
+                "dilation and stride add no parameters")
+
+
+def _shapes_case(name, network, hidden=False):
+    return _network_case(name, network, reference_predict_shapes, _SHAPES_HINT, hidden)
+
+
+def _params_case(name, network, hidden=False):
+    return _network_case(name, network, reference_predict_params, _PARAMS_HINT, hidden)
 
 
 PREDICT_SHAPES = Exercise(
     id="02.predict_shapes",
     implementations=("cnnlab.arithmetic.trace_shapes",),
-    name="predicted_shapes",
+    name="predict_shapes",
     title="Predict the output shape of every layer",
-    hidden_tests=False,
-    reference=lambda: [tuple(s) for s in _network_shapes()],
-    cases=(
-        Case("conv_a_the_lecture_example", probe=_shapes_probe([0]),
-             expected=_shapes_expected([0]),
-             hint="one (H, W, C) tuple per layer, no batch axis; padding='same' with stride 1 "
-                  "keeps 32x32 and the depth is the number of filters"),
-        Case("strided_and_one_by_one_layers", probe=_shapes_probe([1, 2]),
-             expected=_shapes_expected([1, 2]),
-             hint="conv_b: (32 - 3) / 2 + 1, floored; a 1x1 convolution keeps H and W"),
-        Case("dilated_and_same_strided_layers", probe=_shapes_probe([3, 4]),
-             expected=_shapes_expected([3, 4]),
-             hint="a 3x3 kernel with dilation 2 covers 5x5; 'same' with stride 2 gives "
-                  "ceil(n / 2)"),
-    ),
+    reference=lambda: reference_predict_shapes,
+    cases=(_shapes_case("the_labs_small_network", _lab_network),),
 )
 
 COUNT_PARAMS = Exercise(
@@ -158,21 +207,10 @@ COUNT_PARAMS = Exercise(
         "cnnlab.arithmetic.conv_params",
         "cnnlab.counters.count_params",
     ),
-    name="predicted_params",
+    name="predict_params",
     title="Count the parameters of every layer",
-    hidden_tests=False,
-    reference=_network_params,
-    cases=(
-        Case("conv_a_is_760", probe=lambda v: int(v[0]),
-             expected=lambda: _network_params()[0],
-             hint="each 5x5 filter has 5*5*3 weights and one bias: 76 * 10"),
-        Case("layers_b_to_e", probe=lambda v: [int(x) for x in v[1:]],
-             expected=lambda: _network_params()[1:],
-             hint="K*K*C_in*C_out + C_out: C_in is the depth of the layer's input; "
-                  "dilation and stride add no parameters"),
-        Case("total", probe=lambda v: int(sum(v)), expected=lambda: sum(_network_params()),
-             hint="model.summary() shows the total"),
-    ),
+    reference=lambda: reference_predict_params,
+    cases=(_params_case("the_labs_small_network", _lab_network),),
 )
 
 

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from cnnlab.exercise import Case, Exercise, allclose, equal
+from cnnlab.exercise import Case, Exercise, allclose
 
 __all__ = [
     "EXERCISES",
     "LECTURE_MAP",
     "DOWNSAMPLING_INPUT_SHAPE",
     "DOWNSAMPLING_FILTERS",
+    "DOWNSAMPLING_KERNEL_SIZE",
+    "POOL_QUESTIONS",
+    "reference_downsampling_costs",
+    "reference_pooled_size",
     "reference_max_pool2d",
     "reference_max_pool2d_backward",
     "reference_shift_response",
@@ -195,30 +199,47 @@ POOL_QUESTIONS = {
 }
 
 
-def _pooled_sizes():
-    return {key: _arithmetic().pool_output_size(n, k, strides=s, padding=p)
-            for key, (n, k, s, p) in POOL_QUESTIONS.items()}
+def reference_pooled_size(n, pool_size, strides=None, padding="valid"):
+    """Output size (one axis) of ``MaxPooling2D(pool_size, strides, padding)`` on ``n`` pixels."""
+    return int(_arithmetic().pool_output_size(int(n), int(pool_size), strides=strides,
+                                              padding=padding))
 
 
-def _pooled_case(key, hint):
-    return Case(key, probe=lambda v: int(v[key]), expected=lambda: _pooled_sizes()[key],
-                compare=equal, hint=hint)
+def _random_pool_questions(seed: int, count: int) -> dict:
+    """Seeded ``{name: (n, pool size, strides, padding)}`` whose window fits the input."""
+    rng = np.random.default_rng(seed)
+    questions = {}
+    while len(questions) < count:
+        n, k = int(rng.integers(1, 300)), int(rng.integers(1, 8))
+        strides = None if rng.uniform() < 0.4 else int(rng.integers(1, 5))
+        padding = str(rng.choice(["valid", "same"]))
+        if n >= k or padding == "same":
+            questions[f"question_{len(questions)}"] = (n, k, strides, padding)
+    return questions
+
+
+def _pooled_case(name, questions, hidden=False):
+    """``questions()`` returns ``{name: (n, pool size, strides, padding)}``; one entry each."""
+    return Case(
+        name,
+        probe=lambda f: {key: int(f(n, k, strides=s, padding=p))
+                         for key, (n, k, s, p) in questions().items()},
+        expected=lambda: {key: reference_pooled_size(n, k, s, p)
+                          for key, (n, k, s, p) in questions().items()},
+        count_only=True,
+        hidden=hidden,
+        hint="W' = (W - K) // S + 1 with S = K when strides is None ('valid' drops what does "
+             "not fill a window: floor); 'same' keeps every pixel: ceil(W / S)",
+    )
 
 
 POOLED_SIZES = Exercise(
     id="03.pooled_sizes",
     implementations=("cnnlab.arithmetic.pool_output_size",),
-    name="pooled_sizes",
+    name="pooled_size",
     title="Pooling output sizes",
-    hidden_tests=False,
-    reference=_pooled_sizes,
-    cases=(
-        _pooled_case("vgg_224_pool_2", "W' = (W - K) / S + 1 with S = K = 2"),
-        _pooled_case("alexnet_55_pool_3_stride_2", "overlapping pooling: (55 - 3) / 2 + 1"),
-        _pooled_case("alexnet_13_pool_3_stride_2", "(13 - 3) / 2 + 1"),
-        _pooled_case("odd_7_pool_2", "'valid' drops the last row and column: floor"),
-        _pooled_case("odd_7_pool_2_same", "'same' keeps every pixel: ceil(7 / 2)"),
-    ),
+    reference=lambda: reference_pooled_size,
+    cases=(_pooled_case("the_labs_five_questions", lambda: dict(POOL_QUESTIONS)),),
 )
 
 
@@ -286,33 +307,58 @@ SHIFT_RESPONSE = Exercise(
 
 DOWNSAMPLING_INPUT_SHAPE = (32, 32, 16)
 DOWNSAMPLING_FILTERS = 32
+DOWNSAMPLING_KERNEL_SIZE = 3
 
 
-def _downsampling_costs():
-    """Conv 3x3 'same' + MaxPool 2 against a 3x3 'same' conv with stride 2 (MACs: no biases)."""
+def reference_downsampling_costs(input_shape, filters, kernel_size=3):
+    """Conv KxK 'same' + MaxPool 2 against a KxK 'same' conv with stride 2: output shape,
+    parameters and MACs (no biases) of each."""
     arithmetic = _arithmetic()
-    h, w, c_in = DOWNSAMPLING_INPUT_SHAPE
-    c_out = DOWNSAMPLING_FILTERS
-    params = arithmetic.conv_params(3, c_in, c_out)
-    full = arithmetic.conv_output_size((h, w), 3, padding="same")
+    h, w, c_in = (int(v) for v in input_shape)
+    c_out, k = int(filters), int(kernel_size)
+    params = arithmetic.conv_params(k, c_in, c_out)
+    full = arithmetic.conv_output_size((h, w), k, padding="same")
     pooled = arithmetic.pool_output_size(full, 2)
-    strided = arithmetic.conv_output_size((h, w), 3, strides=2, padding="same")
+    strided = arithmetic.conv_output_size((h, w), k, strides=2, padding="same")
     return {
-        "conv_then_pool": {"params": params, "macs": full[0] * full[1] * c_out * 3 * 3 * c_in,
-                           "output_shape": [*pooled, c_out]},
-        "strided_conv": {"params": params, "macs": strided[0] * strided[1] * c_out * 3 * 3 * c_in,
-                         "output_shape": [*strided, c_out]},
+        "conv_then_pool": {"params": params, "macs": full[0] * full[1] * c_out * k * k * c_in,
+                           "output_shape": (*pooled, c_out)},
+        "strided_conv": {"params": params, "macs": strided[0] * strided[1] * c_out * k * k * c_in,
+                         "output_shape": (*strided, c_out)},
     }
 
 
-def _costs_case(field, hint):
+def _random_downsampling(seed: int):
+    """A seeded ``(input_shape, filters, kernel_size)``: even height and width (both ways
+    halve them), square kernels."""
+    rng = np.random.default_rng(seed)
+    input_shape = (2 * int(rng.integers(2, 33)), 2 * int(rng.integers(2, 33)),
+                   int(rng.choice([3, 8, 16, 24, 64])))
+    return input_shape, int(rng.choice([8, 16, 32, 48, 128])), int(rng.choice([1, 3, 5]))
+
+
+def _cost_entries(costs):
+    """One entry per design and quantity: ``{"strided_conv macs": n, ...}``."""
+    entries = {}
+    for design in ("conv_then_pool", "strided_conv"):
+        for field in ("output_shape", "params", "macs"):
+            value = costs[design][field]
+            entries[f"{design} {field}"] = ([int(v) for v in value] if field == "output_shape"
+                                           else int(value))
+    return entries
+
+
+def _costs_case(name, config, hidden=False):
+    """``config()`` returns ``(input_shape, filters, kernel_size)``."""
     return Case(
-        field,
-        probe=lambda v: {k: [int(x) for x in v[k][field]] if field == "output_shape"
-                         else int(v[k][field]) for k in ("conv_then_pool", "strided_conv")},
-        expected=lambda: {k: d[field] for k, d in _downsampling_costs().items()},
-        compare=equal,
-        hint=hint,
+        name,
+        probe=lambda f: _cost_entries(f(*config())),
+        expected=lambda: _cost_entries(reference_downsampling_costs(*config())),
+        count_only=True,
+        hidden=hidden,
+        hint="both halve H and W, the depth is the number of filters; pooling and stride add no "
+             "parameters; MACs = output H * W * filters * (K * K * C_in), counted where the "
+             "convolution computes its outputs",
     )
 
 
@@ -326,14 +372,9 @@ DOWNSAMPLING_COSTS = Exercise(
     ),
     name="downsampling_costs",
     title="Strided convolution or pooling: what each costs",
-    hidden_tests=False,
-    reference=_downsampling_costs,
-    cases=(
-        _costs_case("output_shape", "both halve H and W; the depth is the number of filters"),
-        _costs_case("params", "pooling has no parameters; stride adds none either"),
-        _costs_case("macs", "MACs = output H * W * filters * (3 * 3 * C_in): the stride-1 "
-                            "convolution computes 4 times more outputs"),
-    ),
+    reference=lambda: reference_downsampling_costs,
+    cases=(_costs_case("the_labs_32x32x16_input", lambda: (
+        DOWNSAMPLING_INPUT_SHAPE, DOWNSAMPLING_FILTERS, DOWNSAMPLING_KERNEL_SIZE)),),
 )
 
 

@@ -12,6 +12,8 @@ __all__ = [
     "LECTURE_LENET5_PARAMS",
     "reference_confusion_matrix",
     "reference_dense_params",
+    "reference_lenet5_param_counts",
+    "reference_param_counts",
     "reference_partial_conv_params",
 ]
 
@@ -61,25 +63,42 @@ DENSE_PARAMS = Exercise(
 # ----------------------------------------------------------------------------- 04.param_counts
 
 
-def _param_counts():
+def reference_param_counts(input_shape, num_classes):
+    """Parameters of the lecture's MLP and ConvNet on ``input_shape`` with ``num_classes``:
+    ``{"mlp", "convnet", "convnet_fc1"}`` (the ConvNet's first Dense layer alone)."""
     a = _arithmetic()
-    # Lecture 1: 28 -> conv 5 -> 24 -> pool 2 -> 12 -> conv 3 -> 10 -> pool 2 -> 5.
-    fc1 = a.dense_params((5, 5, 64), 256)
+    h, w, c = (int(v) for v in input_shape)
+    # conv 5 (valid) -> pool 2 -> conv 3 (valid) -> pool 2, each axis
+    size = a.pool_output_size(a.conv_output_size(
+        a.pool_output_size(a.conv_output_size((h, w), 5), 2), 3), 2)
+    fc1 = a.dense_params((*size, 64), 256)
     return {
-        "mlp": a.dense_params((28, 28, 1), 256) + a.dense_params(256, 10),
-        "convnet": a.conv_params(5, 1, 32) + a.conv_params(3, 32, 64) + fc1
-        + a.dense_params(256, 10),
+        "mlp": a.dense_params((h, w, c), 256) + a.dense_params(256, num_classes),
+        "convnet": a.conv_params(5, c, 32) + a.conv_params(3, 32, 64) + fc1
+        + a.dense_params(256, num_classes),
         "convnet_fc1": fc1,
     }
 
 
-def _param_counts_case(name, key, hint, hidden=False):
+def _random_input(seed: int):
+    """A seeded ``(input_shape, num_classes)`` the ConvNet accepts (each side at least 14)."""
+    rng = np.random.default_rng(seed)
+    return ((int(rng.integers(14, 65)), int(rng.integers(14, 65)), int(rng.choice([1, 3]))),
+            int(rng.integers(2, 101)))
+
+
+def _param_counts_case(name, config, hidden=False):
+    """``config()`` returns ``(input_shape, num_classes)``; three entries, counted only."""
+    keys = ("mlp", "convnet", "convnet_fc1")
     return Case(
         name,
-        probe=lambda f: int(f()[key]),
-        expected=lambda: _param_counts()[key],
+        probe=lambda f: {key: int(f(*config())[key]) for key in keys},
+        expected=lambda: {key: reference_param_counts(*config())[key] for key in keys},
+        count_only=True,
         hidden=hidden,
-        hint=hint,
+        hint="Dense: inputs x units + units; conv: (k x k x C_in + 1) x C_out; follow the "
+             "size of each axis through conv 5, pool 2, conv 3, pool 2 to know what reaches "
+             "Flatten; use input_shape and num_classes, not 28x28x1 and 10",
     )
 
 
@@ -92,18 +111,8 @@ PARAM_COUNTS = Exercise(
     ),
     name="predict_param_counts",
     title="Predict: parameters of the MLP and of the ConvNet",
-    hidden_tests=False,
-    reference=lambda: _param_counts,
-    cases=(
-        _param_counts_case("mlp_total", "mlp",
-                           "Dense(256) on 784 inputs, then Dense(10) on 256: weights + biases"),
-        _param_counts_case("convnet_first_dense_layer", "convnet_fc1",
-                           "follow the size: 28 -> 24 (conv 5) -> 12 (pool) -> 10 (conv 3) -> 5 "
-                           "(pool); Flatten gives 5 x 5 x 64 features"),
-        _param_counts_case("convnet_total", "convnet",
-                           "conv: (k x k x C_in + 1) x C_out; add both convs, fc1 and the "
-                           "output layer"),
-    ),
+    reference=lambda: reference_param_counts,
+    cases=(_param_counts_case("mnist_28x28x1_10_classes", lambda: ((28, 28, 1), 10)),),
 )
 
 
@@ -232,17 +241,49 @@ PARTIAL_CONV_PARAMS = Exercise(
 # ----------------------------------------------------------------------------- 04.lenet_params
 
 
-def _lecture_lenet5_param_counts():
-    return dict(LECTURE_LENET5_PARAMS)
+def reference_lenet5_param_counts(c1_maps, c3_table, c5_maps, f6_units):
+    """Parameters of each trainable layer of a LeNet-5 (5x5 kernels, one input channel) with
+    ``c1_maps`` maps in C1/S2, C3 wired by ``c3_table`` (one row per C3/S4 map), ``c5_maps``
+    in C5 and ``f6_units`` in F6."""
+    a = _arithmetic()
+    c3_maps = len(c3_table)
+    return {
+        "C1": a.conv_params(5, 1, int(c1_maps)),
+        "S2": 2 * int(c1_maps),            # one coefficient and one bias per map
+        "C3": reference_partial_conv_params(c3_table, 5),
+        "S4": 2 * c3_maps,
+        "C5": a.conv_params(5, c3_maps, int(c5_maps)),
+        "F6": a.dense_params(int(c5_maps), int(f6_units)),
+    }
 
 
-def _lenet_case(name, keys, hint, hidden=False):
+def _lab_lenet5():
+    return 6, _lenet_table(), 120, 84
+
+
+def _random_lenet5(seed: int):
+    """A seeded LeNet-5-like ``(c1_maps, c3_table, c5_maps, f6_units)``."""
+    rng = np.random.default_rng(seed)
+    c1_maps = int(rng.integers(3, 11))
+    table = _random_table(seed + 1, c1_maps, int(rng.integers(6, 21)))
+    return c1_maps, table, int(rng.integers(40, 201)), int(rng.integers(10, 101))
+
+
+_LENET_KEYS = ("C1", "S2", "C3", "S4", "C5", "F6")
+
+
+def _lenet_case(name, config, hidden=False, expected=None):
+    """``config()`` returns ``(c1_maps, c3_table, c5_maps, f6_units)``; six entries."""
     return Case(
         name,
-        probe=lambda f: {k: int(f()[k]) for k in keys},
-        expected=lambda: {k: LECTURE_LENET5_PARAMS[k] for k in keys},
+        probe=lambda f: {key: int(f(*config())[key]) for key in _LENET_KEYS},
+        expected=expected or (lambda: {key: reference_lenet5_param_counts(*config())[key]
+                                       for key in _LENET_KEYS}),
+        count_only=True,
         hidden=hidden,
-        hint=hint,
+        hint="a convolution: (5 x 5 x maps it sees + 1) x its maps; a subsampling layer: one "
+             "coefficient and one bias per map; the partially connected layer: "
+             "partial_conv_params(c3_table, 5); the dense layer: weights plus biases",
     )
 
 
@@ -251,16 +292,11 @@ LENET_PARAMS = Exercise(
     implementations=("cnnlab.models.build_lenet5", "cnnlab.counters.count_params"),
     name="lenet5_param_counts",
     title="LeNet-5's parameters, layer by layer",
-    hidden_tests=False,
-    reference=lambda: _lecture_lenet5_param_counts,
+    reference=lambda: reference_lenet5_param_counts,
     cases=(
-        _lenet_case("convolutions_c1_c5", ["C1", "C5"],
-                    "(k x k x C_in + 1) x C_out, with C5 seeing all 16 maps of S4"),
-        _lenet_case("subsampling_s2_s4", ["S2", "S4"],
-                    "a subsampling layer has one coefficient and one bias per map"),
-        _lenet_case("partial_c3", ["C3"],
-                    "use partial_conv_params(LENET5_C3_TABLE, 5)"),
-        _lenet_case("dense_f6", ["F6"], "F6 is a Dense(84) on C5's 120 values"),
+        # the lecture's table is the independent reference of the lab's configuration
+        _lenet_case("the_lectures_lenet5", _lab_lenet5,
+                    expected=lambda: {key: LECTURE_LENET5_PARAMS[key] for key in _LENET_KEYS}),
     ),
 )
 

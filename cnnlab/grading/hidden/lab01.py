@@ -12,11 +12,13 @@ from cnnlab.exercise import Case, allclose
 from cnnlab.exercises.lab01 import (
     _conv_case,
     _corr_case,
+    _filter_case,
     _gradient_case,
     _gray_case,
     _keras_case,
     _multi_case,
     _ops,
+    _random_layers,
 )
 from cnnlab.grading.hidden import Drawn
 
@@ -62,6 +64,13 @@ HIDDEN = {
               lambda name, seed: _multi_case(name, seed, (9, 8, 8), (3, 3, 8, 5))),
         Drawn("one_by_one_filters", 34,
               lambda name, seed: _multi_case(name, seed, (4, 4, 6), (1, 1, 6, 2))),
+    ),
+    # other stacks than the lab's: input channels, depth, filters and kernel sizes drawn
+    "01.filter_shapes": (
+        Drawn("random_stack_1", 60, lambda name, seed: _filter_case(
+            name, lambda: _random_layers(seed))),
+        Drawn("random_stack_2", 61, lambda name, seed: _filter_case(
+            name, lambda: _random_layers(seed))),
     ),
     "01.keras_conv": (
         Drawn("non_square_kernel", 42,

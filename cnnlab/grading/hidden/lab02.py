@@ -12,7 +12,10 @@ from cnnlab.exercises.lab02 import (
     _field_case,
     _matrix_case,
     _numeric_case,
+    _params_case,
+    _random_network,
     _random_stacks,
+    _shapes_case,
     _size_configs,
     _sizes_case,
     _transpose_case,
@@ -40,6 +43,19 @@ HIDDEN = {
         _sizes_case("one_by_one_kernel", [(56, 1, 1, 0), (13, 1, 2, 0)]),
         Drawn("two_hundred_random_configurations", 2024,
               lambda name, seed: _sizes_case(name, _size_configs(seed, 200))),
+    ),
+    # other networks than the lab's (its input, depths, kernels, strides, padding, dilation)
+    "02.predict_shapes": (
+        Drawn("random_network_1", 21,
+              lambda name, seed: _shapes_case(name, lambda: _random_network(seed))),
+        Drawn("random_network_2", 22,
+              lambda name, seed: _shapes_case(name, lambda: _random_network(seed))),
+    ),
+    "02.count_params": (
+        Drawn("random_network_1", 31,
+              lambda name, seed: _params_case(name, lambda: _random_network(seed))),
+        Drawn("random_network_2", 32,
+              lambda name, seed: _params_case(name, lambda: _random_network(seed))),
     ),
     "02.receptive_field": (
         # fixed on purpose: the edge cases of one layer and of a stack of 1x1 kernels

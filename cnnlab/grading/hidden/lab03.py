@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from cnnlab.exercises.lab03 import (
     _backward_case,
+    _costs_case,
     _equivalence_case,
     _gap_case,
     _kernel_case,
     _pool_case,
+    _pooled_case,
+    _random_downsampling,
+    _random_pool_questions,
     _shift_case,
 )
 from cnnlab.grading.hidden import Drawn
@@ -46,12 +50,26 @@ HIDDEN = {
         Drawn("ties_in_overlapping_2x2_stride_1", 75,
               lambda name, seed: _backward_case(name, seed, (8, 8), 2, strides=1, ties=True)),
     ),
+    # other input sizes, windows, strides and paddings than the lab's five questions
+    "03.pooled_sizes": (
+        Drawn("forty_random_questions", 36,
+              lambda name, seed: _pooled_case(name, lambda: _random_pool_questions(seed, 40))),
+        Drawn("forty_more_random_questions", 37,
+              lambda name, seed: _pooled_case(name, lambda: _random_pool_questions(seed, 40))),
+    ),
     "03.shift_response": (
         Drawn("pool_2_shift_3", 43, lambda name, seed: _shift_case(name, seed, (18, 30), 3, 2)),
         Drawn("random_5x5_kernel", 44,
               lambda name, seed: _shift_case(name, seed, (21, 26), 2, 3, kernel=(5, 5))),
         Drawn("shift_equal_to_pool_size", 45,
               lambda name, seed: _shift_case(name, seed, (16, 24), 4, 4)),
+    ),
+    # other inputs, filters and kernel sizes than the lab's 32x32x16 and 32 filters 3x3
+    "03.downsampling_costs": (
+        Drawn("random_layer_1", 46,
+              lambda name, seed: _costs_case(name, lambda: _random_downsampling(seed))),
+        Drawn("random_layer_2", 47,
+              lambda name, seed: _costs_case(name, lambda: _random_downsampling(seed))),
     ),
     "03.avg_pool_kernel": (
         # fixed on purpose: the kernel depends on k and the channels only, nothing to draw

@@ -15,10 +15,14 @@ from cnnlab.exercises.lab04 import (
     _confusion_case,
     _dense_case,
     _labels,
+    _lenet_case,
     _lenet_table,
+    _param_counts_case,
     _params_expected,
     _params_probe,
     _partial_case,
+    _random_input,
+    _random_lenet5,
     _random_table,
 )
 from cnnlab.grading.hidden import Drawn
@@ -42,6 +46,13 @@ HIDDEN = {
         _dense_case("flat_vector_input", (84,), 10),
         _dense_case("imagenet_224x224x3_dense_4096", (224, 224, 3), 4096),
     ),
+    # other input shapes and class counts than MNIST's 28x28x1 and 10
+    "04.param_counts": (
+        Drawn("random_input_1", 11,
+              lambda name, seed: _param_counts_case(name, lambda: _random_input(seed))),
+        Drawn("random_input_2", 12,
+              lambda name, seed: _param_counts_case(name, lambda: _random_input(seed))),
+    ),
     "04.build_my_convnet": (
         # fixed on purpose: other input shapes and class counts than MNIST's, nothing to draw
         Case("layer_output_shapes_rgb_32x32", probe=_build_probe((32, 32, 3), 10),
@@ -60,6 +71,13 @@ HIDDEN = {
               lambda name, seed: _partial_case(name, _random_table(seed, 8, 3), 3)),
         # fixed on purpose: the lecture's LeNet-5 C3 connection table
         _partial_case("lenet5_c3_with_3x3_kernels", _lenet_table, 3),
+    ),
+    # other LeNet-5s than the lecture's: map counts and C3's connection table drawn
+    "04.lenet_params": (
+        Drawn("random_lenet5_1", 13,
+              lambda name, seed: _lenet_case(name, lambda: _random_lenet5(seed))),
+        Drawn("random_lenet5_2", 14,
+              lambda name, seed: _lenet_case(name, lambda: _random_lenet5(seed))),
     ),
     "04.confusion_matrix": (
         # fixed on purpose: plain Python lists as input, whatever the values
