@@ -25,7 +25,7 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 JAX_TESTS ?= tests/test_models.py tests/test_counters.py tests/test_graph.py \
 	tests/test_transfer.py tests/test_datasets_textures.py tests/test_pretrained.py
 
-.PHONY: install lab test test-jax solutions labs grade images clean
+.PHONY: install lab test test-jax test-lessons solutions labs grade images clean
 
 install: $(STAMP)
 
@@ -61,7 +61,8 @@ test: $(DEV_STAMP)
 	@mkdir -p results
 	@$(BIN)/python -m pytest -p no:cacheprovider $(BESIDE) >results/browser-test.log 2>&1 & \
 	browser=$$!; trap 'kill $$browser 2>/dev/null' INT TERM; \
-	$(BIN)/python -m pytest --ignore=tests/browser --ignore=tests/test_release.py -m "not jax"; \
+	$(BIN)/python -m pytest --ignore=tests/browser --ignore=tests/test_release.py \
+	  --ignore=tests/lessons -m "not jax"; \
 	suite=$$?; \
 	wait $$browser; browser_status=$$?; \
 	echo "==== tests/browser and tests/test_release.py, run beside the tests above" \
@@ -75,6 +76,12 @@ test: $(DEV_STAMP)
 test-jax: $(DEV_STAMP)
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -p no:cacheprovider -m "not jax" $(JAX_TESTS)
 	$(BIN)/python -m pytest -p no:cacheprovider -m jax
+
+# The labs whose `cpu` sizes differ from their `smoke` ones (Labs 06 and 07), run in `cpu` as a
+# student's laptop runs them, each asserting the headline results its opening cell lists
+# (tests/lessons; a few minutes per lab).
+test-lessons: $(DEV_STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider -s tests/lessons
 
 labs: $(STAMP)
 	$(BIN)/cnnlab build-labs

@@ -131,7 +131,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="execute notebooks top to bottom")
     p.add_argument("paths", nargs="+", help="notebooks or folders of NN_name.ipynb notebooks")
-    p.add_argument("--profile", choices=("smoke", "full"), default="smoke")
+    p.add_argument("--profile", choices=("smoke", "cpu", "full"), default="smoke")
     p.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
     p.add_argument("--output", help="folder to save executed notebooks in")
     p.set_defaults(func=_run)
@@ -152,7 +152,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-memory", type=float, default=4.0,
                    help="GiB a submission (its kernel and every process it starts) may use "
                         "(default 4)")
-    p.add_argument("--profile", choices=("smoke", "full"), default="smoke")
+    p.add_argument("--profile", choices=("smoke", "cpu", "full"), default="smoke")
     p.add_argument("--solutions", help="solutions folder (default: the kit's solutions/)")
     p.add_argument("--keep-executed", action="store_true",
                    help="keep each executed notebook in OUT/executed/ (outputs included)")

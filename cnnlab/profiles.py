@@ -1,7 +1,15 @@
-"""Run profiles: ``smoke`` (laptop CPU, minutes) and ``full`` (GPU, the real sizes).
+"""Run profiles: ``smoke`` (tests, seconds), ``cpu`` (a student's laptop, minutes), ``full`` (GPU).
 
 Every lab has a cell tagged ``parameters`` (the papermill convention) whose sizes come from
-:func:`by_profile`, so the same notebook runs in minutes on a laptop and at full size on a GPU.
+:func:`by_profile`, so the same notebook runs in seconds for the tests and the grader, shows its
+lesson in a few minutes on a laptop CPU, and runs at full size on a GPU:
+
+- ``smoke`` is what the tests and the grader use: every lab top to bottom in about a minute.
+- ``cpu`` is the default without a GPU: on a 2-core laptop each lab's headline results (listed in
+  its opening cell) show what the lecture says, in at most 5 minutes.  A lab whose smoke sizes
+  already show its lesson (arithmetic, pretrained models) gives no ``cpu`` sizes: ``cpu`` is its
+  ``smoke``.
+- ``full`` is the default with a GPU: the lectures' sizes.
 
 Used in: every lab's ``parameters`` cell.
 """
@@ -12,7 +20,7 @@ import os
 
 __all__ = ["PROFILES", "profile", "by_profile", "has_gpu"]
 
-PROFILES = ("smoke", "full")
+PROFILES = ("smoke", "cpu", "full")
 
 
 def has_gpu() -> bool:
@@ -39,13 +47,13 @@ def has_gpu() -> bool:
 
 
 def profile() -> str:
-    """The active profile: ``$CNNLAB_PROFILE``, else ``"full"`` with a GPU and ``"smoke"`` without.
+    """The active profile: ``$CNNLAB_PROFILE``, else ``"full"`` with a GPU and ``"cpu"`` without.
 
     Used in: every lab's ``parameters`` cell.
     """
     value = os.environ.get("CNNLAB_PROFILE", "").strip().lower()
     if not value:
-        return "full" if has_gpu() else "smoke"
+        return "full" if has_gpu() else "cpu"
     if value not in PROFILES:
         raise ValueError(
             f"CNNLAB_PROFILE={value!r} is not a profile; set it to one of {', '.join(PROFILES)}"
@@ -53,16 +61,20 @@ def profile() -> str:
     return value
 
 
-def by_profile(smoke: dict, full: dict, name: str | None = None) -> dict:
-    """The sizes of the active profile (or of ``name``): ``smoke`` or ``full``.
+def by_profile(smoke: dict, full: dict, cpu: dict | None = None, name: str | None = None) -> dict:
+    """The sizes of the active profile (or of ``name``): ``smoke``, ``cpu`` or ``full``.
 
-    Both dicts must have the same keys, so a notebook never depends on a size that one profile
-    forgot.  Used in: every lab's ``parameters`` cell.
+    ``cpu`` defaults to ``smoke`` (a lab whose smoke sizes already show its lesson on a CPU).
+    All the dicts must have the same keys, so a notebook never depends on a size that one
+    profile forgot.  Used in: every lab's ``parameters`` cell.
     """
-    if set(smoke) != set(full):
-        missing = sorted(set(smoke) ^ set(full))
-        raise ValueError(f"smoke and full profiles must define the same sizes; differ in {missing}")
+    given = {"smoke": smoke, "cpu": smoke if cpu is None else cpu, "full": full}
+    for other in ("cpu", "full"):
+        if set(given[other]) != set(smoke):
+            missing = sorted(set(smoke) ^ set(given[other]))
+            raise ValueError(f"smoke and {other} profiles must define the same sizes; "
+                             f"they differ in {missing}")
     chosen = name or profile()
     if chosen not in PROFILES:
         raise ValueError(f"profile {chosen!r} is unknown; use one of {', '.join(PROFILES)}")
-    return dict(smoke if chosen == "smoke" else full)
+    return dict(given[chosen])

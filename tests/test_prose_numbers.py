@@ -60,8 +60,11 @@ QUOTES: dict[str, list[Quote | Relation]] = {
                  (r"largest difference from Sobel: ([\d.e+-]+)",),
                  lambda difference: difference < 0.01,
                  "the learned kernel is the Sobel kernel within 0.01"),
-        Quote("parameters (weights plus one bias per filter) of `conv1 = Conv2D(32, 3)`",
+        Quote("`Conv2D(32, 3)` on a grayscale image has kernels (3, 3, 1, 32) and 320 parameters",
               r"conv1: kernel \(3, 3, 1, 32\), bias \(32,\), ([\d,]+) parameters", 3 * 3 * 32 + 32),
+        Quote("the next `Conv2D(64, 3)` (3, 3, 32, 64) and 18,496",
+              r"conv2: kernel \(3, 3, 32, 64\), bias \(64,\), ([\d,]+) parameters",
+              3 * 3 * 32 * 64 + 64),
     ],
     "04": [
         Quote("has about **922 million** parameters",

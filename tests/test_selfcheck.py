@@ -324,12 +324,24 @@ def test_profile_defaults_and_rejects_unknown_names(monkeypatch):
     assert cnnlab.profile() == "full"
     assert cnnlab.by_profile(smoke={"epochs": 1}, full={"epochs": 9}) == {"epochs": 9}
     monkeypatch.setenv("CNNLAB_PROFILE", "quick")
-    with pytest.raises(ValueError, match="smoke, full"):
+    with pytest.raises(ValueError, match="smoke, cpu, full"):
         cnnlab.profile()
     monkeypatch.delenv("CNNLAB_PROFILE")
-    assert cnnlab.profile() == "smoke"  # no GPU on the test machines
+    assert cnnlab.profile() == "cpu"  # no GPU on the test machines: a student's laptop
     with pytest.raises(ValueError, match="same sizes"):
         cnnlab.by_profile(smoke={"epochs": 1}, full={"epochs": 2, "samples": 9})
+    with pytest.raises(ValueError, match="smoke and cpu .* differ in \\['samples'\\]"):
+        cnnlab.by_profile(smoke={"epochs": 1}, full={"epochs": 2}, cpu={"epochs": 3, "samples": 9})
+
+
+def test_the_cpu_profile_has_its_own_sizes_or_the_smoke_ones(monkeypatch):
+    sizes = {"smoke": {"epochs": 1}, "cpu": {"epochs": 4}, "full": {"epochs": 9}}
+    for name, expected in sizes.items():
+        monkeypatch.setenv("CNNLAB_PROFILE", name)
+        assert cnnlab.by_profile(**sizes) == expected
+    monkeypatch.setenv("CNNLAB_PROFILE", "cpu")
+    assert cnnlab.by_profile(smoke={"epochs": 1}, full={"epochs": 9}) == {"epochs": 1}
+    assert cnnlab.by_profile(smoke={"epochs": 1}, full={"epochs": 9}, name="full") == {"epochs": 9}
 
 
 @pytest.mark.parametrize("lab", ["01", "02", "03", "04"])

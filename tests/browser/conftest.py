@@ -209,7 +209,9 @@ def lab_server(served_kit, results_dir, tmp_path_factory):
     for name, values in LAB_SETTINGS.items():
         (settings / name).parent.mkdir(parents=True, exist_ok=True)
         (settings / name).write_text(json.dumps(values))
-    env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(settings),
+    # the smoke profile, as the grader runs the labs (without it, a machine without a GPU
+    # would run the longer `cpu` profile a student's laptop gets)
+    env = dict(os.environ, CNNLAB_PROFILE="smoke", JUPYTERLAB_SETTINGS_DIR=str(settings),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp_path_factory.mktemp("lab-workspaces")))
     port, token = _free_port(), secrets.token_hex(16)
     args = f"--no-browser --IdentityProvider.token={token} --ServerApp.ip=127.0.0.1"
