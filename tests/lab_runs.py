@@ -28,21 +28,26 @@ class LabRun:
         return nbformat.read(self.out / "executed" / f"{result.submission}.ipynb", as_version=4)
 
     def printed(self, which: str = "solution") -> str:
-        """Everything the notebook printed (stream outputs and plain-text results).
+        """Everything the notebook printed (see :func:`printed_text`)."""
+        return printed_text(self.executed(which))
 
-        A cell's stream outputs are joined as Jupyter shows them, with nothing in between: the
-        kernel may send one ``print`` in several messages when it is busy (``print("a", b)``
-        writes "a", " " and b separately), and each becomes an output of its own.
-        """
-        texts = []
-        for cell in self.executed(which).cells:
-            for output in cell.get("outputs", []):
-                if output.get("output_type") == "stream":
-                    texts.append(output.get("text", ""))
-                else:
-                    texts.append("\n" + output.get("data", {}).get("text/plain", "") + "\n")
-            texts.append("\n")
-        return "".join(texts)
+
+def printed_text(nb) -> str:
+    """Everything an executed notebook printed (stream outputs and plain-text results).
+
+    A cell's stream outputs are joined as Jupyter shows them, with nothing in between: the
+    kernel may send one ``print`` in several messages when it is busy (``print("a", b)``
+    writes "a", " " and b separately), and each becomes an output of its own.
+    """
+    texts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream":
+                texts.append(output.get("text", ""))
+            else:
+                texts.append("\n" + output.get("data", {}).get("text/plain", "") + "\n")
+        texts.append("\n")
+    return "".join(texts)
 
 
 #: lab -> LabRun, filled once per session (tests/test_grading.py registers Lab 01's batch)

@@ -388,10 +388,17 @@ def _block_output(block, input_shape, filters, seed):
     epsilon normalise the same way.
     """
     import keras
-    from keras import layers
 
     inputs = keras.Input(shape=input_shape)
-    model = keras.Model(inputs, block(inputs, filters))
+    return _seeded_output(keras.Model(inputs, block(inputs, filters)), input_shape, seed)
+
+
+def _seeded_output(model, input_shape, seed):
+    """``model``'s output on a fixed input, every weight drawn from a seeded RNG in order
+    (BatchNormalization in inference mode, moving variances in [0.5, 1.5], epsilon 1e-3)."""
+    import keras
+    from keras import layers
+
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if isinstance(layer, layers.BatchNormalization):
@@ -482,19 +489,8 @@ def _dense_conv_kernels(block, input_shape, num_layers, growth_rate):
 def _dense_output(block, input_shape, num_layers, growth_rate, seed):
     """Output of the block on a fixed input, every weight drawn from a seeded RNG in order
     (BN in inference mode, moving variances in [0.5, 1.5], every epsilon set to 1e-3)."""
-    import keras
-    from keras import layers
-
-    model = _dense_model(block, input_shape, num_layers, growth_rate)
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            layer.epsilon = 1e-3
-        for weight in layer.weights:
-            low, high = (0.5, 1.5) if "variance" in weight.name else (-0.5, 0.5)
-            weight.assign(rng.uniform(low, high, size=tuple(weight.shape)).astype("float32"))
-    x = np.random.default_rng(seed + 1).uniform(-1, 1, size=(2, *input_shape)).astype("float32")
-    return keras.ops.convert_to_numpy(model(x, training=False))
+    return _seeded_output(_dense_model(block, input_shape, num_layers, growth_rate), input_shape,
+                          seed)
 
 
 def _dense_expected(input_shape, num_layers, growth_rate):

@@ -22,6 +22,7 @@ import pytest
 
 from cnnlab.exercise import LABS
 from cnnlab.notebooks import run_notebook
+from lab_runs import printed_text
 
 ROOT = Path(__file__).resolve().parents[2]
 def labs_with_cpu_sizes() -> list[str]:
@@ -34,18 +35,6 @@ def labs_with_cpu_sizes() -> list[str]:
         if re.search(r"^\s*cpu=\{", cell.source, re.M):
             found.append(lab)
     return found
-
-
-def _printed(nb) -> str:
-    texts = []
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream":
-                texts.append(output.get("text", ""))
-            else:
-                texts.append("\n" + output.get("data", {}).get("text/plain", "") + "\n")
-        texts.append("\n")
-    return "".join(texts)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +53,7 @@ def cpu_run(tmp_path_factory):
             # the time is reported, not asserted (speed is the benchmarks' business): the
             # README quotes each lab's measured cpu time, within the issue's 5 minutes
             print(f"\nlab {lab} in the cpu profile: {seconds:.0f} s")
-            runs[lab] = (_printed(nb), seconds)
+            runs[lab] = (printed_text(nb), seconds)
         return runs[lab]
 
     return run
