@@ -317,6 +317,36 @@ QUOTES: dict[str, list[Quote | Relation]] = {
         Quote("28x28 units in each of 40", r"block3b_add: maps \((\d+), \d+, \d+\)", 28),
         Quote("28x28 units in each of 40", r"block3b_add: maps \(\d+, \d+, (\d+)\)", 40),
     ],
+    "11": [
+        Quote("It has 673 parameters", r"Params: ([\d,]+) \(trainable 673", 673),
+        Relation("the logo from the windows shows the 8 planted bases (tall letters, about the "
+                 "planted 1.5 bits each)",
+                 (r"information over the motif: ([\d.]+) bits per base from the windows, "
+                  r"([\d.]+) planted",),
+                 lambda windows: abs(windows - 1.5) <= 0.15,
+                 "the windows' logo holds 1.5 bits per motif base within 0.15"),
+        Quote("$-7.5$ means the field of output 0 spans steps $-15 \\dots 0$",
+              r"causal_d8 +16 +1 +(-[\d.]+)", -7.5),
+        Quote("with kernel 2, each layer adds one step of context, so 16 steps need 15 layers",
+              r"without dilation: 4 layers \d+, (\d+) layers 16", 15),
+        Quote("see $1 + \\sum (k - 1)\\,d = 16$ steps with 4",
+              r"receptive field: arithmetic.receptive_field (\d+), the formula", 16),
+        Quote("An impulse at step 30 must light up outputs 30 to 45",
+              r"impulse at t = 30: 30 \.\. (\d+)", 45),
+        Quote("16 steps, none before 30 (causal)",
+              r"impulse at t = 30: 30 \.\. \d+ \((\d+) steps\)", 16),
+        Quote("the noise floor $0.1^2 = 0.01$", r"noise floor ([\d.]+)", 0.01),
+        Quote("The receptive field of one output pixel is 18x18",
+              r"per_pixel +Conv2D +\(None, 32, 32, 4\) +[\d,]+ +\d+ +\d+ +[\d,]+ +(\d+)",
+              18),
+        Quote("3x3 convolutions with dilations 1, 2, 4 see $1 + 2\\,(1 + 2 + 4) = 15$ pixels",
+              r"dilated_4 +(\d+)x\d+", 15),
+        Relation("It pays for this with about 7 times the multiply-accumulates",
+                 (r"\nfcn +[\d,]+ parameters, +([\d.]+) M MACs",
+                  r"\ndilated_fcn +[\d,]+ parameters, +([\d.]+) M MACs"),
+                 lambda fcn, dilated: round(dilated / fcn) == 7,
+                 "the dilated network does about 7 times the FCN's MACs"),
+    ],
 }
 
 
