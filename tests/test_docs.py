@@ -118,35 +118,29 @@ def test_readme_lists_every_lab_with_a_smoke_time():
 
 
 @pytest.mark.parametrize("stem", sorted(SOLUTIONS))
-def test_readme_and_the_lab_quote_the_same_smoke_time(stem):
+@pytest.mark.parametrize("profile, quoted, column", [
     # Both come from one measured `make solutions` run (issue: "the times quoted in the
     # README's table and in each lab's opening cell agree with each other").
-    opening = nbformat.read(SOLUTIONS[stem], as_version=4).cells[0].source
-    found = SMOKE_TIME.search(" ".join(opening.split()))
-    assert found, f"{stem}: the opening cell says 'Time: about ... to run in the `smoke` profile'"
-    smoke_cell = _readme_lab_rows()[stem[:2]][3]
-    assert smoke_cell.startswith(found.group(1)), (
-        f"README says {smoke_cell!r} for lab {stem[:2]}, the lab says {found.group(1)!r}")
-
-
-@pytest.mark.parametrize("stem", sorted(SOLUTIONS))
-def test_readme_and_the_lab_quote_the_same_cpu_time(stem):
+    ("smoke", SMOKE_TIME, 3),
     # issue 15: "README and each lab's opening cell quote measured `cpu` times (a test keeps them
     # equal, as today for smoke)"; the README's table has a CPU column after the smoke one
+    ("cpu", CPU_TIME, 4),
+])
+def test_readme_and_the_lab_quote_the_same_time(stem, profile, quoted, column):
     opening = nbformat.read(SOLUTIONS[stem], as_version=4).cells[0].source
-    found = CPU_TIME.search(" ".join(opening.split()))
-    assert found, f"{stem}: the opening cell says 'about ... in `cpu`'"
-    cpu_cell = _readme_lab_rows()[stem[:2]][4]
-    assert cpu_cell.startswith(found.group(1)), (
-        f"README says {cpu_cell!r} for lab {stem[:2]}, the lab says {found.group(1)!r}")
+    found = quoted.search(" ".join(opening.split()))
+    assert found, f"{stem}: the opening cell says 'about ...' for the `{profile}` profile"
+    readme_cell = _readme_lab_rows()[stem[:2]][column]
+    assert readme_cell.startswith(found.group(1)), (
+        f"README says {readme_cell!r} for lab {stem[:2]}, the lab says {found.group(1)!r}")
 
 
 @pytest.mark.parametrize("stem", sorted(SOLUTIONS))
 def test_every_lab_opens_with_its_headline_results(stem):
-    opening = " ".join(nbformat.read(SOLUTIONS[stem], as_version=4).cells[0].source.split())
+    nb = nbformat.read(SOLUTIONS[stem], as_version=4)
+    opening = " ".join(nb.cells[0].source.split())
     assert "**Headline results**" in opening, f"{stem}: no headline results in the opening cell"
-    own_cpu = re.search(r"^\s*cpu=\{", nbformat.read(SOLUTIONS[stem], as_version=4).cells[3].source,
-                        re.M)
+    own_cpu = re.search(r"^\s*cpu=\{", nb.cells[3].source, re.M)
     # a lab with cpu sizes of its own says its headline results show in `cpu` (and are checked by
     # `make test-lessons`); the others show them in every profile
     assert ("`make test-lessons`" in opening) == bool(own_cpu), stem
