@@ -205,7 +205,35 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+# ``cnnlab grade export ...`` and ``cnnlab grade merge ...`` are commands of their own (their
+# arguments are not ``cnnlab grade``'s); each module's ``main(argv)`` parses the rest.
+GRADE_COMMANDS = {"export": "cnnlab.grading.lms", "merge": "cnnlab.grading.shards"}
+# ``cnnlab export gradescope ...``: what each export target's ``main(argv)`` lives in.
+EXPORT_TARGETS = {"gradescope": "cnnlab.grading.gradescope"}
+
+
+def _instructor_command(module: str, argv: list[str], name: str) -> int:
+    import importlib
+
+    try:
+        command = importlib.import_module(module)
+    except ModuleNotFoundError:
+        print(f"cnnlab {name}: this is the students' release of cnnlab, without the grader; "
+              "run it from the instructor's repository", file=sys.stderr)
+        return 2
+    return command.main(argv)
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if len(argv) >= 2 and argv[0] == "grade" and argv[1] in GRADE_COMMANDS:
+        return _instructor_command(GRADE_COMMANDS[argv[1]], argv[2:], "grade " + argv[1])
+    if argv[:1] == ["export"]:
+        if len(argv) < 2 or argv[1] not in EXPORT_TARGETS:
+            print("cnnlab export: name what to export: " + ", ".join(EXPORT_TARGETS)
+                  + " (e.g. cnnlab export gradescope --lab 01 autograder.zip)", file=sys.stderr)
+            return 2
+        return _instructor_command(EXPORT_TARGETS[argv[1]], argv[2:], "export " + argv[1])
     args = parser().parse_args(argv)
     return args.func(args)
 
