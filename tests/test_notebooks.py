@@ -1,6 +1,7 @@
 """Single-source notebooks: build-labs, solutions running in smoke, labs running past exercises."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -186,3 +187,48 @@ def test_run_stops_at_the_first_error_and_names_the_cell(tmp_path):
     assert result.returncode == 1
     assert "failed in cell 1" in result.stdout and "ZeroDivisionError" in result.stdout
     assert "01_broken.ipynb  failed" in result.stdout
+
+
+# A cell that trains (fit, fine_tune, a sweep) shows its progress: an `EpochProgress(bar=True)`
+# callback or a `tqdm` bar over its runs, or `fit_quietly`'s line per epoch (issue 15 §1).  The
+# exceptions train for a few seconds at most; each names why, with its measured smoke time.
+TRAINS = re.compile(r"\.fit\(|\bfit_quietly\(|fine_tune\(|\bweight_scale_sweep\(")
+SHOWS_PROGRESS = re.compile(r"EpochProgress\(bar=True\)|\btqdm\(|\bfit_quietly\(|"
+                            r"\bweight_scale_sweep\(")  # the sweep's progress=True is its default
+SHORT_FITS = {
+    ("01", "learner.fit(pairs_x, pairs_y"): "one epoch on nine pairs: under a second",
+    ("06", "history = model.fit(train_flow, epochs=1"): "one epoch, the Keras 2 migration: 1 s",
+    ("09", "two_phase_fine_tune(plain, base"): "the student's own function, whose fits are "
+                                               "theirs (2 + 1 short epochs: 4 s)",
+    ("09", "model.fit(x[order], y[order], batch_size=64"): "train_passes: one Keras epoch per "
+                                                           "run on digit features, 3 s in all",
+}
+
+
+def _training_cells():
+    """(lab, first training line, source) of every solution code cell that trains, exercise
+    cells (the student's own function) left out."""
+    for lab, name in LABS.items():
+        nb = nbformat.read(ROOT / "solutions" / f"{name}.ipynb", as_version=4)
+        for cell in nb.cells:
+            tags = cell.metadata.get("tags", [])
+            if cell.cell_type != "code" or any(t.startswith("exercise:") for t in tags):
+                continue
+            lines = [line.strip() for line in cell.source.splitlines() if TRAINS.search(line)]
+            if lines:
+                yield lab, lines, cell.source
+
+
+def test_every_cell_that_trains_shows_its_progress_or_is_a_named_short_fit():
+    silent, short_seen = [], set()
+    for lab, lines, source in _training_cells():
+        allowed = [key for key in SHORT_FITS if key[0] == lab
+                   and any(line.startswith(key[1]) for line in lines)]
+        short_seen.update(allowed)
+        if not SHOWS_PROGRESS.search(source) and not allowed:
+            silent.append(f"Lab {lab}: {lines[0]}")
+    assert not silent, ("cells that train without a progress bar (add "
+                        "callbacks=[EpochProgress(bar=True)] or a tqdm over the runs, or name a "
+                        "short fit in SHORT_FITS): " + "; ".join(silent))
+    stale = set(SHORT_FITS) - short_seen
+    assert not stale, f"SHORT_FITS names cells that no longer train: {sorted(stale)}"
