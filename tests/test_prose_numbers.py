@@ -11,7 +11,8 @@ literal.  A library change that moves a number, or an edit of the prose, fails h
 front of a student.
 
 Labs whose prose numbers are pinned elsewhere: 02, 03 and 09 in ``tests/test_lab_facts.py``,
-06 in ``tests/test_facts_lab06.py``.
+06's facts in ``tests/test_facts_lab06.py`` and its ``cpu`` figures in
+``tests/lessons/test_headlines.py`` (here: what its ``smoke`` run shows).
 """
 
 from __future__ import annotations
@@ -196,6 +197,32 @@ QUOTES: dict[str, list[Quote | Relation]] = {
         Quote("separable convolutions ($1/N + 1/K^2$ of the cost, 8–9× cheaper)",
               r"-> ([\d.]+) times cheaper", 8.5, 0.5),
     ],
+    "06": [  # what `smoke` shows (the `cpu` figures: tests/lessons/test_headlines.py)
+        Quote("In `smoke` (3 epochs)", r"validation accuracy after (\d+) epochs: \d+%", 3),
+        Relation("In `smoke` (3 epochs) the network has not learned much yet",
+                 (r"validation accuracy after \d+ epochs: (\d+)%",),
+                 lambda accuracy: accuracy <= 70,
+                 "the texture net is at most 70 % right after smoke's epochs"),
+        Relation("(In `smoke`, 3 epochs, neither run has learned much yet.)",
+                 (r"-- lecture's augmentation\n(?:.*\n)*?   validation accuracy "
+                  r"\(validation_flow: \w+\) (\d+)%",
+                  r"-- rescale only\n(?:.*\n)*?   validation accuracy \(validation_flow: \w+\) "
+                  r"(\d+)%"),
+                 lambda augmented, rescaled: max(augmented, rescaled) <= 75,
+                 "both folder runs are at most 75 % right after smoke's epochs"),
+        Relation("In `smoke` (300 digits, 6 epochs) the runs are too short for that: augmented "
+                 "images are harder to fit, so the calibrated curves start lower",
+                 (r"no augmentation: train accuracy ([\d.]+)",
+                  r"calibrated: train accuracy ([\d.]+)",
+                  r"no augmentation: train accuracy [\d.]+ .*validation ([\d.]+),",
+                  r"calibrated: train accuracy [\d.]+ .*validation ([\d.]+),"),
+                 lambda plain_train, calibrated_train, plain_val, calibrated_val:
+                     calibrated_train < plain_train and calibrated_val < plain_val,
+                 "in smoke the calibrated run is behind the plain one, in training and in "
+                 "validation accuracy"),
+        Quote("In `smoke` (300 digits, 6 epochs)", r"'train_digits': (\d+)", 300),
+        Quote("In `smoke` (300 digits, 6 epochs)", r"'epochs': (\d+)", 6),
+    ],
     "07": [
         Quote("Its table gives 549,156 parameters without BN",
               r"without BN: Keras ([\d,]+)", 549_156),
@@ -295,6 +322,10 @@ QUOTES: dict[str, list[Quote | Relation]] = {
                  "1-NN on raw pixels is within 15 points of chance"),
     ],
     "10": [
+        Quote("is a real ImageNet classifier: 4.7 M parameters",
+              r"EfficientNet-Lite0: ([\d.]+) M parameters", 4.7),
+        Quote("4.7 M parameters, 1000 classes", r"EfficientNet-Lite0: [\d.]+ M parameters, (\d+) "
+              r"classes", 1000),
         Quote("Chelsea the cat comes out as *Egyptian cat* 40 %",
               r"chelsea +Egyptian cat \(285\) ([\d.]+)", 0.40, 0.005),
         Quote("*tiger cat* 33 %", r"chelsea +.*; tiger cat \(282\) ([\d.]+)", 0.33, 0.005),
