@@ -90,9 +90,34 @@ def lab06_headlines(printed):
     measured = [runs[n]["accuracy"] for n in ("no augmentation", "calibrated", "over-strong")] + \
         [runs[n]["loss"] for n in ("no augmentation", "calibrated", "over-strong")]
     bands = [0.03, 0.03, 0.08, 0.06, 0.06, 0.25]
+    folder = {}  # section 3's folder runs: the final accuracy and the last ten epochs' range
+    for name in ("lecture's augmentation", "rescale only"):
+        run = re.search(rf"-- {re.escape(name)}\n((?:epoch .*\n)+)   validation accuracy "
+                        rf"\(validation_flow: \w+\) (\d+)%", printed)
+        assert run, f"lab 06 no longer prints its folder run {name!r}"
+        accuracies = re.findall(r"val_accuracy ([\d.]+)", run.group(1))
+        last_ten = [100 * float(v) for v in accuracies[-10:]]
+        folder[name] = (float(run.group(2)), min(last_ten), max(last_ten))
+    folder_quoted = re.search(r"only rescales ends at (\d+) % validation accuracy \(between "
+                              r"(\d+) % and (\d+) % over its last ten epochs\); the run on the "
+                              r"lecture's augmented flow ends at (\d+) % and keeps swinging "
+                              r"\(between (\d+) % and (\d+) %", prose)
+    assert folder_quoted, "Lab 06's prose no longer quotes its folder runs' cpu figures"
+    folder_quoted = [float(v) for v in folder_quoted.groups()]
+    folder_measured = [*folder["rescale only"], *folder["lecture's augmentation"]]
+    # the rescaled run settles; the augmented one swings by tens of points from epoch to epoch
+    folder_bands = [5, 10, 5, 25, 25, 25]
     return {
         "the figures the prose quotes are the measured ones, within bands":
             all(abs(q - m) <= band for q, m, band in zip(quoted, measured, bands)),
+        "the folder runs' figures the prose quotes are the measured ones, within bands":
+            all(abs(q - m) <= band
+                for q, m, band in zip(folder_quoted, folder_measured, folder_bands)),
+        "on textures the lecture's ranges cost accuracy: the rescaled run ends higher and "
+        "swings less over its last ten epochs":
+            folder["rescale only"][0] > folder["lecture's augmentation"][0]
+            and folder["rescale only"][2] - folder["rescale only"][1]
+            < folder["lecture's augmentation"][2] - folder["lecture's augmentation"][1],
         "calibrated augmentation ends with a lower validation loss than none":
             runs["calibrated"]["loss"] < runs["no augmentation"]["loss"],
         "over-strong augmentation is worst (highest validation loss, lowest accuracy)":
