@@ -83,8 +83,9 @@ def _side_rows(path):
 
 
 def test_canvas_file_has_canvas_columns_points_row_and_the_rosters_assignment_headers(course):
+    # 1: the file is written, but two files of Lab 02 found no student (listed, see below)
     assert _export("--format", "canvas", "--roster", course.roster, course.lab02, course.lab03,
-                   "--out", course.out) == 0
+                   "--out", course.out) == 1
     assert course.out.read_bytes() == (
         "Student,ID,SIS User ID,SIS Login ID,Section,Lab 02 (501),Lab 03 (502)\r\n"
         "Points Possible,,,,,11,12\r\n"
@@ -209,6 +210,23 @@ def test_force_overwrites_an_existing_file(course):
     assert _export("--format", "canvas", "--roster", course.roster, course.lab03,
                    "--out", course.out, "--force") == 0
     assert course.out.read_text(encoding="utf-8").startswith("Student,ID,")
+
+
+def test_the_exit_status_is_0_only_when_every_file_found_its_student(course):
+    assert _export("--format", "canvas", "--roster", course.roster, course.lab03,
+                   "--out", course.out) == 0
+    assert _export("--format", "canvas", "--roster", course.roster, course.lab02,
+                   "--out", course.root / "other.csv") == 1
+    assert (course.root / "other.csv").exists()
+
+
+@pytest.mark.parametrize("target", ["roster.csv", "lab02/scores.csv", "lab02/scores.json"])
+def test_out_never_overwrites_an_input_even_with_force(course, capsys, target):
+    before = (course.root / target).read_bytes()
+    assert _export("--format", "canvas", "--roster", course.roster, course.lab02,
+                   "--out", course.root / target, "--force") == 2
+    assert "one of the inputs: write the grade file somewhere else" in capsys.readouterr().err
+    assert (course.root / target).read_bytes() == before
 
 
 @pytest.mark.parametrize("case, expected", [

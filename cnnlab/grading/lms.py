@@ -4,15 +4,16 @@ RESULTS... --out FILE.csv``.
 Each ``RESULTS`` folder is what one ``cnnlab grade --out`` wrote (its ``scores.json``, see
 :mod:`cnnlab.grading.reports`) and becomes one grade column, named by ``--column`` (given once
 per folder, in order) or by default: the roster's one Canvas assignment column whose title names
-the lab (``Lab 02 (12345)``, ``lab 2 (12345)``), else ``Lab 02``.  A submission's file name is
+the lab (``Lab 02 (12345)``, ``lab 2 (12345)``), else ``Lab 02``. A submission's file name is
 matched to a student by ``--match`` (:func:`submission_pattern`), its key looked up in a roster
-column (``--key``).  Nothing is dropped: files that match no student, students without a
+column (``--key``). Nothing is dropped: files that match no student, students without a
 submission and submissions not ``graded`` (timeout, error, unreadable...: their score, usually
 0, is exported as the grader gave it) are summed up on stderr and listed one per line in
-``FILE.unmatched.csv`` beside ``--out``.  Two submissions matching one student is an error that
-names both files, so a file named for another student's key never silently replaces that
-student's score (use patterns on names the LMS sets, as Canvas's prefix, not on names students
-choose).
+``FILE.unmatched.csv`` beside ``--out``; the exit status is 1 when some file matched no student
+(the files are written all the same), 0 when none did. Two submissions matching one student is
+an error that names both files (exit 2, nothing written), so a file named for another student's
+key never silently replaces that student's score (use patterns on names the LMS sets, as
+Canvas's prefix, not on names students choose).
 
 The layouts, and what each importer does with them:
 
@@ -382,6 +383,13 @@ def _export(args) -> tuple[Roster, Path, list, list]:
                               "overwrite it")
     if not out.parent.is_dir():
         raise ExportError(f"no folder {out.parent} for --out: create it first")
+    inputs = {Path(args.roster).resolve()} | {
+        (Path(f) / name).resolve() for f in args.results for name in ("scores.csv",
+                                                                      "scores.json")}
+    for path in (out, side):
+        if path.resolve() in inputs:
+            raise ExportError(f"--out would overwrite {path}, one of the inputs: write the "
+                              "grade file somewhere else")
     if args.column and len(args.column) != len(args.results):
         raise ExportError(f"{len(args.column)} --column for {len(args.results)} results "
                           "folders: give one --column per folder, in the same order, or none")
@@ -448,8 +456,9 @@ def _summary(out: Path, side: Path, fmt: str, students: int, columns, problems) 
 
 
 def main(argv=None) -> int:
-    """``cnnlab grade export ...``: 0 when the file is written (problems listed), 2 on bad
-    input (nothing written)."""
+    """``cnnlab grade export ...``: 0 when the file is written and every submission found its
+    student, 1 when it is written but some file matched no student (a grade the LMS will not
+    get: see the side file), 2 on bad input (nothing written)."""
     try:
         args = _parser().parse_intermixed_args(argv)
     except SystemExit as exc:  # argparse's usage errors exit 2 with their message
@@ -461,7 +470,7 @@ def main(argv=None) -> int:
         return 2
     print(_summary(Path(args.out), side, args.format, len(roster.rows), columns, problems),
           file=sys.stderr)
-    return 0
+    return 1 if any(p[1] == "unmatched_file" for p in problems) else 0
 
 
 if __name__ == "__main__":
