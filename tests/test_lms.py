@@ -19,7 +19,7 @@ CANVAS_ROSTER = (
     "    Points Possible,,,,,11,12,(read only)\r\n"
     '"Smith, John",12345,S001,jsmith,CNN 101,,,\r\n'
     '"Doe, Ada",12346,S002,adoe,CNN 101,,,\r\n'
-    '"Żółć, Łukasz",12347,S003,lzolc,CNN 102,,,\r\n'
+    '"Żółć, Łukasz",12347,S003,lzolc,CNN 102,,9,\r\n'  # Lab 03 graded by hand in Canvas
 )
 MOODLE_ROSTER = (
     "First name,Last name,ID number,Institution,Department,Email address\n"
@@ -52,7 +52,8 @@ def _results(folder, lab: str, rows) -> str:
 @pytest.fixture
 def course(tmp_path):
     """Two labs graded from Canvas downloads: Lab 02 (John 10.5/11, Ada timed out, a stranger,
-    a stray file), Lab 03 (John 12/12, Ada 7.25/12); Łukasz submitted neither."""
+    a stray file), Lab 03 (John 12/12, Ada 7.25/12); Łukasz submitted neither file (Canvas has
+    9 for his Lab 03, graded by hand)."""
     (tmp_path / "roster.csv").write_text(CANVAS_ROSTER, encoding="utf-8", newline="")
     lab02 = _results(tmp_path / "lab02", "02", [
         _row("subs/smithjohn_12345_67890_lab02.ipynb", [(6, 6), (4.5, 5)]),
@@ -91,7 +92,7 @@ def test_canvas_file_has_canvas_columns_points_row_and_the_rosters_assignment_he
         "Points Possible,,,,,11,12\r\n"
         '"Smith, John",12345,S001,jsmith,CNN 101,10.5,12\r\n'
         '"Doe, Ada",12346,S002,adoe,CNN 101,0,7.25\r\n'
-        '"Żółć, Łukasz",12347,S003,lzolc,CNN 102,,\r\n').encode("utf-8")
+        '"Żółć, Łukasz",12347,S003,lzolc,CNN 102,,9\r\n').encode("utf-8")
 
 
 def test_every_unmatched_file_missing_student_and_ungraded_row_is_listed(course, capsys):
@@ -102,7 +103,7 @@ def test_every_unmatched_file_missing_student_and_ungraded_row_is_listed(course,
         ("Lab 02 (501)", "unmatched_file", "notes.ipynb", "graded", "0"),
         ("Lab 02 (501)", "not_graded", "doeada_late_12346_67891_lab02.ipynb", "timeout", "0"),
         ("Lab 02 (501)", "no_submission", "Żółć, Łukasz", "", ""),
-        ("Lab 03 (502)", "no_submission", "Żółć, Łukasz", "", ""),
+        ("Lab 03 (502)", "no_submission", "Żółć, Łukasz", "", "9"),
     ])
     err = capsys.readouterr().err
     assert "Lab 02 (501): 2 matched, 2 file(s) matching no student, 1 student(s) without a " \
@@ -110,7 +111,8 @@ def test_every_unmatched_file_missing_student_and_ungraded_row_is_listed(course,
     assert "file matches no student: stranger_99999_1_lab02.ipynb ('99999' is not in the " \
            "roster's ID column)" in err
     assert "file matches no student: notes.ipynb (its name does not fit --match)" in err
-    assert "Lab 03 (502): no submission: Żółć, Łukasz (12347)" in err
+    assert "Lab 02 (501): no submission: Żółć, Łukasz (12347)\n" in err
+    assert "Lab 03 (502): no submission: Żółć, Łukasz (12347); kept the roster's grade 9" in err
     assert "not graded (timeout, exported as 0): doeada_late_12346_67891_lab02.ipynb" in err
 
 
@@ -175,11 +177,13 @@ def test_the_canvas_prefix_decides_the_student_not_the_name_a_student_chose(cour
     assert lines[2].endswith("jsmith,CNN 101,") and lines[3].endswith("adoe,CNN 101,11")
 
 
-def test_missing_as_zero_writes_0_and_still_lists_the_student(course):
-    assert _export("--format", "canvas", "--roster", course.roster, course.lab03,
-                   "--missing-as-zero", "--out", course.out) == 0
-    assert course.out.read_text(encoding="utf-8").splitlines()[-1].endswith("CNN 102,0")
-    assert ("Lab 03 (502)", "no_submission", "Żółć, Łukasz", "", "0") in _side_rows(course.side)
+def test_missing_as_zero_writes_0_but_never_over_a_grade_the_lms_has(course):
+    _export("--format", "canvas", "--roster", course.roster, course.lab02, course.lab03,
+            "--missing-as-zero", "--out", course.out)
+    assert course.out.read_text(encoding="utf-8").splitlines()[-1].endswith("CNN 102,0,9")
+    assert {("Lab 02 (501)", "no_submission", "Żółć, Łukasz", "", "0"),
+            ("Lab 03 (502)", "no_submission", "Żółć, Łukasz", "", "9")} <= set(
+                _side_rows(course.side))
 
 
 def test_two_submissions_for_one_student_are_refused_naming_both_files(course, capsys):
@@ -203,6 +207,20 @@ def test_a_plain_roster_names_columns_after_the_lab_and_skips_canvas_muted_rows(
                    "--out", tmp_path / "o.csv") == 0
     assert (tmp_path / "o.csv").read_bytes() == (
         b"Student,ID,SIS User ID,SIS Login ID,Section,Lab 02\r\nAnn,7,,,A,1\r\n")
+
+
+def test_points_possible_other_than_the_labs_or_read_only_is_pointed_out(course, capsys):
+    (course.root / "r.csv").write_text(
+        "Student,ID,Section,Lab 02 (501),Lab 03 (502),Final Score\n"
+        "Points Possible,,,10.00,12.00,(read only)\nAnn,7,A,,,\n", encoding="utf-8")
+    final = _results(course.root / "final", "04", [_row("s/ann_7_1_lab04.ipynb", [(1, 1)])])
+    assert _export("--format", "canvas", "--roster", course.root / "r.csv", course.lab02,
+                   course.lab03, final, "--column", "Lab 02 (501)", "--column", "Lab 03 (502)",
+                   "--column", "Final Score", "--out", course.out) == 1
+    err = capsys.readouterr().err
+    assert "note: Canvas's 'Lab 02 (501)' is worth 10.00 points, lab 02 is out of 11" in err
+    assert "'Lab 03 (502)'" not in err.split("wrote")[0]  # 12.00 is the lab's 12
+    assert "note: Canvas marks 'Final Score' read only" in err
 
 
 def test_force_overwrites_an_existing_file(course):

@@ -24,11 +24,12 @@ The layouts, and what each importer does with them:
   ``Section`` last of the student columns, finds a student by ``ID`` (then SIS User ID, SIS
   Login ID, name), an assignment by the ``(id)`` at the end of its header, else by its exact
   title, else creates a new one; a row whose first cell holds ``Points Possible`` sets the
-  assignments' points, and an empty or ``-`` cell changes nothing.  When the roster has that row
-  so does the file, with each lab's maximum.  Canvas guide: "How do I import grades in the
-  Gradebook?" (community.canvaslms.com/t5/Instructor-Guide/How-do-I-import-grades-in-the-
-  Gradebook/ta-p/807); the required columns also in Ohio State's "Import CSV File for Carmen
-  Grades" (teaching.resources.osu.edu).
+  assignments' points (when the roster has that row so does the file, with each lab's maximum).
+  Its preview compares each cell with the grade Canvas has and posts only the changes, an empty
+  cell where a grade exists removing it (``ui/features/gradebook_uploads``).  Canvas guide:
+  "How do I import grades in the Gradebook?" (community.canvaslms.com/t5/Instructor-Guide/
+  How-do-I-import-grades-in-the-Gradebook/ta-p/807); the required columns also in Ohio State's
+  "Import CSV File for Carmen Grades" (teaching.resources.osu.edu).
 - **Moodle** (Grades > Import > CSV file): the identifier column (``--id-column``, default
   ``Email address`` as Moodle's grade export names it), then one column per assignment.  On the
   preview page set "Identify user by" Map from that column, Map to ``useremail`` (or
@@ -37,10 +38,13 @@ The layouts, and what each importer does with them:
   stops the whole import at a row whose identifier is empty or unknown, and reads an empty or
   ``-`` cell as "no grade", which clears a grade already there.
 
-A student without a submission gets an empty cell, not 0: "did not submit" is not "scored 0",
-an empty cell leaves a grade entered by hand (an extension, a paper copy) alone in Canvas, and
-zero is the instructor's decision (``--missing-as-zero`` writes it).  Scores are written as
-plain numbers (``11``, ``10.5``), UTF-8 without a byte-order mark.
+A student without a submission keeps the grade the roster has in that column (a roster exported
+from the LMS holds the grades it has now: one entered by hand for a paper copy or an extension,
+``EX``), so importing changes nothing for them; with none there, the cell is empty, not 0: "did
+not submit" is not "scored 0", and zero is the instructor's decision (``--missing-as-zero``
+writes it).  Both importers read an empty cell as "no grade" and would remove a grade already
+there, which is why the roster's grade is kept.  Scores are plain numbers (``11``, ``10.5``);
+the file is UTF-8 without a byte-order mark.
 
 Used in: ``cnnlab grade export``.
 """
@@ -315,10 +319,12 @@ def grade_file(fmt: str, roster: Roster, columns: list, key_column: str, id_colu
         for c in columns:
             row = c.scores.get(key.casefold())
             if row is None:
-                cells.append("0" if missing_as_zero else "")
-                problems.append([c.header, "no_submission", "", "",
-                                 "0" if missing_as_zero else "", name, key,
-                                 "no file matched this student"])
+                kept = (student.get(c.header) or "").strip()  # the grade the LMS has now
+                cells.append(kept or ("0" if missing_as_zero else ""))
+                problems.append([c.header, "no_submission", "", "", cells[-1], name, key,
+                                 "no file matched this student" + (
+                                     f"; kept the grade the roster has ({kept})" if kept
+                                     else "")])
                 continue
             cells.append(score_text(row["total"]))
             if row["status"] != "graded":
@@ -327,6 +333,30 @@ def grade_file(fmt: str, roster: Roster, columns: list, key_column: str, id_colu
                                  str(row.get("message") or "")])
         writer.writerow(cells)
     return text.getvalue(), problems
+
+
+def _points_notes(roster: Roster, columns) -> list:
+    """What the roster's Canvas ``Points Possible`` row says against each column: a column
+    Canvas marks read-only, or worth other points than the lab's maximum."""
+    notes = []
+    for c in columns:
+        was = str((roster.points_possible or {}).get(c.header) or "").strip()
+        if not was:
+            continue
+        if "read only" in was.lower():
+            notes.append(f"Canvas marks {c.header!r} read only: its grades will not import; "
+                         "give --column the header of an assignment column")
+            continue
+        try:
+            same = float(was) == c.assignment.maximum
+        except ValueError:
+            same = False
+        if not same:
+            notes.append(f"Canvas's {c.header!r} is worth {was} points, lab "
+                         f"{c.assignment.lab} is out of {score_text(c.assignment.maximum)}: "
+                         "the file's Points Possible row says the lab's; check the assignment "
+                         "in Canvas before importing")
+    return notes
 
 
 def _side_file_text(problems) -> str:
@@ -426,14 +456,9 @@ def _export(args) -> tuple[Roster, Path, list, list]:
                for h, a in zip(headers, assignments)]
     text, problems = grade_file(fmt, roster, columns, key, args.id_column or "",
                                 args.missing_as_zero)
-    if fmt == "canvas" and roster.points_possible is not None:
-        for c in columns:
-            was = str(roster.points_possible.get(c.header) or "").strip()
-            if was and was != score_text(c.assignment.maximum):
-                print(f"{_PROG}: note: Canvas's {c.header!r} is worth {was} points in the "
-                      f"roster, lab {c.assignment.lab} is out of "
-                      f"{score_text(c.assignment.maximum)}; the file's Points Possible row "
-                      "says the lab's: check the assignment before importing", file=sys.stderr)
+    if fmt == "canvas":
+        for note in _points_notes(roster, columns):
+            print(f"{_PROG}: note: {note}", file=sys.stderr)
     write_atomic(out, text)
     write_atomic(side, _side_file_text(problems))
     return roster, side, columns, problems
@@ -449,7 +474,9 @@ def _summary(out: Path, side: Path, fmt: str, students: int, columns, problems) 
                      f"submission, {count['not_graded']} not graded")
     for p in problems:
         what = {"unmatched_file": f"file matches no student: {p[2]} ({p[7]})",
-                "no_submission": f"no submission: {p[5]} ({p[6]})",
+                "no_submission": f"no submission: {p[5]} ({p[6]})" + (
+                    f"; kept the roster's grade {p[4]}" if "kept" in p[7]
+                    else f"; wrote {p[4]}" if p[4] else ""),
                 "not_graded": f"not graded ({p[3]}, exported as {p[4]}): {p[2]} -> {p[5]}"}
         lines.append(f"  {p[0]}: {what[p[1]]}")
     return "\n".join(lines)
