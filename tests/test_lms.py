@@ -132,6 +132,7 @@ def test_moodle_file_is_the_identifier_then_one_column_per_lab(tmp_path, capsys)
                                 b"ada.doe@uni.edu,0,\r\n")
     assert ("Lab 02", "not_graded", "Ada.Doe@uni.edu.IPYNB", "unreadable", "0") in \
         _side_rows(tmp_path / "moodle.unmatched.csv")
+    assert "Lab 03: no submission: Ada Doe (ada.doe@uni.edu)" in capsys.readouterr().err
 
 
 def test_moodle_id_column_key_and_columns_can_be_chosen(tmp_path):

@@ -315,7 +315,8 @@ def grade_file(fmt: str, roster: Roster, columns: list, key_column: str, id_colu
         else:
             cells = [student[id_column]]
         key = (student.get(key_column) or "").strip()
-        name = student.get("Student") or student.get(id_column) or key
+        name = (student.get("Student") or " ".join(
+            student.get(c) or "" for c in ("First name", "Last name")).strip() or key)
         for c in columns:
             row = c.scores.get(key.casefold())
             if row is None:
@@ -375,7 +376,11 @@ def _side_file(out: Path) -> Path:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=_PROG, description="Write a grade file Canvas or Moodle imports from the results "
-        "folders 'cnnlab grade --out' wrote (one column per folder).")
+        "folders 'cnnlab grade --out' wrote (one column per folder).",
+        epilog="Files matching no student, students without a submission and submissions not "
+        "graded are printed and listed in FILE.unmatched.csv.  Exit status: 0 written and every "
+        "file found its student, 1 written but some file matched no student, 2 bad input "
+        "(nothing written).")
     p.add_argument("results", nargs="+", metavar="RESULTS", help="results folders, in order")
     p.add_argument("--format", required=True, choices=FORMATS, help="the LMS to import into")
     p.add_argument("--roster", required=True, metavar="ROSTER.csv",
