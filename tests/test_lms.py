@@ -224,6 +224,19 @@ def test_points_possible_other_than_the_labs_or_read_only_is_pointed_out(course,
     assert "note: Canvas marks 'Final Score' read only" in err
 
 
+def test_a_file_name_that_is_a_formula_is_text_in_the_side_file(tmp_path):
+    (tmp_path / "r.csv").write_text(MOODLE_ROSTER, encoding="utf-8")
+    lab = _results(tmp_path / "l", "02", [
+        _row('in/=HYPERLINK("x.example","john.smith@uni.edu").ipynb', [(6, 6), (5, 5)])])
+    assert _export("--format", "moodle", "--roster", tmp_path / "r.csv", lab,
+                   "--out", tmp_path / "m.csv") == 1
+    (unmatched,) = [r for r in _side_rows(tmp_path / "m.unmatched.csv")
+                    if r[1] == "unmatched_file"]
+    assert unmatched[2] == '\'=HYPERLINK("x.example","john.smith@uni.edu").ipynb'
+    assert (tmp_path / "m.csv").read_bytes() == (
+        b"Email address,Lab 02\r\njohn.smith@uni.edu,\r\nada.doe@uni.edu,\r\n")
+
+
 def test_force_overwrites_an_existing_file(course):
     course.out.write_text("old")
     assert _export("--format", "canvas", "--roster", course.roster, course.lab03,
@@ -262,6 +275,7 @@ def test_out_never_overwrites_an_input_even_with_force(course, capsys, target):
     ("ambiguous_lab_column", "several columns for lab 02"),
     ("same_column_twice", "would both be column 'Lab 02 (501)'"),
     ("bad_scores_json", "is not the grader's JSON"),
+    ("total_not_a_number", "has total '10', not a number"),
 ])
 def test_bad_input_exits_2_naming_the_fix(course, capsys, case, expected):
     root, args = course.root, None
@@ -299,6 +313,9 @@ def test_bad_input_exits_2_naming_the_fix(course, capsys, case, expected):
         args = base + [course.lab03, "--column", "Lab 02 (501)", "--column", "Lab 02 (501)"]
     elif case == "bad_scores_json":
         (root / "lab02" / "scores.json").write_text("{not json")
+    elif case == "total_not_a_number":
+        (root / "lab02" / "scores.json").write_text(
+            '[{"submission": "a", "lab": "02", "status": "graded", "total": "10", "max": 11}]')
     assert _export(*(args or base)) == 2
     err = capsys.readouterr().err
     assert expected in err
