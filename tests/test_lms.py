@@ -276,6 +276,7 @@ def test_out_never_overwrites_an_input_even_with_force(course, capsys, target):
     ("same_column_twice", "would both be column 'Lab 02 (501)'"),
     ("bad_scores_json", "is not the grader's JSON"),
     ("total_not_a_number", "has total '10', not a number"),
+    ("out_is_a_folder", "is a folder: name the grade file"),
 ])
 def test_bad_input_exits_2_naming_the_fix(course, capsys, case, expected):
     root, args = course.root, None
@@ -313,6 +314,8 @@ def test_bad_input_exits_2_naming_the_fix(course, capsys, case, expected):
         args = base + [course.lab03, "--column", "Lab 02 (501)", "--column", "Lab 02 (501)"]
     elif case == "bad_scores_json":
         (root / "lab02" / "scores.json").write_text("{not json")
+    elif case == "out_is_a_folder":
+        args = base[:-1] + [course.root, "--force"]
     elif case == "total_not_a_number":
         (root / "lab02" / "scores.json").write_text(
             '[{"submission": "a", "lab": "02", "status": "graded", "total": "10", "max": 11}]')

@@ -412,6 +412,9 @@ def _export(args) -> tuple[Roster, Path, list, list]:
     fmt = args.format
     out = Path(args.out)
     side = _side_file(out)
+    if out.is_dir() or args.out.endswith(("/", "\\")):
+        raise ExportError(f"--out {args.out} is a folder: name the grade file, e.g. "
+                          f"{out / 'grades.csv'}")
     for path in (out, side):
         if (path.exists() or path.is_symlink()) and not args.force:
             raise ExportError(f"{path} exists: choose another --out, or pass --force to "
