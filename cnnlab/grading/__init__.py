@@ -14,9 +14,10 @@ and the judge), ``prepare`` (parsing, in worker processes), ``limits`` (caps on 
 controls), ``reports`` (scores and feedback), ``sandbox`` (bubblewrap, cgroups, the kernel's
 launcher), ``runner`` and ``export`` (the kernel's side), ``hidden`` (every exercise's points and
 hidden cases, and the course secret their inputs are drawn from), ``similarity`` (MOSS-style
-comparison of the batch's exercise cells) and ``release`` (what students receive).
+comparison of the batch's exercise cells), ``release`` (what students receive) and ``lms`` (the
+grade files Canvas and Moodle import: ``cnnlab grade export``).
 
-Used in: ``cnnlab grade`` and ``make grade``.
+Used in: ``cnnlab grade``, ``cnnlab grade export`` and ``make grade``.
 """
 
 from cnnlab.grading.grade import (
