@@ -31,7 +31,6 @@ from cnnlab.grading.shards import (
     ShardError,
     chosen_shard,
     parse_shard,
-    shard_from_environment,
     shard_names,
 )
 from cnnlab.notebooks import exercise_id
