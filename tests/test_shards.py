@@ -9,7 +9,6 @@ run.
 """
 
 import csv
-import functools
 import importlib
 import io
 import json
@@ -460,20 +459,25 @@ def csv_without_similar(folder: Path) -> list[list[str]]:
 GRADE_ARGS = ["--jobs", "1", "--timeout-cell", "120", "--timeout-notebook", "400"]
 
 
-@functools.lru_cache(maxsize=None)
-def whole_run(root: str) -> Path:
-    """The batch graded by one ``cnnlab grade`` (once per test session, shared with
-    tests/test_slurm.py)."""
-    subs = write_batch(Path(root) / "submissions")
-    out = Path(root) / "whole"
-    code = main(["grade", "--lab", "01", str(subs), "--out", str(out), *GRADE_ARGS])
-    assert code == 1  # eve's notebook is not JSON: unreadable
-    return out
+_WHOLE = {}  # the whole run of the batch, once per test session
+
+
+def whole_run(tmp_path_factory) -> Path:
+    """The batch graded by one ``cnnlab grade``: its results folder, beside ``submissions/``
+    (once per test session; tests/test_slurm.py compares with the same run)."""
+    if "out" not in _WHOLE:
+        root = tmp_path_factory.mktemp("shard-batch")
+        subs = write_batch(root / "submissions")
+        out = root / "whole"
+        code = main(["grade", "--lab", "01", str(subs), "--out", str(out), *GRADE_ARGS])
+        assert code == 1  # eve's notebook is not JSON: unreadable
+        _WHOLE["out"] = out
+    return _WHOLE["out"]
 
 
 @pytest.fixture(scope="session")
 def lab01_whole(tmp_path_factory):
-    return whole_run(str(tmp_path_factory.mktemp("shard-batch")))
+    return whole_run(tmp_path_factory)
 
 
 @pytest.mark.slow
