@@ -92,8 +92,8 @@ def _slurm_conf(folder: Path, host: str, ports) -> str:
 def _logs(folder: Path) -> str:
     """The tail of every log and job output, for a failure's message."""
     parts = []
-    for path in sorted(folder.glob("*.log")) + sorted(folder.glob("munge/*.log")) \
-            + sorted(folder.glob("work/*.out")):
+    for path in sorted(folder.glob("*.log")) + sorted(folder.glob("*.out")) \
+            + sorted(folder.glob("munge/*.log")) + sorted(folder.glob("work/*.out")):
         lines = path.read_text(errors="replace").splitlines()[-15:]
         parts.append(f"==== {path.name}\n" + "\n".join(lines))
     return "\n".join(parts)
@@ -121,7 +121,9 @@ class SingleNodeSlurm:
 
     def start(self) -> None:
         folder, host = self.folder, socket.gethostname().split(".")[0]
-        for name in ("munge", "state", "spool"):
+        folder.chmod(0o755)  # munged wants its socket's folders open to every user
+        (folder / "munge").mkdir(mode=0o755)
+        for name in ("state", "spool"):
             (folder / name).mkdir(mode=0o700)
         key = folder / "munge" / "munge.key"
         key.write_bytes(os.urandom(1024))
