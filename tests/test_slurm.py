@@ -8,8 +8,8 @@ node to be idle, submits the example job array over the eight submissions of
 tests/test_shards.py in four shards (one CPU and one job each, two at a time on two CPUs), waits
 for the array and the merge job it queues, and compares the merged scores with one
 ``cnnlab grade`` run of the same batch.  Every daemon it started is stopped at the end, pass or
-fail.  About three minutes on the 2-core machine (two with the whole run already done by
-tests/test_shards.py in the same session).
+fail.  7.5 minutes on the shared 2-core machine, of which the whole run (shared with
+tests/test_shards.py in one session) took about three.
 """
 
 import os

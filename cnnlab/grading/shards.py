@@ -432,8 +432,9 @@ def _parser() -> argparse.ArgumentParser:
                     "row and every row is 'graded'; 1 when submissions are missing (the rest "
                     "is written) or a row is not 'graded'; 2 when the shards are not of one "
                     "batch (nothing is written).")
-    p.add_argument("out", help="the merged results folder (its earlier scores are moved "
-                               "aside, as 'cnnlab grade' does)")
+    p.add_argument("out", metavar="OUT",
+                   help="the merged results folder (its earlier scores are moved aside, as "
+                        "'cnnlab grade' does)")
     p.add_argument("shard_dirs", nargs="+", metavar="SHARD_DIR",
                    help="the results folder of each shard (each has a shard.json)")
     return p
