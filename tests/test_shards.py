@@ -429,6 +429,21 @@ def test_a_row_that_would_not_write_back_as_it_was_read_is_refused(tmp_path, fak
     assert not (tmp_path / "m" / "scores.csv").exists()
 
 
+def test_a_row_of_another_shard_or_of_a_changed_file_is_refused(tmp_path, fake, capsys):
+    subs = _notebooks(tmp_path / "subs", *"abcd")
+    folders = _grade_shards(subs, tmp_path / "r", 2)
+    first, second = (json.loads((f / "scores.json").read_text()) for f in folders)
+    (folders[1] / "scores.json").write_text(json.dumps(second + first[:1]))
+    capsys.readouterr()
+    assert main(["grade", "merge", str(tmp_path / "m"), *map(str, folders)]) == 2
+    assert "has a row for 'a', which is not in shard 1/2's slice" in capsys.readouterr().err
+    second[0]["sha256"] = "0" * 64  # graded from another file than the manifest saw
+    (folders[1] / "scores.json").write_text(json.dumps(second))
+    assert main(["grade", "merge", str(tmp_path / "m"), *map(str, folders)]) == 2
+    assert "was graded from a file that is not the one in the batch" in capsys.readouterr().err
+    assert not (tmp_path / "m" / "scores.csv").exists()
+
+
 def test_merging_again_moves_the_earlier_scores_aside(tmp_path, fake, capsys):
     subs = _notebooks(tmp_path / "subs", "a", "b")
     folders = _grade_shards(subs, tmp_path / "r", 2)
