@@ -6,7 +6,9 @@
                  [--timeout-notebook S] [--max-memory GIB] [--max-notebook-mb MB]
                  [--max-answer-mb MB] [--max-json-depth N] [--parse-timeout S] [--resume]
                  [--no-sandbox] [--max-processes N] [--max-output-kb KB] [--sandbox-uid U]
-                 [--secret FILE]            exit 0 when every row is graded, 1 if not
+                 [--secret FILE] [--shard I/N] [--shards N]
+                                            exit 0 when every row is graded, 1 if not
+    cnnlab grade merge OUT/ SHARD_DIR...    one scores.csv/json and feedback/ from the shards
     cnnlab release OUT/ [--title T]         what students receive: no solutions, hidden
                                             cases, points or grader
     cnnlab fetch mnist cifar10 ...          pre-stage datasets on a connected machine
@@ -69,19 +71,34 @@ def _grade(args) -> int:
         return 2
     try:
         secret = read_secret(args.secret)
+        args.out, only = _shard(args, secret)
         results = grade(
             args.lab, args.paths, out=args.out, jobs=args.jobs, timeout_cell=args.timeout_cell,
             timeout_notebook=args.timeout_notebook, max_memory_gb=args.max_memory,
             profile=args.profile, solutions=args.solutions, keep_executed=args.keep_executed,
             max_notebook_mb=args.max_notebook_mb, max_answer_mb=args.max_answer_mb,
             max_json_depth=args.max_json_depth, parse_timeout=args.parse_timeout,
-            resume=args.resume, sandbox=not args.no_sandbox,
+            resume=args.resume, sandbox=not args.no_sandbox, only=only,
             max_processes=args.max_processes, max_output_kb=args.max_output_kb,
             sandbox_uid=args.sandbox_uid, secret=secret)
     except (ValueError, FileNotFoundError) as exc:
         print(f"cnnlab grade: {exc}", file=sys.stderr)
         return 2
     return 0 if all(r.status == "graded" for r in results) else 1
+
+
+def _shard(args, secret) -> tuple:
+    """``(out, only)`` for ``grade``: the whole batch into ``--out``, or one shard of it
+    (``--shard i/N`` or the engine's variables, :mod:`cnnlab.grading.shards`) into its own."""
+    import os
+
+    from cnnlab.grading import shards
+
+    shard = shards.chosen_shard(args.shard, args.shards, os.environ)
+    if shard is None:
+        return args.out, None
+    return shards.start_shard(shard, args.lab, args.paths, args.out, secret,
+                              args.max_notebook_mb)
 
 
 def _release(args) -> int:
@@ -183,6 +200,14 @@ def parser() -> argparse.ArgumentParser:
                    help="the course secret the hidden cases draw their inputs from (default: "
                         "$CNNLAB_GRADING_SECRET; without one, fixed seeds and a warning); "
                         "scores.json records its SHA-256")
+    p.add_argument("--shard", metavar="I/N",
+                   help="grade only shard I (0 to N-1) of the submissions, e.g. 2/4, and write "
+                        "a manifest for 'cnnlab grade merge' (default: the task's index in a "
+                        "Slurm job array, Kubernetes Indexed Job or AWS Batch array job, when "
+                        "run as one); with --out left at results, results/shard-I-of-N/")
+    p.add_argument("--shards", type=int, metavar="N",
+                   help="the number of shards, where the engine gives only the task's index "
+                        "(Kubernetes: the Job's completions)")
     p.set_defaults(func=_grade)
 
     p = sub.add_parser(

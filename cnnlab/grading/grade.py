@@ -908,7 +908,7 @@ def _status_counts(results) -> str:
     return ", ".join(f"{status} {n}" for status, n in counts.items() if n) or "none"
 
 
-def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_notebook=600,
+def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_notebook=600, only=None,
           max_memory_gb=4.0, profile="smoke", solutions=None, stream=None, keep_executed=False,
           max_notebook_mb=20, max_answer_mb=10, max_json_depth=100, parse_timeout=30,
           resume=False, sandbox=True, max_processes=512, max_output_kb=1000,
@@ -920,6 +920,8 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
     submissions run at once (default :func:`default_jobs`, the CPU cores).  Each submission is
     one unit: whatever fails in it becomes its own row's status (:data:`STATUS_MEANINGS`) and
     message, and the batch goes on.
+    ``only`` (row names, :func:`cnnlab.grading.shards.shard_names`) grades those submissions
+    of the batch alone, each named as in the whole batch: one shard of it.
 
     Caps on what a submission controls: ``max_notebook_mb`` (``--max-notebook-mb``, 20) for the
     notebook, ``max_answer_mb`` (``--max-answer-mb``, 10) for the run's progress record (with
@@ -979,6 +981,8 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
                "solutions": str(solutions), "seeds": seeds,
                "secret_sha256": secret_sha256(secret)}
     submissions = _submissions(paths)
+    if only is not None:  # one shard of the batch (cnnlab.grading.shards); names as in the whole
+        submissions = [sub for sub in submissions if sub.name in only]
     options["hidden"] = sorted({str(out.resolve())} | {
         str(p.resolve() if p.is_dir() else p.resolve().parent) for p in map(Path, paths)})
     kept = _resumable(out, number, exercises, submissions, limits,
