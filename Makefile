@@ -49,23 +49,24 @@ lab: $(STAMP)
 	  --FileContentsManager.preferred_dir="$(DIR)" --LabApp.default_url="/lab/tree/$(DIR)" \
 	  --port=$(PORT) $(ALLOW_ROOT) $(LAB_ARGS)
 
-# The browser test (tests/browser) and the students' release (tests/test_release.py: every
-# untouched lab run from a fresh virtual environment) run beside the rest, in a second pytest
-# process: the browser's JupyterLab serves a copy of the kit and the release is written in a
-# temporary folder, so the two never write the same files, and `make test` takes about the
-# longer of the two instead of their sum.  Its log is printed when both are done
+# The browser test (tests/browser), the students' release (tests/test_release.py: every
+# untouched lab run from a fresh virtual environment) and the Slurm test (tests/test_slurm.py,
+# opt-in: CNNLAB_SLURM_TEST=1, which .ci/run sets as root) run beside the rest, in a second
+# pytest process: the browser's JupyterLab serves a copy of the kit, the release and Slurm work in
+# temporary folders, so they never write the same files, and `make test` takes about the
+# longer of the two processes instead of their sum.  Its log is printed when both are done
 # (results/browser-test.log).  The tests marked `jax` (a JAX subprocess each) run in
 # `make test-jax`.
-BESIDE := tests/browser tests/test_release.py
+BESIDE := tests/browser tests/test_release.py tests/test_slurm.py
 test: $(DEV_STAMP)
 	@mkdir -p results
 	@$(BIN)/python -m pytest -p no:cacheprovider $(BESIDE) >results/browser-test.log 2>&1 & \
 	browser=$$!; trap 'kill $$browser 2>/dev/null' INT TERM; \
 	$(BIN)/python -m pytest --ignore=tests/browser --ignore=tests/test_release.py \
-	  --ignore=tests/lessons -m "not jax"; \
+	  --ignore=tests/test_slurm.py --ignore=tests/lessons -m "not jax"; \
 	suite=$$?; \
 	wait $$browser; browser_status=$$?; \
-	echo "==== tests/browser and tests/test_release.py, run beside the tests above" \
+	echo "==== $(BESIDE), run beside the tests above" \
 	  "(results/browser-test.log):"; \
 	cat results/browser-test.log; \
 	test $$suite -eq 0 && test $$browser_status -eq 0
