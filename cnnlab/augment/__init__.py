@@ -85,14 +85,54 @@ seed gives the same epochs however the batches are fetched.  Brightness goes thr
 Used in: labs/06_data_augmentation, labs/07_training_convnets_well
 """
 
+from keras.preprocessing.image import smart_resize
+from keras.utils import array_to_img, img_to_array, load_img, save_img
+
 from cnnlab.augment._generator import ImageDataGenerator
-from cnnlab.augment._iterators import DataFrameIterator, DirectoryIterator, NumpyArrayIterator
+from cnnlab.augment._iterators import (
+    BatchIndexError,
+    DataFrameIterator,
+    DirectoryIterator,
+    Iterator,
+    NumpyArrayIterator,
+)
 from cnnlab.augment._resampling import transform_matrix
+from cnnlab.augment._transforms import (
+    apply_affine_transform,
+    apply_brightness_shift,
+    apply_channel_shift,
+    flip_axis,
+    random_brightness,
+    random_channel_shift,
+    random_rotation,
+    random_shear,
+    random_shift,
+    random_zoom,
+    transform_matrix_offset_center,
+)
 
 __all__ = [
+    "BatchIndexError",
     "DataFrameIterator",
     "DirectoryIterator",
     "ImageDataGenerator",
+    "Iterator",
     "NumpyArrayIterator",
+    "apply_affine_transform",
+    "apply_brightness_shift",
+    "apply_channel_shift",
+    "array_to_img",
+    "flip_axis",
+    "img_to_array",
+    "load_img",
+    "random_brightness",
+    "random_channel_shift",
+    "random_rotation",
+    "random_shear",
+    "random_shift",
+    "random_zoom",
+    "save_img",
+    "smart_resize",
     "transform_matrix",
+    "transform_matrix_offset_center",
 ]
