@@ -313,7 +313,8 @@ def test_flow_subsets_match_legacy(photo_batch):
         for i in range(len(mine)):
             np.testing.assert_array_equal(mine[i][1], theirs[i][1])
             np.testing.assert_allclose(mine[i][0], theirs[i][0])
-    with pytest.raises(ValueError, match="^Training and validation subsets have different number of classes.*Shuffle x and y"):
+    with pytest.raises(ValueError, match="^Training and validation subsets have different "
+                                         "number of classes.*Shuffle x and y"):
         ImageDataGenerator(validation_split=0.25).flow(x, np.sort(y), subset="training")
 
 
