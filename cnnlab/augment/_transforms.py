@@ -135,6 +135,7 @@ def random_rotation(x, rg, row_axis=1, col_axis=2, channel_axis=0, fill_mode="ne
 
     Used in: labs/06_data_augmentation
     """
+    _check_order(interpolation_order, "interpolation_order")
     theta = np.random.uniform(-rg, rg)
     return apply_affine_transform(x, theta=theta, row_axis=row_axis, col_axis=col_axis,
                                   channel_axis=channel_axis, fill_mode=fill_mode, cval=cval,
@@ -150,6 +151,7 @@ def random_shift(x, wrg, hrg, row_axis=1, col_axis=2, channel_axis=0, fill_mode=
 
     Used in: labs/06_data_augmentation
     """
+    _check_order(interpolation_order, "interpolation_order")
     height, width = np.shape(x)[row_axis], np.shape(x)[col_axis]
     ty = np.random.uniform(-hrg, hrg) * height
     tx = np.random.uniform(-wrg, wrg) * width
@@ -164,6 +166,7 @@ def random_shear(x, intensity, row_axis=1, col_axis=2, channel_axis=0, fill_mode
 
     Used in: labs/06_data_augmentation
     """
+    _check_order(interpolation_order, "interpolation_order")
     shear = np.random.uniform(-intensity, intensity)
     return apply_affine_transform(x, shear=shear, row_axis=row_axis, col_axis=col_axis,
                                   channel_axis=channel_axis, fill_mode=fill_mode, cval=cval,
@@ -176,6 +179,7 @@ def random_zoom(x, zoom_range, row_axis=1, col_axis=2, channel_axis=0, fill_mode
 
     Used in: labs/06_data_augmentation
     """
+    _check_order(interpolation_order, "interpolation_order")
     if not hasattr(zoom_range, "__len__") or len(zoom_range) != 2:
         raise ValueError(
             "`zoom_range` should be a tuple or list of two floats. Received: "
