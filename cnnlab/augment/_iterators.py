@@ -188,8 +188,8 @@ class Iterator(PyDataset):
             )
         t0 = self.epoch * length
         batch = self._fetch(t0, int(idx))
-        if idx + 1 < length:
-            self._prefetch(t0, int(idx) + 1)
+        for ahead in range(int(idx) + 1, min(int(idx) + 1 + self._prefetch_depth(), length)):
+            self._prefetch(t0, ahead)
         return batch
 
     def on_epoch_end(self):
@@ -237,10 +237,8 @@ class Iterator(PyDataset):
         length = len(self)
         t0, idx = self._advance()
         batch = self._fetch(t0, idx)
-        if idx + 1 < length:
-            self._prefetch(t0, idx + 1)
-        else:
-            self._prefetch(t0 + length, 0)
+        for ahead in range(idx + 1, idx + 1 + self._prefetch_depth()):
+            self._prefetch(t0 + (ahead // length) * length, ahead % length)
         return batch
 
     def next(self):
@@ -291,6 +289,15 @@ class Iterator(PyDataset):
             return future.result()
         return self._make_batch(t0, idx)
 
+    def _prefetch_depth(self):
+        """How many batches to prepare ahead: one per core (up to 4), each in its own thread.
+
+        The compiled resampling of one batch runs on one core and releases the GIL, so
+        batches prepared side by side use every core of a single process."""
+        if not self._prefetch_batches:
+            return 0
+        return max(1, min(4, os.cpu_count() or 1))
+
     def _prefetch(self, t0, idx):
         if not self._prefetch_batches:
             return
@@ -298,11 +305,12 @@ class Iterator(PyDataset):
         with self.lock:
             if key in self._pending:
                 return
-            for stale in [k for k in self._pending if k[0] != t0]:
+            for stale in [k for k in self._pending if k[0] < t0]:
                 self._pending.pop(stale).cancel()
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
-                    max_workers=1, thread_name_prefix="cnnlab-augment-prefetch")
+                    max_workers=self._prefetch_depth(),
+                    thread_name_prefix="cnnlab-augment-prefetch")
             self._pending[key] = self._executor.submit(self._make_batch, t0, idx)
 
 
