@@ -203,3 +203,12 @@ def test_file_iterators_without_a_generator_just_load(tmp_path):
     assert sorted(np.unique(x)) == [0.0, 40.0]
     with pytest.raises(ValueError, match="differs from the generator's"):
         augment.DirectoryIterator(tmp_path, ImageDataGenerator(), data_format="channels_first")
+
+
+def test_cnnlabs_iterators_answer_keras2s_hook_too():
+    x = np.arange(4 * 3 * 3 * 1, dtype="float32").reshape(4, 3, 3, 1)
+    it = ImageDataGenerator().flow(x, np.array([10, 11, 12, 13]), batch_size=2, shuffle=False)
+    batch_x, batch_y = it._get_batches_of_transformed_samples(np.array([3, 1]))
+    np.testing.assert_array_equal(batch_y, [13, 11])
+    np.testing.assert_allclose(batch_x, x[[3, 1]])
+    assert isinstance(it, Iterator)
