@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from cnnlab.augment import _iterators, _resampling
+from cnnlab.augment import _arrays, _iterators, _resampling, _transforms
 
 __all__ = ["ImageDataGenerator"]
 
@@ -100,8 +100,10 @@ class ImageDataGenerator:
         if data_format is None:
             data_format = keras.config.image_data_format()
         if data_format not in ("channels_last", "channels_first"):
-            raise ValueError(f"data_format={data_format!r} is not valid: use 'channels_last' "
-                             "(N, height, width, channels) or 'channels_first'")
+            raise ValueError('`data_format` should be `"channels_last"` (channel after row and '
+                             'column) or `"channels_first"` (channel before row and column). '
+                             f"Received: {data_format!r}; 'channels_last' is (N, height, "
+                             "width, channels)")
         if dtype is None:
             dtype = keras.config.floatx()
         try:
@@ -120,8 +122,8 @@ class ImageDataGenerator:
                 "implemented here"
             )
         if not _is_number(validation_split) or not 0 <= validation_split < 1:
-            raise ValueError(f"validation_split={validation_split!r} must be in [0, 1), e.g. "
-                             "0.2 to hold out a fifth of the images")
+            raise ValueError("`validation_split` must be strictly between 0 and 1. Received: "
+                             f"{validation_split!r}; e.g. 0.2 holds out a fifth of the images")
         for name, value in [("rotation_range", rotation_range), ("shear_range", shear_range),
                             ("channel_shift_range", channel_shift_range)]:
             _check_number(name, value, minimum=0)
@@ -157,7 +159,6 @@ class ImageDataGenerator:
         self.data_format = data_format
         self.dtype = np_dtype.name
         self.interpolation_order = int(interpolation_order)
-        self._validation_split = validation_split
         self.validation_split = validation_split
         if data_format == "channels_last":
             self.channel_axis, self.row_axis, self.col_axis = 3, 1, 2
@@ -172,8 +173,9 @@ class ImageDataGenerator:
                 _is_number(v) for v in zoom_range):
             self.zoom_range = [zoom_range[0], zoom_range[1]]
         else:
-            raise ValueError(f"zoom_range={zoom_range!r} must be a float z (for [1 - z, 1 + z]) "
-                             "or a pair (low, high), e.g. 0.2 or (0.8, 1.2)")
+            raise ValueError("`zoom_range` should be a float or a tuple or list of two floats. "
+                             f"Received: {zoom_range!r}; a float z means [1 - z, 1 + z], e.g. "
+                             "0.2 or (0.8, 1.2)")
         if min(self.zoom_range) <= 0:
             raise ValueError(
                 f"zoom_range={zoom_range!r} reaches a zoom of {min(self.zoom_range)}, which "
@@ -184,8 +186,9 @@ class ImageDataGenerator:
             if not (isinstance(brightness_range, (list, tuple)) and len(brightness_range) == 2
                     and all(_is_number(v) and v >= 0 for v in brightness_range)):
                 raise ValueError(
-                    f"brightness_range={brightness_range!r} must be a pair of factors >= 0, "
-                    "e.g. (0.5, 1.5) (1 keeps the brightness)"
+                    "`brightness_range should be tuple or list of two floats. Received: "
+                    f"{brightness_range!r}; give a pair of factors >= 0, e.g. (0.5, 1.5) (1 "
+                    "keeps the brightness)"
                 )
             brightness_range = tuple(brightness_range)
         self.brightness_range = brightness_range
@@ -213,12 +216,17 @@ class ImageDataGenerator:
         self.zca_whitening_matrix = None
         self._rng = np.random.RandomState(np.random.SeedSequence().generate_state(1)[0])
 
+    @property
+    def _validation_split(self):
+        """Keras 2's name of ``validation_split`` (Keras 2 code reads it)."""
+        return self.validation_split
+
     def __repr__(self):
         defaults = ImageDataGenerator.__init__.__defaults__
         names = ImageDataGenerator.__init__.__code__.co_varnames[1:len(defaults) + 1]
         given = {
             "zoom_range": self.zoom_range if self.zoom_range != [1, 1] else 0.0,
-            "validation_split": self._validation_split,
+            "validation_split": self.validation_split,
         }
         parts = []
         for name, default in zip(names, defaults):
@@ -354,6 +362,9 @@ class ImageDataGenerator:
     def get_random_transform(self, img_shape, seed=None):
         """Random transform parameters for one image of shape ``img_shape``, as a dict.
 
+        ``seed``: None (the generator's own stream), an int (Keras 2), or a
+        ``np.random.RandomState`` to draw from (the iterators pass each batch's stream).
+
         Keys as in Keras 2: ``theta`` (degrees), ``tx`` (horizontal shift, pixels), ``ty``
         (vertical shift, pixels), ``shear`` (degrees), ``zx``, ``zy``, ``flip_horizontal``,
         ``flip_vertical``, ``channel_shift_intensity``, ``brightness``.  With the same
@@ -363,7 +374,10 @@ class ImageDataGenerator:
 
         Used in: labs/06_data_augmentation
         """
-        rs = self._rng if seed is None else np.random.RandomState(int(seed) % 2 ** 32)
+        if isinstance(seed, np.random.RandomState):
+            rs = seed
+        else:
+            rs = self._rng if seed is None else np.random.RandomState(int(seed) % 2 ** 32)
         return self._draw_transform(rs, img_shape)
 
     def apply_transform(self, x, transform_parameters):
@@ -376,8 +390,12 @@ class ImageDataGenerator:
         Used in: labs/06_data_augmentation
         """
         image = self._check_one_image(x)
-        out = self._augment_batch(image[None].astype(np.float32), [transform_parameters])[0]
-        return self._back_to_dtype(out, image.dtype)
+        if not isinstance(transform_parameters, dict):
+            raise TypeError("transform_parameters must be a dict such as "
+                            "get_random_transform() returns")
+        out = self.apply_transform_batch(image[None].astype(np.float32),
+                                         [transform_parameters])[0]
+        return _transforms.to_input_dtype(out, image.dtype)
 
     def random_transform(self, x, seed=None):
         """One randomly augmented copy of the image ``x`` (rank 3).
@@ -398,24 +416,59 @@ class ImageDataGenerator:
             raise TypeError(f"x must hold numbers, got dtype {image.dtype}")
         return image
 
-    @staticmethod
-    def _back_to_dtype(out, dtype):
-        if np.issubdtype(dtype, np.integer):
-            info = np.iinfo(dtype)
-            return np.clip(np.floor(out + 0.5), info.min, info.max).astype(dtype)
-        return out.astype(dtype if np.issubdtype(dtype, np.floating) else np.float32)
+    # -- the batched protocol: what the iterators call, once per batch
 
-    def _augment_batch(self, x, params, pad_to=None, rescale=False):
+    def apply_transform_batch(self, x, transform_parameters, pad_to=None):
+        """:meth:`apply_transform` for a whole batch ``x`` (N images in ``data_format``) with
+        one dict per image, in one compiled resampling; returns the generator's ``dtype``.
+
+        ``pad_to`` pads a short last batch internally so the compiled kernel is reused.
+
+        Used in: labs/06_data_augmentation
+        """
+        return self._transform_batch(x, transform_parameters, pad_to)[0]
+
+    def standardize_batch(self, x):
+        """:meth:`standardize` for a batch, as the iterators apply it: the
+        ``preprocessing_function`` gets one image at a time (Keras 2's iterators called
+        ``standardize`` per image) and samplewise statistics are per image.
+
+        Used in: labs/06_data_augmentation
+        """
+        batch = np.asarray(x)
+        if batch.ndim != 4:
+            raise ValueError(f"x must be a batch of images (rank 4), got shape {batch.shape}")
+        if not np.issubdtype(batch.dtype, np.floating) or not batch.flags.writeable:
+            batch = batch.astype(self.dtype)
+        return self._standardize_batch(batch)
+
+    def augment_batch(self, x, transform_parameters, pad_to=None):
+        """``standardize_batch(apply_transform_batch(x, transform_parameters))`` in one go:
+        Keras 2's per-image ``apply_transform`` then ``standardize``, for a batch, with
+        ``rescale`` folded into the compiled resampling when nothing comes between the two.
+        This is the call the iterators make for every batch.
+
+        Used in: labs/06_data_augmentation
+        """
+        out, rescaled = self._transform_batch(x, transform_parameters, pad_to, rescale=True)
+        return self._standardize_batch(out, rescaled=rescaled)
+
+    def _transform_batch(self, x, params, pad_to=None, rescale=False):
         """Augment a batch (in data_format): one resampling, then shift and brightness.
 
         ``rescale=True`` also applies the generator's ``rescale`` inside the compiled call
-        when nothing (brightness, preprocessing_function) comes between the two; it returns
-        whether it did.
+        when nothing (brightness, preprocessing_function) comes between the two.  Returns
+        ``(batch, whether it rescaled)``.
         """
         if not isinstance(params, (list, tuple)) or not all(isinstance(p, dict)
                                                             for p in params):
-            raise TypeError("transform_parameters must be a dict such as "
-                            "get_random_transform() returns")
+            raise TypeError("transform_parameters must be a list of dicts such as "
+                            "get_random_transform() returns, one per image")
+        x = np.asarray(x)
+        if x.ndim != 4 or len(params) != len(x):
+            raise ValueError(f"x must be a batch of images (rank 4) with one dict of "
+                             f"transform_parameters per image; got shape {x.shape} and "
+                             f"{len(params)} dicts")
         channels_first = self.data_format == "channels_first"
         batch = np.ascontiguousarray(np.asarray(x).transpose(0, 2, 3, 1)) if channels_first \
             else x
@@ -433,11 +486,11 @@ class ImageDataGenerator:
             order=self.interpolation_order, pad_to=pad_to, channel_shifts=shifts,
             scale=self.rescale if fused else 1.0)
         if has_brightness:
-            out = _brightness(out, factors)
+            out = _transforms.brightness_batch(out, factors)
         out = out.astype(self.dtype, copy=False)
         if channels_first:
             out = np.ascontiguousarray(out.transpose(0, 3, 1, 2))
-        return (out, fused) if rescale else out
+        return out, fused
 
     # ------------------------------------------------------------------------------------
     # Normalisation
@@ -511,7 +564,7 @@ class ImageDataGenerator:
 
         Used in: labs/06_data_augmentation
         """
-        x = _iterators._check_images(x, self.data_format).astype(self.dtype)
+        x = _arrays.check_images(x, self.data_format, caller="fit").astype(self.dtype)
         if not isinstance(rounds, (int, np.integer)) or rounds < 1:
             raise ValueError(f"rounds={rounds!r} must be a positive int")
         rs = self._rng if seed is None else np.random.RandomState(int(seed) % 2 ** 32)
@@ -522,8 +575,8 @@ class ImageDataGenerator:
             for _ in range(rounds):
                 params = [self._draw_transform(rs, image.shape) for image in x]
                 for start in range(0, len(x), 32):
-                    copies.append(self._augment_batch(x[start:start + 32],
-                                                      params[start:start + 32], pad_to=32))
+                    copies.append(self.apply_transform_batch(
+                        x[start:start + 32], params[start:start + 32], pad_to=32))
             x = np.concatenate(copies)
         axes = (0, self.row_axis, self.col_axis)
         shape = [1, 1, 1]
@@ -625,7 +678,7 @@ class ImageDataGenerator:
         rs = np.random.RandomState(int(seed) % 2 ** 32)
         params = [self._draw_transform(rs, array.shape) for _ in range(n)]
         batch = np.repeat(array[None].astype(np.float32), n, axis=0)
-        out = self._augment_batch(batch, params)
+        out = self.apply_transform_batch(batch, params)
         if self.data_format == "channels_first":
             out = out.transpose(0, 2, 3, 1)
         cols = math.ceil(math.sqrt(n))
@@ -651,29 +704,3 @@ class ImageDataGenerator:
         fig.tight_layout()
         return fig
 
-
-def _brightness(x, factors):
-    """Keras 2's brightness (Pillow's ImageEnhance.Brightness), vectorised per image.
-
-    Keras 2 went through an 8-bit Pillow image: values are floored to whole levels
-    0..255 (an image outside 0..255 is first stretched to it and stretched back after), the
-    factor multiplies them, the result is floored and clipped at 255, and the alpha channel
-    of an RGBA image is left alone.  The same arithmetic here, without Pillow.
-    """
-    x = x.astype(np.float64)
-    out = x.copy()
-    for i in np.flatnonzero(np.isfinite(factors)):
-        image = x[i]
-        lo, hi = image.min(), image.max()
-        stretch = lo < 0 or hi > 255
-        levels = image - lo if stretch else image
-        if stretch and hi - lo != 0:
-            levels = levels / (hi - lo) * 255.0
-        levels = np.floor(levels)
-        colour = slice(0, 3) if image.shape[-1] == 4 else slice(None)
-        scaled = levels[..., colour].astype(np.float32) * np.float32(factors[i])  # as Pillow
-        levels[..., colour] = np.clip(np.floor(scaled), 0, 255)
-        if stretch:
-            levels = levels / 255.0 * (hi - lo) + lo
-        out[i] = levels
-    return out.astype(np.float32)

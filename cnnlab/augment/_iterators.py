@@ -1,8 +1,11 @@
-"""The iterators ``flow``, ``flow_from_directory`` and ``flow_from_dataframe`` return.
+"""The iterators: Keras 2's public ``Iterator`` base class and the three that the generator's
+``flow``, ``flow_from_directory`` and ``flow_from_dataframe`` return.
 
-They are ``keras.utils.PyDataset`` s (``model.fit``/``evaluate``/``predict`` take them directly)
+All are ``keras.utils.PyDataset`` s (``model.fit``/``evaluate``/``predict`` take them directly)
 that also keep Keras 2's iterator protocol: ``next(it)`` cycles through the data forever,
-reshuffling at the start of every pass, so ``x, y = next(train_flow)`` runs as it did.
+reshuffling at the start of every pass, so ``x, y = next(train_flow)`` runs as it did.  A Keras
+2 subclass of ``Iterator`` (``__init__`` calling ``super().__init__(n, batch_size, shuffle,
+seed)`` and a ``_get_batches_of_transformed_samples(index_array)``) runs unchanged.
 
 Randomness without global state
 -------------------------------
@@ -15,6 +18,15 @@ the same images in the same order with the same transform parameters as the lega
 (keras-preprocessing#342), and a batch prepared early in a background thread, fetched twice or
 fetched out of order (``model.fit`` shuffles batch order) is still the same batch.  Without a
 ``seed`` the iterator draws one at random when it is built.
+
+The generator protocol
+----------------------
+The iterators talk to the generator only through its public draw/apply protocol:
+``get_random_transform(image_shape, seed=rs)`` once per image and
+``augment_batch(batch, params, pad_to=batch_size)`` once per batch (transform and
+standardise), plus its ``data_format``, ``dtype`` and ``validation_split``.  Any object with
+those works as ``image_data_generator``; None (as Keras 2 allowed) loads and batches only.
+This module does not import the generator's module.
 
 Speed
 -----
@@ -34,14 +46,20 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from keras.utils import PyDataset
 
-from cnnlab.augment import _files
+from cnnlab.augment import _arrays, _files
 
-__all__ = ["DataFrameIterator", "DirectoryIterator", "NumpyArrayIterator"]
+__all__ = ["BatchIndexError", "DataFrameIterator", "DirectoryIterator", "Iterator",
+           "NumpyArrayIterator"]
 
 
-def _check_batch_size(batch_size):
+class BatchIndexError(ValueError, IndexError):
+    """A batch index past the end: Keras 2 raised ``ValueError``, Python sequences raise
+    ``IndexError``; this is both, so code catching either keeps working."""
+
+
+def _check_batch_size(batch_size, allow_zero=False):
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
+            or batch_size < (0 if allow_zero else 1):
         raise ValueError(f"batch_size={batch_size!r} must be a positive int, e.g. 32")
     return int(batch_size)
 
@@ -68,39 +86,61 @@ def _check_save_to_dir(save_to_dir, save_format):
     return save_to_dir
 
 
-def _generator_or_default(generator):
-    """Keras 2 let the iterators run without a generator: then they only load and batch."""
-    if generator is None:
-        from cnnlab.augment._generator import ImageDataGenerator
+def _formats(generator, data_format, dtype):
+    """The iterator's data_format and dtype: given, else the generator's, else Keras's."""
+    import keras
 
-        return ImageDataGenerator()
-    return generator
+    own = getattr(generator, "data_format", None) if generator is not None else None
+    if data_format is None:
+        data_format = own or keras.config.image_data_format()
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(f"data_format={data_format!r} is not valid: use 'channels_last' or "
+                         "'channels_first'")
+    if own is not None and data_format != own:
+        raise ValueError(
+            f"data_format={data_format!r} differs from the generator's {own!r}: the generator "
+            "would transform the wrong axes; leave data_format out (it follows the generator)"
+        )
+    if dtype is None:
+        dtype = getattr(generator, "dtype", None) if generator is not None else None
+        dtype = dtype or keras.config.floatx()
+    return data_format, np.dtype(dtype).name
 
 
-class _BatchIterator(PyDataset):
-    """Shared machinery: epochs, Keras 2's ``next()``, seeding, prefetching, augmenting."""
+class Iterator(PyDataset):
+    """Keras 2's base class for image iterators: subclass it as in Keras 2.
 
-    _save_hash_high = 10_000
+    ``Iterator(n, batch_size, shuffle, seed, **kwargs)`` (``kwargs`` go to ``PyDataset``:
+    ``workers``, ``use_multiprocessing``, ``max_queue_size``); a subclass implements
+    ``_get_batches_of_transformed_samples(index_array)``, the batch of the samples at
+    ``index_array``.  Then ``it[i]`` (an out-of-range ``i`` raises :class:`BatchIndexError`,
+    both ``ValueError`` and ``IndexError``), ``len(it)``, ``next(it)`` (cycling forever),
+    ``it.index_generator``, ``on_epoch_end()`` (a new shuffle), ``reset()``, ``n``,
+    ``batch_size``, ``shuffle``, ``seed``, ``batch_index`` and ``total_batches_seen`` are
+    Keras 2's, and ``model.fit(it)`` trains on it.  Unlike Keras 2, a ``seed`` seeds the
+    iterator's own shuffle streams and never NumPy's global generator.
 
-    def __init__(self, generator, n, batch_size, shuffle, seed, save_to_dir=None,
-                 save_prefix="", save_format="png"):
-        super().__init__()
-        self.image_data_generator = generator
+    Used in: labs/06_data_augmentation
+    """
+
+    white_list_formats = _files.IMAGE_EXTENSIONS
+    _prefetch_batches = False  # Keras 2 subclasses: each batch when it is asked for
+
+    def __init__(self, n, batch_size, shuffle, seed, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ValueError(f"n={n!r} must be the number of samples, an int >= 0")
         self.n = int(n)
-        self.batch_size = _check_batch_size(batch_size)
+        self.batch_size = _check_batch_size(batch_size, allow_zero=self.n == 0)
         self.shuffle = bool(shuffle)
         self.seed = _check_seed(seed)
-        self.save_to_dir = _check_save_to_dir(save_to_dir, save_format)
-        self.save_prefix = save_prefix
-        self.save_format = save_format
-        self.data_format = generator.data_format
-        self.dtype = generator.dtype
         self._base_seed = self.seed if self.seed is not None else int(
             np.random.SeedSequence().generate_state(1)[0])
         self.epoch = 0
         self.batch_index = 0
         self.total_batches_seen = 0
         self._pass_start = 0
+        self._index_generator = None
         self._init_threading()
 
     # -- state that does not pickle (PyDataset may copy the iterator into worker processes)
@@ -112,12 +152,13 @@ class _BatchIterator(PyDataset):
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for key in ("lock", "_orders", "_pending", "_executor"):
+        for key in ("lock", "_orders", "_pending", "_executor", "_index_generator"):
             state.pop(key, None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        self._index_generator = None
         self._init_threading()
 
     def __del__(self):
@@ -127,6 +168,8 @@ class _BatchIterator(PyDataset):
 
     # -- the PyDataset protocol
     def __len__(self):
+        if self.n == 0:
+            return 0
         return math.ceil(self.n / self.batch_size)
 
     def __getitem__(self, idx):
@@ -134,17 +177,19 @@ class _BatchIterator(PyDataset):
         if isinstance(idx, bool) or not isinstance(idx, (int, np.integer)):
             raise TypeError(f"batch index must be an int, got {type(idx).__name__}")
         length = len(self)
+        asked = int(idx)
         if idx < 0:
             idx += length
         if not 0 <= idx < length:
-            raise IndexError(
-                f"batch {idx} is out of range: this iterator has {length} batches "
-                f"(ceil({self.n} samples / batch_size {self.batch_size}))"
+            raise BatchIndexError(
+                f"Asked to retrieve element {asked}, but the Sequence has length {length}: "
+                f"this iterator has {length} batches (ceil({self.n} samples / batch_size "
+                f"{self.batch_size})), numbered 0 to {length - 1} (or -{length} to -1)"
             )
         t0 = self.epoch * length
         batch = self._fetch(t0, int(idx))
-        if idx + 1 < length:
-            self._prefetch(t0, int(idx) + 1)
+        for ahead in range(int(idx) + 1, min(int(idx) + 1 + self._prefetch_depth(), length)):
+            self._prefetch(t0, ahead)
         return batch
 
     def on_epoch_end(self):
@@ -161,8 +206,8 @@ class _BatchIterator(PyDataset):
         """Make the next ``next()`` start a new pass (Keras 2's ``reset``)."""
         self.batch_index = 0
 
-    def __next__(self):
-        """The next batch, cycling forever like Keras 2's iterators (``x, y = next(it)``)."""
+    def _advance(self):
+        """Claim the next batch of Keras 2's endless pass: ``(pass start, batch index)``."""
         length = len(self)
         with self.lock:
             idx = self.batch_index
@@ -171,16 +216,41 @@ class _BatchIterator(PyDataset):
             t0 = self._pass_start
             self.batch_index = idx + 1 if idx + 1 < length else 0
             self.total_batches_seen += 1
+        return t0, idx
+
+    def _flow_index(self):
+        """Keras 2's endless generator of index arrays (what ``next(it)`` batches)."""
+        self.reset()
+        while True:
+            t0, idx = self._advance()
+            yield self._order(t0)[idx * self.batch_size:(idx + 1) * self.batch_size]
+
+    @property
+    def index_generator(self):
+        """Keras 2's ``index_generator``: ``next(it.index_generator)`` is the next index array."""
+        if self._index_generator is None:
+            self._index_generator = self._flow_index()
+        return self._index_generator
+
+    def __next__(self):
+        """The next batch, cycling forever like Keras 2's iterators (``x, y = next(it)``)."""
+        length = len(self)
+        t0, idx = self._advance()
         batch = self._fetch(t0, idx)
-        if idx + 1 < length:
-            self._prefetch(t0, idx + 1)
-        else:
-            self._prefetch(t0 + length, 0)
+        for ahead in range(idx + 1, idx + 1 + self._prefetch_depth()):
+            self._prefetch(t0 + (ahead // length) * length, ahead % length)
         return batch
 
     def next(self):
         """Keras 2 spelling of ``next(it)``."""
         return self.__next__()
+
+    def _get_batches_of_transformed_samples(self, index_array):
+        """The batch of the samples at ``index_array``: what a subclass implements."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement _get_batches_of_transformed_samples("
+            "index_array), returning the batch of the samples at index_array"
+        )
 
     # -- seeded, pure batches
     def _stream(self, t):
@@ -205,17 +275,12 @@ class _BatchIterator(PyDataset):
         rs = self._stream(t0 + idx)
         order = self._order(t0, rs if idx == 0 else None)
         index_array = order[idx * self.batch_size:(idx + 1) * self.batch_size]
-        generator = self.image_data_generator
-        batch_x = self._load_x(index_array)
-        image_shape = batch_x.shape[1:]
-        params = [generator._draw_transform(rs, image_shape) for _ in range(len(batch_x))]
-        batch_x, rescaled = generator._augment_batch(batch_x, params, pad_to=self.batch_size,
-                                                     rescale=True)
-        batch_x = generator._standardize_batch(batch_x, rescaled=rescaled)
-        if self.save_to_dir:
-            _files.save_batch(batch_x, index_array, self.save_to_dir, self.save_prefix,
-                              self.save_format, self.data_format, rs, self._save_hash_high)
-        return self._outputs(index_array, batch_x)
+        return self._batch_from(index_array, rs)
+
+    def _batch_from(self, index_array, rs):
+        """The batch at ``index_array``; ``rs`` is this batch's stream (Keras 2 subclasses
+        draw from NumPy themselves, so the base class hands them only the indices)."""
+        return self._get_batches_of_transformed_samples(index_array)
 
     def _fetch(self, t0, idx):
         with self.lock:
@@ -224,19 +289,69 @@ class _BatchIterator(PyDataset):
             return future.result()
         return self._make_batch(t0, idx)
 
+    def _prefetch_depth(self):
+        """How many batches to prepare ahead: one per core (up to 4), each in its own thread.
+
+        The compiled resampling of one batch runs on one core and releases the GIL, so
+        batches prepared side by side use every core of a single process."""
+        if not self._prefetch_batches:
+            return 0
+        return max(1, min(4, os.cpu_count() or 1))
+
     def _prefetch(self, t0, idx):
-        if self.save_to_dir:  # never write files for a batch nobody asked for
+        if not self._prefetch_batches:
             return
         key = (t0, idx)
         with self.lock:
             if key in self._pending:
                 return
-            for stale in [k for k in self._pending if k[0] != t0]:
+            for stale in [k for k in self._pending if k[0] < t0]:
                 self._pending.pop(stale).cancel()
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
-                    max_workers=1, thread_name_prefix="cnnlab-augment-prefetch")
+                    max_workers=self._prefetch_depth(),
+                    thread_name_prefix="cnnlab-augment-prefetch")
             self._pending[key] = self._executor.submit(self._make_batch, t0, idx)
+
+
+class _GeneratorIterator(Iterator):
+    """cnnlab's iterators: load a batch, augment it through the generator's protocol, save."""
+
+    _save_hash_high = 10_000
+    _prefetch_batches = True
+
+    def _set_generator(self, generator, data_format, dtype, save_to_dir, save_prefix,
+                       save_format):
+        self.image_data_generator = generator
+        self.data_format, self.dtype = _formats(generator, data_format, dtype)
+        self.save_to_dir = _check_save_to_dir(save_to_dir, save_format)
+        self.save_prefix = save_prefix
+        self.save_format = save_format
+        if save_to_dir:
+            self._prefetch_batches = False  # never write files for a batch nobody asked for
+
+    def _batch_from(self, index_array, rs):
+        generator = self.image_data_generator
+        batch_x = self._load_x(index_array)
+        if generator is None:
+            batch_x = batch_x.astype(self.dtype)
+        else:
+            params = [generator.get_random_transform(batch_x.shape[1:], seed=rs)
+                      for _ in range(len(batch_x))]
+            batch_x = generator.augment_batch(batch_x, params, pad_to=self.batch_size)
+            batch_x = batch_x.astype(self.dtype, copy=False)
+        if self.save_to_dir:
+            _files.save_batch(batch_x, index_array, self.save_to_dir, self.save_prefix,
+                              self.save_format, self.data_format, rs, self._save_hash_high)
+        return self._outputs(index_array, batch_x)
+
+    def _get_batches_of_transformed_samples(self, index_array):
+        """The augmented batch of the samples at ``index_array`` (Keras 2's hook): drawn from
+        the iterator's next stream, so repeated calls give fresh transforms."""
+        with self.lock:
+            t = self.total_batches_seen
+            self.total_batches_seen += 1
+        return self._batch_from(np.asarray(index_array, dtype=int), self._stream(t))
 
     # -- what subclasses provide
     def _load_x(self, index_array):
@@ -250,51 +365,24 @@ class _BatchIterator(PyDataset):
 # Arrays in memory
 # ------------------------------------------------------------------------------------------
 
-def _check_images(x, data_format, what="x"):
-    if isinstance(x, (str, bytes)) or not hasattr(x, "__len__"):
-        raise TypeError(f"{what} must be an array of images (N, height, width, channels), "
-                        f"got {type(x).__name__}")
-    x = np.asarray(x)
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise TypeError(f"{what} must hold numbers (uint8 or float pixels), got dtype "
-                        f"{x.dtype}; stack your images into one numeric array first")
-    if x.ndim != 4:
-        hint = ""
-        if x.ndim == 3:
-            hint = (" For one colour image, add a batch axis: x[None]. For a batch of "
-                    "grayscale images, add a channel axis: x[..., None].")
-        elif x.ndim == 2:
-            hint = " For one grayscale image, use x[None, :, :, None]."
-        raise ValueError(
-            f"{what} must have rank 4 (N, height, width, channels) for "
-            f"data_format={data_format!r}; got shape {x.shape}.{hint}"
-        )
-    channel_axis = 3 if data_format == "channels_last" else 1
-    channels = x.shape[channel_axis]
-    if channels not in (1, 3, 4):
-        other = "channels_first" if data_format == "channels_last" else "channels_last"
-        raise ValueError(
-            f"{what} has {channels} channels on axis {channel_axis} (shape {x.shape}); "
-            f"images need 1 (grayscale), 3 (RGB) or 4 (RGBA). If the channels are on the "
-            f"other axis, pass data_format={other!r} to ImageDataGenerator or transpose x."
-        )
-    return x
-
-
-class NumpyArrayIterator(_BatchIterator):
+class NumpyArrayIterator(_GeneratorIterator):
     """Batches of augmented images (and labels) from arrays in memory: what ``flow`` returns.
 
-    Yields ``x`` alone when there are no labels, else ``(x, y)`` or ``(x, y, sample_weight)``
-    (``x`` may also be ``[x, extra, ...]`` with extra inputs, as in Keras 2).  Unlike Keras 2,
-    ``x`` keeps its dtype in memory (uint8 stays uint8) and is converted batch by batch.
+    Keras 2's signature.  Yields ``x`` alone when there are no labels, else ``(x, y)`` or
+    ``(x, y, sample_weight)`` (``x`` may also be ``[x, extra, ...]`` with extra inputs, as in
+    Keras 2).  Any channel count works (other than 1, 3 or 4 it warns, as Keras 2 did).
+    Unlike Keras 2, ``x`` keeps its dtype in memory (uint8 stays uint8) and is converted
+    batch by batch.
 
     Used in: labs/06_data_augmentation, labs/07_training_convnets_well
     """
 
     def __init__(self, x, y, image_data_generator, batch_size=32, shuffle=False,
-                 sample_weight=None, seed=None, save_to_dir=None, save_prefix="",
-                 save_format="png", subset=None, ignore_class_split=False):
-        generator = _generator_or_default(image_data_generator)
+                 sample_weight=None, seed=None, data_format=None, save_to_dir=None,
+                 save_prefix="", save_format="png", subset=None, ignore_class_split=False,
+                 dtype=None):
+        generator = image_data_generator
+        data_format, dtype = _formats(generator, data_format, dtype)
         x_misc = []
         if isinstance(x, (tuple, list)):
             if len(x) != 2:
@@ -306,30 +394,34 @@ class NumpyArrayIterator(_BatchIterator):
             extras = x[1] if isinstance(x[1], list) else [x[1]]
             x_misc = [np.asarray(extra) for extra in extras]
             x = x[0]
-        x = _check_images(x, generator.data_format)
         for extra in x_misc:
             if len(extra) != len(x):
-                raise ValueError(f"every array in x must have {len(x)} rows like the images; "
-                                 f"an extra input has {len(extra)}")
-        if y is not None:
-            y = np.asarray(y)
-            if len(y) != len(x):
                 raise ValueError(
-                    f"x and y have different lengths: {len(x)} images but {len(y)} labels "
-                    f"(x.shape={x.shape}, y.shape={y.shape}); give one label per image"
+                    "All of the arrays in `x` should have the same length. Found a pair "
+                    f"with: len(x[0]) = {len(x)}, len(x[?]) = {len(extra)}; every extra "
+                    "input needs one row per image"
                 )
-        if sample_weight is not None:
-            sample_weight = np.asarray(sample_weight)
-            if len(sample_weight) != len(x):
-                raise ValueError(f"sample_weight has {len(sample_weight)} values for "
-                                 f"{len(x)} images; give one weight per image")
+        if y is not None and len(x) != len(y):
+            raise ValueError(
+                "`x` (images tensor) and `y` (labels) should have the same length. Found: "
+                f"x.shape = {np.shape(x)}, y.shape = {np.shape(y)}; give one label per image"
+            )
+        if sample_weight is not None and len(x) != len(sample_weight):
+            raise ValueError(
+                "`x` (images tensor) and `sample_weight` should have the same length. Found: "
+                f"x.shape = {np.shape(x)}, sample_weight.shape = {np.shape(sample_weight)}; "
+                "give one weight per image"
+            )
+        x = _arrays.check_images(x, data_format)
+        y = np.asarray(y) if y is not None else None
+        sample_weight = np.asarray(sample_weight) if sample_weight is not None else None
         if len(x) == 0:
             raise ValueError("x holds no images (shape {}); pass at least one".format(x.shape))
         if subset is not None:
             if subset not in ("training", "validation"):
-                raise ValueError(f"subset={subset!r} is not valid: use 'training' or "
-                                 "'validation'")
-            split = generator._validation_split
+                raise ValueError(f'Invalid subset name: {subset}; expected "training" or '
+                                 '"validation".')
+            split = getattr(generator, "validation_split", 0.0) if generator else 0.0
             if not split:
                 raise ValueError(
                     f"subset={subset!r} needs a validation split: build the generator with "
@@ -339,10 +431,11 @@ class NumpyArrayIterator(_BatchIterator):
             if y is not None and not ignore_class_split and not np.array_equal(
                     np.unique(y[:split_idx]), np.unique(y[split_idx:])):
                 raise ValueError(
-                    "the training and validation subsets hold different classes after the "
-                    f"split at row {split_idx}: the validation subset is the first "
-                    f"{split:.0%} of the rows, so rows sorted by label split badly. Shuffle "
-                    "x and y together first (rng.permutation), or pass ignore_class_split=True"
+                    "Training and validation subsets have different number of classes after "
+                    "the split. If your numpy arrays are sorted by the label, you might want "
+                    f"to shuffle them: the validation subset is the first {split:.0%} of the "
+                    f"rows (split at row {split_idx}). Shuffle x and y together first "
+                    "(rng.permutation), or pass ignore_class_split=True"
                 )
             part = slice(0, split_idx) if subset == "validation" else slice(split_idx, None)
             x, x_misc = x[part], [extra[part] for extra in x_misc]
@@ -357,8 +450,9 @@ class NumpyArrayIterator(_BatchIterator):
         self.y = y
         self.sample_weight = sample_weight
         self.subset = subset
-        super().__init__(generator, len(x), batch_size, shuffle, seed, save_to_dir,
-                         save_prefix, save_format)
+        self._set_generator(generator, data_format, dtype, save_to_dir, save_prefix,
+                            save_format)
+        super().__init__(len(x), batch_size, shuffle, seed)
 
     def _load_x(self, index_array):
         batch = self.x[index_array]  # uint8 stays uint8 until the compiled kernel
@@ -397,7 +491,7 @@ def _split_bounds(generator, subset):
         return None
     if subset not in ("training", "validation"):
         raise ValueError(f"subset={subset!r} is not valid: use 'training' or 'validation'")
-    split = generator._validation_split
+    split = getattr(generator, "validation_split", 0.0) if generator is not None else 0.0
     if not split:
         raise ValueError(
             f"subset={subset!r} needs a validation split: build the generator with "
@@ -427,14 +521,42 @@ def _skip_unreadable(paths, on_error, where):
     return [path for path in paths if path not in bad_set], bad
 
 
-class _FileIterator(_BatchIterator):
-    """Batches decoded from image files (shared by the directory and dataframe iterators)."""
+class _FileIterator(_GeneratorIterator):
+    """Batches decoded from image files (shared by the directory and dataframe iterators).
+
+    The one ``__init__`` of both: it checks the options they share, asks the subclass's
+    ``_list_samples()`` for the files (it sets ``filenames``, ``_filepaths`` and ``classes``
+    and returns the "Found ..." line), prints that line as Keras 2 did and starts the
+    iteration.
+    """
 
     _save_hash_high = 10_000_000
     white_list_formats = _files.IMAGE_EXTENSIONS
     skipped = ()  # paths left out because they could not be read
 
-    def _set_file_options(self, generator, target_size, color_mode, interpolation,
+    def __init__(self, image_data_generator, target_size, color_mode, class_mode, batch_size,
+                 shuffle, seed, data_format, save_to_dir, save_prefix, save_format, subset,
+                 interpolation, keep_aspect_ratio, dtype, on_error):
+        generator = image_data_generator
+        data_format, dtype = _formats(generator, data_format, dtype)
+        self._set_file_options(data_format, target_size, color_mode, interpolation,
+                               keep_aspect_ratio, on_error)
+        self.class_mode = self._check_class_mode(class_mode)
+        self.split = _split_bounds(generator, subset)
+        self.subset = subset
+        self.data_format = data_format
+        self.dtype = dtype
+        found = self._list_samples()
+        self.samples = len(self.filenames)
+        print(found)
+        self._set_generator(generator, data_format, dtype, save_to_dir, save_prefix,
+                            save_format)
+        super().__init__(self.samples, batch_size, shuffle, seed)
+
+    def _list_samples(self):
+        raise NotImplementedError
+
+    def _set_file_options(self, data_format, target_size, color_mode, interpolation,
                           keep_aspect_ratio, on_error):
         self.target_size = _check_target_size(target_size)
         if color_mode not in _files.COLOR_MODES:
@@ -450,7 +572,7 @@ class _FileIterator(_BatchIterator):
         self.keep_aspect_ratio = bool(keep_aspect_ratio)
         self.on_error = on_error
         channels = _files.COLOR_MODES[color_mode]
-        if generator.data_format == "channels_last":
+        if data_format == "channels_last":
             self.image_shape = self.target_size + (channels,)
         else:
             self.image_shape = (channels,) + self.target_size
@@ -521,15 +643,18 @@ class DirectoryIterator(_FileIterator):
 
     def __init__(self, directory, image_data_generator, target_size=(256, 256),
                  color_mode="rgb", classes=None, class_mode="categorical", batch_size=32,
-                 shuffle=True, seed=None, save_to_dir=None, save_prefix="", save_format="png",
-                 follow_links=False, subset=None, interpolation="nearest",
-                 keep_aspect_ratio=False, on_error="warn"):
-        generator = _generator_or_default(image_data_generator)
-        self._set_file_options(generator, target_size, color_mode, interpolation,
-                               keep_aspect_ratio, on_error)
-        self.class_mode = self._check_class_mode(class_mode)
-        self.split = _split_bounds(generator, subset)
-        self.subset = subset
+                 shuffle=True, seed=None, data_format=None, save_to_dir=None, save_prefix="",
+                 save_format="png", follow_links=False, subset=None, interpolation="nearest",
+                 keep_aspect_ratio=False, dtype=None, on_error="warn"):
+        self._source = (directory, classes, follow_links)
+        super().__init__(image_data_generator, target_size, color_mode, class_mode,
+                         batch_size, shuffle, seed, data_format, save_to_dir, save_prefix,
+                         save_format, subset, interpolation, keep_aspect_ratio, dtype,
+                         on_error)
+
+    def _list_samples(self):
+        directory, classes, follow_links = self._source
+        class_mode, subset, on_error = self.class_mode, self.subset, self.on_error
         directory = os.fspath(directory)
         if not os.path.isdir(directory):
             what = "is a file, not a directory" if os.path.exists(directory) else \
@@ -586,16 +711,13 @@ class DirectoryIterator(_FileIterator):
                 self.filenames.append(os.path.relpath(path, directory))
                 labels.append(self.class_indices[name])
         self.skipped = [path for path, _ in bad]
-        self.samples = len(self.filenames)
-        if self.samples == 0:
+        if not self.filenames:
             raise ValueError(f"the {subset} subset of {directory!r} is empty; lower or raise "
                              "validation_split so both subsets keep images")
         self.classes = np.asarray(labels, dtype="int32")
         self._filepaths = [os.path.join(directory, name) for name in self.filenames]
-        print(f"Found {self.samples} images belonging to {self.num_classes} classes."
-              + (f" Skipped {len(bad)} unreadable file(s)." if bad else ""))
-        super().__init__(generator, self.samples, batch_size, shuffle, seed, save_to_dir,
-                         save_prefix, save_format)
+        return (f"Found {len(self.filenames)} images belonging to {self.num_classes} classes."
+                + (f" Skipped {len(bad)} unreadable file(s)." if bad else ""))
 
 
 class DataFrameIterator(_FileIterator):
@@ -618,15 +740,21 @@ class DataFrameIterator(_FileIterator):
     def __init__(self, dataframe, directory=None, image_data_generator=None, x_col="filename",
                  y_col="class", weight_col=None, target_size=(256, 256), color_mode="rgb",
                  classes=None, class_mode="categorical", batch_size=32, shuffle=True,
-                 seed=None, save_to_dir=None, save_prefix="", save_format="png", subset=None,
-                 interpolation="nearest", keep_aspect_ratio=False, validate_filenames=True,
+                 seed=None, data_format=None, save_to_dir=None, save_prefix="",
+                 save_format="png", subset=None, interpolation="nearest",
+                 keep_aspect_ratio=False, dtype=None, validate_filenames=True,
                  on_error="warn"):
-        generator = _generator_or_default(image_data_generator)
-        self._set_file_options(generator, target_size, color_mode, interpolation,
-                               keep_aspect_ratio, on_error)
-        self.class_mode = self._check_class_mode(class_mode)
-        self.split = _split_bounds(generator, subset)
-        self.subset = subset
+        self._source = (dataframe, directory, x_col, y_col, weight_col, classes,
+                        validate_filenames)
+        super().__init__(image_data_generator, target_size, color_mode, class_mode,
+                         batch_size, shuffle, seed, data_format, save_to_dir, save_prefix,
+                         save_format, subset, interpolation, keep_aspect_ratio, dtype,
+                         on_error)
+
+    def _list_samples(self):
+        dataframe, directory, x_col, y_col, weight_col, classes, validate_filenames = \
+            self._source
+        class_mode, subset = self.class_mode, self.subset
         if not hasattr(dataframe, "columns") or not hasattr(dataframe, "iloc"):
             raise TypeError(f"dataframe must be a pandas DataFrame, got "
                             f"{type(dataframe).__name__}")
@@ -662,13 +790,10 @@ class DataFrameIterator(_FileIterator):
             self.classes = self._targets
         elif not labelled:
             self.classes = None
-        self.samples = len(self.filenames)
         self._filepaths = [os.path.join(self.directory, name) for name in self.filenames]
         validated = "validated" if validate_filenames else "non-validated"
         suffix = f" belonging to {self.num_classes} classes." if labelled else "."
-        print(f"Found {self.samples} {validated} image filenames{suffix}")
-        super().__init__(generator, self.samples, batch_size, shuffle, seed, save_to_dir,
-                         save_prefix, save_format)
+        return f"Found {len(self.filenames)} {validated} image filenames{suffix}"
 
     def _check_columns(self, df, x_col, y_col, weight_col, classes):
         mode = self.class_mode
