@@ -329,8 +329,9 @@ def sandbox_problem(kit) -> str:
             return f"the sandbox did not start: {exc}"
     if done.returncode == 0 and done.stdout.strip() == "sandboxed":
         return ""
+    last = (done.stderr.strip().splitlines() or ["no message"])[-1]
     return (f"the grader's bubblewrap sandbox cannot start in this container (exit status "
-            f"{done.returncode}: {_trimmed(done.stderr.strip(), 600) or 'no message'}); "
+            f"{done.returncode}: {_trimmed(last, 600)}); "
             f"grading without it would let the submission rewrite its own results")
 
 
