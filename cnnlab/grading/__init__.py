@@ -14,7 +14,9 @@ and the judge), ``prepare`` (parsing, in worker processes), ``limits`` (caps on 
 controls), ``reports`` (scores and feedback), ``sandbox`` (bubblewrap, cgroups, the kernel's
 launcher), ``runner`` and ``export`` (the kernel's side), ``hidden`` (every exercise's points and
 hidden cases, and the course secret their inputs are drawn from), ``similarity`` (MOSS-style
-comparison of the batch's exercise cells) and ``release`` (what students receive).
+comparison of the batch's exercise cells), ``release`` (what students receive) and
+``gradescope`` (Gradescope's autograder zip, ``cnnlab export gradescope``, and the results.json
+its ``run_autograder`` writes).
 
 Used in: ``cnnlab grade`` and ``make grade``.
 """
