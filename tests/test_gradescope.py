@@ -463,4 +463,4 @@ def test_a_python_that_cannot_start_still_leaves_valid_results(autograder):
     assert done.returncode == 0
     results = json.loads((root / "results" / "results.json").read_text())
     validate_results(results)
-    assert results["score"] == 0 and "failed to start" in results["output"]
+    assert results["score"] == 0 and "stopped before writing results" in results["output"]

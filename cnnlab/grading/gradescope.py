@@ -43,13 +43,20 @@ cannot run in the container (Docker's default seccomp profile forbids the namesp
 score 0 with the reason, never an unsandboxed run: try the autograder with a sample submission
 ("Test Autograder") before releasing the assignment.
 
-**Memory.**  Gradescope's default container has 768 MB of memory (and half a CPU); a TensorFlow
-lab needs more: measured on cnnlab's own grader (the kernel's process tree, peak resident memory
-of one submission, smoke profile), Lab 03 (NumPy) 0.29 GB, Lab 04 (a Keras convnet on MNIST)
-0.83 GB and Lab 09 (transfer learning) 1.2 GB, with the grader's own process on top (0.2 GB).
-Choose at least 2 GB in the assignment's "Autograder Settings" for a Keras lab (3 GB leaves
-room), and the notebook deadline (``--timeout-notebook``, 480 s by default here) below
-Gradescope's timeout (10 minutes by default, 40 at most).
+**Memory.**  Gradescope's default container has 768 MB of memory (and half a CPU); cnnlab's
+labs need more, because the kernel (and for some labs the grader's judge) imports TensorFlow.
+Measured on 2 cores, smoke profile, one solution graded by ``cnnlab grade`` inside a cgroup-v1
+memory limit as Docker sets one: Lab 03 passed in 768 MiB (peak 579 MiB charged), Lab 04 (a
+Keras convnet on MNIST) was killed at 768 MiB and passed in 2 GiB (peak 1153 MiB), Lab 09
+(transfer learning) passed in 2 GiB (peak 1467 MiB).  Those peaks leave out the TensorFlow
+libraries the machine's page cache already held (about 0.6 GB in every process that imports
+TensorFlow); counted in (the anonymous memory of every process of the run plus the file-backed
+memory of the largest), the peaks were 1.2 GB (Lab 03), 1.8 GB (Lab 04) and 2.1 GB (Lab 09).
+Choose at least 2 GB in the assignment's "Autograder Settings" for every lab, 3 GB for Labs
+08-10 (pretrained models; Lab 09 measured), and keep the notebook deadline
+(``--timeout-notebook``, 480 s by default here) below Gradescope's timeout (10 minutes by
+default, 40 at most).  A grader killed for memory still leaves a results.json (score 0, exit
+status 137 named).
 
 Used in: ``cnnlab export gradescope``, and ``run_autograder`` in the zip it writes.
 """
@@ -426,7 +433,9 @@ export DEBIAN_FRONTEND=noninteractive
 SOURCE={source}
 apt-get update
 apt-get install -y --no-install-recommends bubblewrap ca-certificates
-if ! apt-get install -y --no-install-recommends python3.11 python3.11-venv; then
+# Python 3.11: Ubuntu's own where it has a release (not 22.04's 3.11.0~rc), else deadsnakes'
+if ! apt-get install -y --no-install-recommends python3.11 python3.11-venv \
+        || python3.11 --version 2>&1 | grep -q rc; then
     apt-get install -y --no-install-recommends software-properties-common
     add-apt-repository -y ppa:deadsnakes/ppa
     apt-get update
@@ -457,10 +466,11 @@ rm -f "$ROOT/results/results.json"
 cd "$KIT" && AUTOGRADER_ROOT="$ROOT" PYTHONPATH="$KIT" "$PYTHON" -m cnnlab.grading.gradescope
 status=$?
 if [ ! -s "$ROOT/results/results.json" ]; then
-    # Python could not start, or died before writing: still a valid result, score 0
+    # Python could not start, or was killed before writing (137: out of memory): still a
+    # valid result, score 0
     printf '{{"score": 0, "execution_time": 0, "output": "Not graded, score 0: the autograder '\\
-'failed to start (exit status %d); tell your instructor", "tests": []}}\\n' "$status" \\
-        > "$ROOT/results/results.json"
+'stopped before writing results (exit status %d; 137 is out of memory: the container needs '\\
+'more); tell your instructor", "tests": []}}\\n' "$status" > "$ROOT/results/results.json"
 fi
 exit 0
 """
@@ -557,7 +567,7 @@ def main(argv=None) -> int:
                         "timeout, 10 minutes by default)")
     p.add_argument("--max-memory", type=float, default=4.0,
                    help="GiB the submission's kernel may use (default 4; the container's size "
-                        "is set in Gradescope: 768 MB by default, 2 GB or more for Keras labs)")
+                        "is set in Gradescope: 768 MB by default, choose 2 GB or more)")
     p.add_argument("--profile", choices=("smoke", "cpu", "full"), default="smoke")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -584,8 +594,8 @@ def main(argv=None) -> int:
           else "  WARNING: no course secret (--secret FILE or $CNNLAB_GRADING_SECRET): the hidden "
                "cases use their fixed seeds, which anyone with the instructor's repository knows")
     print("  in Gradescope: a Programming Assignment, Configure Autograder > Zip file upload; "
-          "container: at least 2 GB of memory for a Keras lab (768 MB is the default); then "
-          "Test Autograder with your solution")
+          "container: at least 2 GB of memory (3 GB for Labs 08-10; the default 768 MB is too "
+          "small); then Test Autograder with your solution")
     return 0
 
 
