@@ -193,6 +193,28 @@ def test_the_catalog_holds_every_case_the_grader_judges():
         assert any(h for _, h in catalog[ex.id]["cases"]), f"{ex.id} has no hidden case"
 
 
+def test_scores_json_records_each_case_and_resume_keeps_them(tmp_path):
+    """What the conversion reads: scores.json's cases, written by the grader's reports and kept
+    by ``--resume`` (which rewrites the rows it keeps)."""
+    from cnnlab.grading.grade import ExerciseResult, SubmissionResult, _kept_row
+    from cnnlab.grading.reports import score_row
+
+    exercises = graded_exercises(LAB)
+    cases = [(c.name, c.hidden, "pass" if i else "fail", "" if i else "expected 2, got 3")
+             for i, c in enumerate(exercises[0].cases)]
+    rows = [ExerciseResult(ex.id, 0.0, ex.points, "missing") for ex in exercises]
+    rows[0] = ExerciseResult(exercises[0].id, 1.5, exercises[0].points, "fail", cases)
+    result = SubmissionResult("s", str(tmp_path / "s.ipynb"), "graded", rows, sha256="0" * 64)
+    row = json.loads(json.dumps(score_row(result, LAB)))
+    entry = row["exercises"][exercises[0].id]
+    assert entry["max_points"] == exercises[0].points
+    assert entry["cases"][0] == {"name": cases[0][0], "hidden": False, "status": "fail",
+                                 "message": "expected 2, got 3"}
+    kept = _kept_row(row, exercises, tmp_path / "s.ipynb")
+    assert kept.exercises[0].cases == cases
+    assert score_row(kept, LAB)["exercises"] == row["exercises"]
+
+
 # --------------------------------------------------------------------------------------------
 # The export
 
@@ -257,6 +279,7 @@ def test_export_without_a_secret_says_what_that_means(tmp_path, capsys, monkeypa
 def autograder(tmp_path_factory):
     """The exported zip and a folder outside /tmp (the kit's build/) for the roots."""
     build = KIT / "build"
+    made = not build.exists()
     build.mkdir(exist_ok=True)
     place = Path(tempfile.mkdtemp(prefix="gradescope-test-", dir=build))
     os.chmod(place, 0o755)  # as /autograder: the sandbox's uid may pass through
@@ -264,6 +287,8 @@ def autograder(tmp_path_factory):
                                     secret=SECRET, kit=KIT)
     yield zip_path, place
     shutil.rmtree(place, ignore_errors=True)
+    if made and not any(build.iterdir()):
+        build.rmdir()
 
 
 def _root(autograder, name: str, submissions: dict) -> Path:
