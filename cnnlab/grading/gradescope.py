@@ -31,7 +31,8 @@ hundredths; a remainder goes to the passed cases first), passed cases hold the e
 points, so the tests add up to cnnlab's total exactly.  A case that was never judged (the cell
 raised, is missing or timed out) is ``failed`` with the exercise's message; a hidden case shows
 only its status, never its inputs.  A submission that is not graded (no notebook, two, not JSON,
-the grader stopped) gets score 0 and an ``output`` that says why.
+the grader stopped) gets score 0 and an ``output`` that says why; one that timed out or whose
+kernel died keeps the points of the exercises judged before, as in ``cnnlab grade``.
 
 **Trust.**  In Gradescope the student's code runs in the same container as ``run_autograder``.
 ``cnnlab grade`` keeps its bubblewrap sandbox: the kernel runs as uid 65534 on a read-only file
