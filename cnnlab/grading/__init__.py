@@ -14,10 +14,14 @@ and the judge), ``prepare`` (parsing, in worker processes), ``limits`` (caps on 
 controls), ``reports`` (scores and feedback), ``sandbox`` (bubblewrap, cgroups, the kernel's
 launcher), ``runner`` and ``export`` (the kernel's side), ``hidden`` (every exercise's points and
 hidden cases, and the course secret their inputs are drawn from), ``similarity`` (MOSS-style
-comparison of the batch's exercise cells), ``release`` (what students receive) and ``lms`` (the
-grade files Canvas and Moodle import: ``cnnlab grade export``).
+comparison of the batch's exercise cells), ``release`` (what students receive), ``lms`` (the
+grade files Canvas and Moodle import: ``cnnlab grade export``), ``gradescope`` (Gradescope's
+autograder zip, ``cnnlab export gradescope``, and the results.json its ``run_autograder``
+writes) and ``shards`` (a batch graded in slices on a cluster, ``cnnlab grade --shard i/N``, and
+``cnnlab grade merge``).
 
-Used in: ``cnnlab grade``, ``cnnlab grade export`` and ``make grade``.
+Used in: ``cnnlab grade`` (``export``, ``merge``), ``cnnlab export gradescope`` and
+``make grade``.
 """
 
 from cnnlab.grading.grade import (

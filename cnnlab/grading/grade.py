@@ -773,7 +773,9 @@ def _kept_row(data, exercises, path: Path) -> SubmissionResult | None:
     try:
         by_id = data["exercises"]
         rows = [ExerciseResult(ex.id, float(by_id[ex.id]["points"]), float(ex.points),
-                               str(by_id[ex.id]["status"]), [],
+                               str(by_id[ex.id]["status"]),
+                               [(str(c["name"]), bool(c["hidden"]), str(c["status"]),
+                                 str(c.get("message", ""))) for c in by_id[ex.id].get("cases", [])],
                                str(by_id[ex.id].get("message", "")),
                                str(by_id[ex.id].get("flag", ""))) for ex in exercises]
         errors = [CellError(**error) for error in data.get("cell_errors", [])]

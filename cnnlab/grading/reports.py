@@ -98,15 +98,21 @@ def feedback_text(result) -> str:
 
 
 def score_row(result, lab: str) -> dict:
-    """One submission's entry in ``scores.json`` (also what ``--resume`` reads back)."""
+    """One submission's entry in ``scores.json`` (also what ``--resume`` reads back): each
+    exercise with its points, maximum, status and judged cases (``cases``: name, hidden,
+    status, message; empty when no case was judged, e.g. a cell that raised)."""
     return {"submission": result.submission, "lab": lab, "path": result.path,
             "sha256": result.sha256, "status": result.status, "message": result.message,
             "total": result.total, "max": result.max_total, "seconds": round(result.seconds, 2),
             "flagged": result.flagged, "similar": result.similar,
             "secret_sha256": result.secret_sha256,
             "sandbox": getattr(result, "sandbox", ""), "limits": getattr(result, "limits", ""),
-            "exercises": {e.id: {"points": e.points, "status": e.status, "flag": e.flag,
-                                 "message": e.message} for e in result.exercises},
+            "exercises": {e.id: {"points": e.points, "max_points": e.max_points,
+                                 "status": e.status, "flag": e.flag, "message": e.message,
+                                 "cases": [{"name": name, "hidden": hidden, "status": status,
+                                            "message": message}
+                                           for name, hidden, status, message in e.cases]}
+                          for e in result.exercises},
             "cell_errors": [asdict(c) for c in result.cell_errors]}
 
 
