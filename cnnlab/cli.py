@@ -6,7 +6,7 @@
                  [--timeout-notebook S] [--max-memory GIB] [--max-notebook-mb MB]
                  [--max-answer-mb MB] [--max-json-depth N] [--parse-timeout S] [--resume]
                  [--no-sandbox] [--max-processes N] [--max-output-kb KB] [--sandbox-uid U]
-                 [--secret FILE] [--shard I/N] [--shards N]
+                 [--secret FILE] [--shard I/N] [--shards N] [--whole-notebook]
                                             exit 0 when every row is graded, 1 if not
     cnnlab grade merge OUT/ SHARD_DIR...    one scores.csv/json and feedback/ from the shards
     cnnlab release OUT/ [--title T]         what students receive: no solutions, hidden
@@ -80,7 +80,7 @@ def _grade(args) -> int:
             max_json_depth=args.max_json_depth, parse_timeout=args.parse_timeout,
             resume=args.resume, sandbox=not args.no_sandbox, only=only,
             max_processes=args.max_processes, max_output_kb=args.max_output_kb,
-            sandbox_uid=args.sandbox_uid, secret=secret)
+            sandbox_uid=args.sandbox_uid, secret=secret, whole_notebook=args.whole_notebook)
     except (ValueError, FileNotFoundError) as exc:
         print(f"cnnlab grade: {exc}", file=sys.stderr)
         return 2
@@ -170,6 +170,9 @@ def parser() -> argparse.ArgumentParser:
                    help="GiB a submission (its kernel and every process it starts) may use "
                         "(default 4)")
     p.add_argument("--profile", choices=("smoke", "cpu", "full"), default="smoke")
+    p.add_argument("--whole-notebook", action="store_true",
+                   help="run the cells the lab tags demo too (default: skip them; no "
+                        "exercise's grading reads them)")
     p.add_argument("--solutions", help="solutions folder (default: the kit's solutions/)")
     p.add_argument("--keep-executed", action="store_true",
                    help="keep each executed notebook in OUT/executed/ (outputs included)")

@@ -40,7 +40,13 @@ from cnnlab.grading.limits import (
     sha256_capped,
 )
 from cnnlab.grading import sandbox as _sandbox
-from cnnlab.grading.prepare import ParseServer, prepare_in_worker, prepare_submission
+from cnnlab.grading.prepare import (
+    ParseServer,
+    demo_exercise_cells,
+    is_demo,
+    prepare_in_worker,
+    prepare_submission,
+)
 from cnnlab.grading.reports import Reports
 from cnnlab.notebooks import BEGIN, END, build_lab, exercise_id, find_kit_root
 
@@ -600,7 +606,7 @@ def _grade_steps(sub: Submission, template, exercises, options, step: list) -> S
         job = {"notebook": str(workdir / "handed_in.ipynb"), "template": template,
                "exercise_ids": [ex.id for ex in exercises], "forbidden": options["forbidden"],
                "workdir": str(workdir), "seeds": options["seeds"],
-               "watched": options["watched"],
+               "watched": options["watched"], "whole_notebook": options["whole_notebook"],
                "limits": {"notebook_bytes": limits.notebook_bytes,
                           "json_depth": limits.json_depth}}
         raw = prepare_in_worker(job, limits.parse_seconds, options.get("server"))
@@ -914,7 +920,7 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
           max_memory_gb=4.0, profile="smoke", solutions=None, stream=None, keep_executed=False,
           max_notebook_mb=20, max_answer_mb=10, max_json_depth=100, parse_timeout=30,
           resume=False, sandbox=True, max_processes=512, max_output_kb=1000,
-          sandbox_uid="65534", limits_mode=None, secret=None):
+          sandbox_uid="65534", limits_mode=None, secret=None, whole_notebook=False):
     """Grade every notebook in ``paths`` (files or folders) for ``lab``; write and return results.
 
     A folder contributes every file directly in it whose name ends in ``.ipynb`` in any case;
@@ -945,6 +951,10 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
     secret the hidden cases draw their inputs from (:func:`cnnlab.grading.hidden.case_seeds`);
     ``scores.json`` records its SHA-256 in every row, never the secret, and ``--resume`` keeps
     only rows graded with the same one.  Without it the grader warns and uses the fixed seeds.
+    The cells the instructor's notebook tags ``demo`` (demonstrations no exercise's grading
+    reads: training runs, plots) are skipped, each left as a comment in its place; with
+    ``whole_notebook=True`` (``--whole-notebook``) they run too, as in the lab.  Only the
+    instructor's tags count: a submission's metadata is never read for this.
     Returns every row, in the order the submissions were found.  Used in:
     ``cnnlab grade``, ``make grade``.
     """
@@ -961,6 +971,10 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
     if not source.exists():
         raise FileNotFoundError(f"the instructor's notebook {source} is missing")
     template = build_lab(nbformat.read(source, as_version=4), source.name)
+    tagged_exercises = demo_exercise_cells(template)
+    if tagged_exercises:
+        raise ValueError(f"{source}: the exercise cells of {', '.join(tagged_exercises)} are "
+                         f"tagged demo; an exercise cell always runs: remove the tag")
     cwd = solutions.parent / "labs"
     out = Path(out)
     if not (max_processes > 0 and max_output_kb > 0):
@@ -981,7 +995,7 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
                "max_output_bytes": int(max_output_kb * 1024),
                "uids": _sandbox.UidPool.parse(sandbox_uid), "kit": str(solutions.parent),
                "solutions": str(solutions), "seeds": seeds,
-               "secret_sha256": secret_sha256(secret)}
+               "secret_sha256": secret_sha256(secret), "whole_notebook": bool(whole_notebook)}
     submissions = _submissions(paths)
     if only is not None:  # one shard of the batch (cnnlab.grading.shards); names as in the whole
         submissions = [sub for sub in submissions if sub.name in only]
@@ -1007,9 +1021,11 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
     else:
         print(f"hidden inputs drawn from the course secret (SHA-256 "
               f"{options['secret_sha256'][:12]}...)", file=stream, flush=True)
+    demos = sum(1 for cell in template.cells if cell.cell_type == "code" and is_demo(cell))
     print(f"grading {len(todo)} submission(s) of lab {number} with {jobs} job(s); sandbox: "
-          f"{'bubblewrap' if sandbox_on else 'none'}; limits: {limits_mode}",
-          file=stream, flush=True)
+          f"{'bubblewrap' if sandbox_on else 'none'}; limits: {limits_mode}; demo cells: "
+          + (f"{demos} run (--whole-notebook)" if whole_notebook else
+             f"{demos} skipped (--whole-notebook runs them)"), file=stream, flush=True)
 
     def one(sub):
         result = _grade_one(sub, template, exercises, options, reports)

@@ -54,7 +54,7 @@ from cnnlab.grading.limits import (
 from cnnlab.notebooks import exercise_id
 
 __all__ = ["prepare_submission", "read_notebook", "prepare_in_worker", "ParseServer", "serve",
-           "PARSE_MEMORY_BYTES"]
+           "PARSE_MEMORY_BYTES", "DEMO_TAG", "SKIPPED_DEMO", "is_demo", "demo_exercise_cells"]
 
 #: Address space a parsing worker may add to what it inherits from the fork server.
 PARSE_MEMORY_BYTES = 2 * 2**30
@@ -102,6 +102,26 @@ def _is_self_check(source: str) -> bool:
 
 SKIPPED_CHECK = "# (self-check: skipped by the grader, which runs every test itself)"
 
+#: The tag (cell metadata ``tags``, the Jupyter convention) of a demonstration cell: one that no
+#: exercise's grading depends on (a training run, a plot).  The grader skips it unless
+#: ``--whole-notebook``; only the instructor's notebook decides, never a submission.
+DEMO_TAG = "demo"
+SKIPPED_DEMO = ("# (demonstration: skipped by the grader, which needs no demo cell to grade; "
+                "cnnlab grade --whole-notebook runs it)")
+
+
+def is_demo(cell) -> bool:
+    """True for a cell of the instructor's notebook tagged :data:`DEMO_TAG`."""
+    metadata = cell.get("metadata") if isinstance(cell, Mapping) else None
+    tags = metadata.get("tags") if isinstance(metadata, Mapping) else None
+    return isinstance(tags, (list, tuple)) and DEMO_TAG in tags
+
+
+def demo_exercise_cells(template) -> list[str]:
+    """The exercise ids of the instructor's cells tagged both ``exercise:`` and ``demo`` (a lab
+    author's mistake: an exercise cell is always run), for an error that names them."""
+    return [exercise_id(cell) for cell in template.cells if exercise_id(cell) and is_demo(cell)]
+
 
 def cell_source(cell) -> str | None:
     """A cell's source as one string (a list of lines is joined), or None when it is neither."""
@@ -128,7 +148,8 @@ def _answers(submission) -> dict[str, str]:
     return answers
 
 
-def prepare_submission(template, submission, exercises, seeds=None, watched=None):
+def prepare_submission(template, submission, exercises, seeds=None, watched=None,
+                       whole_notebook=False):
     """Assemble the notebook to execute and the map ``exercise id -> (cell index, export index)``.
 
     ``template`` is the instructor's lab; only the sources of ``submission``'s ``exercise:`` cells
@@ -140,7 +161,11 @@ def prepare_submission(template, submission, exercises, seeds=None, watched=None
     the code it ``watched`` for, :func:`cnnlab.grading.integrity.watched_code`), an
     export cell after each exercise cell (each with a random token of its own,
     also in its metadata for the runner), and every ``cnnlab.check(...)`` cell of the lab made
-    a no-op, so nothing in the kernel needs to know that it is being graded.
+    a no-op, so nothing in the kernel needs to know that it is being graded.  Unless
+    ``whole_notebook`` (``--whole-notebook``), every code cell the *template* tags ``demo``
+    (:data:`DEMO_TAG`; never an exercise cell) is made a comment (:data:`SKIPPED_DEMO`) that
+    keeps its place, so cells are numbered as in the lab; the submission's own tags are never
+    read for this.
     Used in: ``cnnlab grade``.
     """
     answers = _answers(submission)
@@ -159,6 +184,8 @@ def prepare_submission(template, submission, exercises, seeds=None, watched=None
             cell.outputs, cell.execution_count = [], None
             if ex_id is None and _is_self_check(cell.source):
                 cell.source = SKIPPED_CHECK
+            elif ex_id is None and not whole_notebook and is_demo(cell):
+                cell.source = SKIPPED_DEMO
         nb.cells.append(cell)
         if ex_id in wanted:
             if ex_id in answers:
@@ -216,7 +243,7 @@ def prepare_job(job: dict) -> dict:
 
     ``job`` holds plain data: ``notebook`` (the grader's copy of the submission), ``template``
     (the instructor's lab), ``exercise_ids``, ``forbidden`` (exercise id -> cnnlab names),
-    ``workdir`` and the ``limits`` caps.
+    ``workdir``, the ``limits`` caps and ``whole_notebook`` (run the template's ``demo`` cells).
     Returns ``{"ok": True, "positions", "missing", "flags", "syntax_lines", "n_cells"}`` or
     ``{"ok": False, "status": "unreadable"|"error", "message"}``; with ``answers_only`` set,
     ``{"ok": True, "answers": {exercise id: cell source}}`` (what the similarity report reads).
@@ -233,7 +260,8 @@ def prepare_job(job: dict) -> dict:
     exercises = [_Exercise(ex_id) for ex_id in job["exercise_ids"]]
     template = nbformat.from_dict(job["template"])
     nb, positions, missing = prepare_submission(template, submission, exercises,
-                                                job.get("seeds"), job.get("watched"))
+                                                job.get("seeds"), job.get("watched"),
+                                                bool(job.get("whole_notebook")))
     try:
         flags = submission_flags(nb, positions, exercises, job["forbidden"], missing)
     except Exception as exc:  # noqa: BLE001 - a flagging bug must not lose a grade
