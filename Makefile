@@ -13,6 +13,7 @@ JOBS ?=
 # the fixed seeds, with a warning.
 SECRET ?=
 PROFILE ?= smoke
+# WHOLE_NOTEBOOK=1: `make grade` runs the cells the labs tag demo too (--whole-notebook).
 # `make lab` serves the whole repository (so notebooks' ../images/... resolve) and opens DIR
 # first: `make lab DIR=solutions` for instructors.  LAB_ARGS adds JupyterLab arguments
 # (`make lab LAB_ARGS=--no-browser`); --allow-root is added apart, only when running as root
@@ -91,7 +92,7 @@ solutions: $(STAMP)
 	$(BIN)/cnnlab run solutions/ --profile $(PROFILE)
 
 grade: $(STAMP)
-	$(BIN)/cnnlab grade --lab $(LAB) $(SUBMISSIONS) --out results/ $(if $(SECRET),--secret $(SECRET)) $(if $(JOBS),--jobs $(JOBS))
+	$(BIN)/cnnlab grade --lab $(LAB) $(SUBMISSIONS) --out results/ $(if $(SECRET),--secret $(SECRET)) $(if $(WHOLE_NOTEBOOK),--whole-notebook) $(if $(JOBS),--jobs $(JOBS))
 
 images: $(STAMP)
 	$(BIN)/python -m cnnlab.figures images/conv_arithmetic

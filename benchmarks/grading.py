@@ -1,18 +1,26 @@
-"""Benchmark: what the grader's sandbox costs per submission (issue 13, Speed).
+"""Benchmark: what grading costs per submission, two ways side by side (issue 13, issue 16 §4).
 
-For each lab (default 02 and 09), two submissions (the solution and the untouched lab) are graded
-with ``--jobs 1`` with the sandbox (bubblewrap, cgroups) and without it (``--no-sandbox``), the
-two modes interleaved (with, without, with, without for ``--repeats 2``) so that the machine's
-load falls on both alike; each mode keeps its best batch.  The parse server (about 3 s, once per
-process) is started before anything is timed.  Prints seconds per submission side by
-side and the overhead.  Target: at most 10 % (aim: under 1 s per submission); a missed target
-prints ``TARGET MISSED`` and exits with status 1.
+``--compare demo`` (the default, issue 16 §4): every lab (default all eleven) is graded with
+``--jobs 2`` in the whole-notebook mode (``--whole-notebook``: every cell, as a student runs the
+lab) and in the default mode (the cells the lab tags ``demo`` skipped), two submissions per lab
+(the solution and the untouched lab), the two modes interleaved (which one goes first alternates
+from lab to lab, and with ``--repeats 2`` whole, skipped, whole, skipped) so that the machine's
+load falls on both alike; each mode keeps its best batch.  Both modes must give every submission
+the same points and case statuses.  Prints, per lab, the seconds per submission of each mode and
+their ratio, then the means over the labs.  Target: the skipped mode's mean at most a third of
+the whole-notebook mean.
 
-Run from the repository root, as root for the cgroup limits (Lab 09 takes one to two minutes per
-submission on 2 cores)::
+``--compare sandbox`` (issue 13): each lab (default 02 and 09) graded with ``--jobs 1`` with the
+sandbox (bubblewrap, cgroups) and without it (``--no-sandbox``).  Target: at most 10 % more
+(aim: under 1 s per submission).
 
-    .venv/bin/python benchmarks/grading.py                  # Labs 02 and 09
-    .venv/bin/python benchmarks/grading.py --labs 02        # a quick look
+In both, the parse server (about 3 s, once per process) is started before anything is timed, and
+a missed target prints ``TARGET MISSED`` and exits with status 1.  Run from the repository root,
+as root for the cgroup limits::
+
+    .venv/bin/python benchmarks/grading.py                       # all labs, demo cells: ~15 min
+    .venv/bin/python benchmarks/grading.py --labs 02 07          # a quick look
+    .venv/bin/python benchmarks/grading.py --compare sandbox     # Labs 02 and 09, sandbox cost
 """
 
 from __future__ import annotations
@@ -31,40 +39,54 @@ from cnnlab.exercise import LABS  # noqa: E402
 from cnnlab.grading import grade  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGET = 0.10
+SANDBOX_TARGET = 0.10  # at most 10 % more with the sandbox
+DEMO_TARGET = 1 / 3  # the skipped mode's mean at most a third of the whole notebook's
 
 
-def batch_seconds(lab: str, folder: Path, sandbox: bool) -> tuple[float, list]:
+def batch_seconds(lab: str, folder: Path, jobs: int = 1, **options) -> tuple[float, list]:
     """Wall seconds per submission of one batch, and its rows."""
     out = Path(tempfile.mkdtemp(prefix="bench-out-"))
     try:
         start = time.monotonic()
-        rows = grade(lab, [folder], out=out, jobs=1, sandbox=sandbox, stream=io.StringIO(),
-                     timeout_cell=600, timeout_notebook=1200)
+        rows = grade(lab, [folder], out=out, jobs=jobs, stream=io.StringIO(),
+                     timeout_cell=600, timeout_notebook=1200, **options)
         return (time.monotonic() - start) / len(rows), rows
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--labs", nargs="+", default=["02", "09"])
-    parser.add_argument("--repeats", type=int, default=1)
-    args = parser.parse_args(argv)
+def submissions(lab: str) -> Path:
+    """A new folder with the lab's solution and untouched lab."""
+    name = LABS[lab]
+    folder = Path(tempfile.mkdtemp(prefix=f"bench-subs-{lab}-"))
+    shutil.copy(ROOT / "solutions" / f"{name}.ipynb", folder / "solution.ipynb")
+    shutil.copy(ROOT / "labs" / f"{name}.ipynb", folder / "untouched.ipynb")
+    return folder
+
+
+def scored(rows) -> dict:
+    """``{submission: {exercise: (points, status, case statuses)}}``: what both modes must
+    agree on."""
+    return {r.submission: {e.id: (e.points, e.status, tuple((c[0], c[2]) for c in e.cases))
+                           for e in r.exercises} for r in rows}
+
+
+def warm_up(lab: str) -> None:
+    """Start the parse server (a cut notebook is read, nothing runs)."""
+    folder = Path(tempfile.mkdtemp(prefix="bench-warm-up-"))
+    (folder / "cut.ipynb").write_text('{"cells": [')
+    batch_seconds(lab, folder, sandbox=False)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def compare_sandbox(labs, repeats: int) -> int:
     table, missed = [], False
-    warm_up = Path(tempfile.mkdtemp(prefix="bench-warm-up-"))
-    (warm_up / "cut.ipynb").write_text('{"cells": [')  # starts the parse server, runs nothing
-    batch_seconds(args.labs[0], warm_up, False)
-    shutil.rmtree(warm_up, ignore_errors=True)
-    for lab in args.labs:
-        name = LABS[lab]
-        folder = Path(tempfile.mkdtemp(prefix=f"bench-subs-{lab}-"))
-        shutil.copy(ROOT / "solutions" / f"{name}.ipynb", folder / "solution.ipynb")
-        shutil.copy(ROOT / "labs" / f"{name}.ipynb", folder / "untouched.ipynb")
+    for lab in labs:
+        folder = submissions(lab)
         best = {True: float("inf"), False: float("inf")}
-        for _ in range(args.repeats):
+        for _ in range(repeats):
             for sandbox in (True, False):
-                seconds, rows = batch_seconds(lab, folder, sandbox)
+                seconds, rows = batch_seconds(lab, folder, sandbox=sandbox)
                 statuses = {r.status for r in rows}
                 if statuses != {"graded"}:
                     print(f"lab {lab}, sandbox {sandbox}: rows {statuses}, not all graded")
@@ -79,12 +101,69 @@ def main(argv=None) -> int:
           f"{'overhead':>10}")
     for lab, without, with_, extra, ratio in table:
         print(f"{lab:<5}{without:>16.1f}{with_:>14.1f}{extra:>11.2f}{ratio:>10.1%}")
-        if ratio > TARGET:
+        if ratio > SANDBOX_TARGET:
             missed = True
     if missed:
-        print(f"TARGET MISSED: the sandbox may cost at most {TARGET:.0%}")
+        print(f"TARGET MISSED: the sandbox may cost at most {SANDBOX_TARGET:.0%}")
         return 1
     return 0
+
+
+def compare_demo(labs, repeats: int, jobs: int) -> int:
+    table, missed = [], False
+    for n, lab in enumerate(labs):
+        folder = submissions(lab)
+        best, results = {True: float("inf"), False: float("inf")}, {}
+        modes = (True, False) if n % 2 == 0 else (False, True)
+        for _ in range(repeats):
+            for whole in modes:
+                seconds, rows = batch_seconds(lab, folder, jobs=jobs, whole_notebook=whole)
+                statuses = {r.status for r in rows}
+                if statuses != {"graded"}:
+                    print(f"lab {lab}, whole notebook {whole}: rows {statuses}, not all graded")
+                    missed = True
+                results.setdefault(whole, scored(rows))
+                best[whole] = min(best[whole], seconds)
+                print(f"  lab {lab} {'whole notebook' if whole else 'demo skipped'}: "
+                      f"{seconds:.1f} s per submission", flush=True)
+        if results[True] != results[False]:
+            print(f"lab {lab}: the two modes score differently: {results}")
+            missed = True
+        shutil.rmtree(folder, ignore_errors=True)
+        table.append((lab, best[True], best[False]))
+    print(f"\n{'lab':<6}{'whole (s/sub)':>15}{'skipped (s/sub)':>17}{'ratio':>8}")
+    for lab, whole, skipped in table:
+        print(f"{lab:<6}{whole:>15.1f}{skipped:>17.1f}{skipped / whole:>8.2f}")
+    whole = sum(row[1] for row in table) / len(table)
+    skipped = sum(row[2] for row in table) / len(table)
+    print(f"{'mean':<6}{whole:>15.1f}{skipped:>17.1f}{skipped / whole:>8.2f}"
+          f"   (target <= {DEMO_TARGET:.2f})")
+    if skipped > DEMO_TARGET * whole:
+        missed = True
+    if missed:
+        print("TARGET MISSED: skipping the demo cells must cut the mean seconds per submission "
+              "to at most a third, with the same scores")
+        return 1
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compare", choices=("demo", "sandbox"), default="demo",
+                        help="demo: whole notebook against demo cells skipped (default); "
+                             "sandbox: with and without the sandbox")
+    parser.add_argument("--labs", nargs="+", help="default: every lab (demo), 02 09 (sandbox)")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=2, help="demo: submissions at once (2)")
+    args = parser.parse_args(argv)
+    labs = args.labs or (list(LABS) if args.compare == "demo" else ["02", "09"])
+    unknown = [lab for lab in labs if lab not in LABS]
+    if unknown:
+        parser.error(f"unknown lab(s) {', '.join(unknown)}; labs are {', '.join(LABS)}")
+    warm_up(labs[0])
+    if args.compare == "sandbox":
+        return compare_sandbox(labs, args.repeats)
+    return compare_demo(labs, args.repeats, args.jobs)
 
 
 if __name__ == "__main__":

@@ -55,14 +55,15 @@ LAB_RUNS: dict[str, LabRun] = {}
 
 
 def run_lab(lab: str, out: Path) -> LabRun:
-    """Grade ``solutions/`` and ``labs/`` of ``lab`` side by side (two kernels), keep both."""
+    """Grade ``solutions/`` and ``labs/`` of ``lab`` side by side (two kernels), keep both;
+    the whole notebook, demo cells included: the tests read what they print."""
     from cnnlab.exercise import LABS
     from cnnlab.grading import grade
 
     name = f"{LABS[lab]}.ipynb"
     solution, untouched = grade(lab, [ROOT / "solutions" / name, ROOT / "labs" / name], out=out,
                                 jobs=2, timeout_cell=240, timeout_notebook=900,
-                                keep_executed=True)
+                                keep_executed=True, whole_notebook=True)
     LAB_RUNS[lab] = LabRun(lab, solution, untouched, out)
     return LAB_RUNS[lab]
 
