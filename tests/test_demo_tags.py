@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import symtable
+import time
 from pathlib import Path
 
 import nbformat
@@ -275,6 +276,26 @@ def test_make_grade_passes_whole_notebook_only_when_asked():
     assert "--whole-notebook" in dry("WHOLE_NOTEBOOK=1")
 
 
+def test_a_name_only_a_skipped_demo_cell_sets_gets_a_note_in_the_feedback():
+    # a student's function may read a global that only a demonstration cell sets: skipped, it
+    # is a NameError, and the feedback says why and what to do
+    from cnnlab.grading.grade import ExerciseResult, _explain_demo_names
+    from cnnlab.grading.prepare import demo_only_names
+
+    names = demo_only_names(build_lab(_solution("09")))
+    assert {"digit_results", "train_passes", "restart", "shown"} <= names  # demo cells 18-41
+    assert not names & {"size", "backbone", "faces_model", "np", "keras", "P"}  # graded cells
+    row = ExerciseResult("09.worst_predictions", 0.0, 4.0, "error", [
+        ("public", False, "error", "NameError in your cell for 09.worst_predictions, line 2: "
+                                   "name 'digit_results' is not defined"),
+        ("hidden", True, "error", "NameError: name 'undefined_here' is not defined")],
+        message="NameError in your cell for 09.worst_predictions: name 'shown' is not defined")
+    _explain_demo_names([row], names)
+    assert "`shown` is set by a demonstration cell" in row.message
+    assert "--whole-notebook" in row.cases[0][3] and "`digit_results`" in row.cases[0][3]
+    assert row.cases[1][3] == "NameError: name 'undefined_here' is not defined"
+
+
 # --------------------------------------------------------------------------------------------
 # The proof: the same grades with and without the demo cells, for every lab
 
@@ -291,13 +312,16 @@ def _ran_whole_notebook(run) -> bool:
 
 
 @pytest.mark.parametrize("lab", PRESENT)
-def test_grading_with_and_without_the_demo_cells_gives_the_same_results(lab, lab_run, tmp_path):
+def test_grading_with_and_without_the_demo_cells_gives_the_same_results(lab, lab_run, tmp_path,
+                                                                          record_property):
     run = lab_run(lab)
     whole = _ran_whole_notebook(run)
     name = f"{LABS[lab]}.ipynb"
+    start = time.monotonic()
     solution, untouched = grade(lab, [ROOT / "solutions" / name, ROOT / "labs" / name],
                                 out=tmp_path, jobs=2, timeout_cell=240, timeout_notebook=900,
                                 stream=io.StringIO(), whole_notebook=not whole)
+    record_property("other_mode_seconds", round(time.monotonic() - start, 1))
     assert _scores(solution) == _scores(run.solution), lab
     assert _scores(untouched) == _scores(run.untouched), lab
     for result in (solution, untouched):

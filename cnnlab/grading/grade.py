@@ -43,6 +43,7 @@ from cnnlab.grading import sandbox as _sandbox
 from cnnlab.grading.prepare import (
     ParseServer,
     demo_exercise_cells,
+    demo_only_names,
     is_demo,
     prepare_in_worker,
     prepare_submission,
@@ -638,11 +639,33 @@ def _grade_steps(sub: Submission, template, exercises, options, step: list) -> S
         if options.get("keep_executed") and os.path.lexists(workdir / "executed.ipynb"):
             step[0] = "keeping the executed notebook of"
             message = _keep_executed(workdir, Path(options["out"]), sub.name, message)
+    _explain_demo_names(rows, options.get("demo_names") or set())
     for row in rows:  # what the cell reads (static) and what it handed back (run time)
         reasons = list(flags.get(row.id, [])) + ([row.flag] if row.flag else [])
         row.flag = "; ".join(dict.fromkeys(map(str, reasons)))
     return SubmissionResult(sub.name, str(sub.path), _ROW_STATUS[ended], rows, 0.0, message,
                             cell_errors=cell_errors, sha256=sha256)
+
+
+_UNDEFINED = re.compile(r"\bname '([A-Za-z_][A-Za-z0-9_]*)' is not defined")
+
+
+def _demo_hint(text: str, names: set) -> str:
+    """``text`` with a note when it is a NameError for a name only a skipped demo cell sets."""
+    match = _UNDEFINED.search(text) if "NameError" in text else None
+    if not match or match.group(1) not in names:
+        return text
+    return (f"{text} (`{match.group(1)}` is set by a demonstration cell of the lab, which the "
+            f"grader skips: set it in your exercise cell; your instructor can also grade with "
+            f"--whole-notebook)")
+
+
+def _explain_demo_names(rows, names: set) -> None:
+    """Add :func:`_demo_hint`'s note to each exercise's message and case messages."""
+    for row in rows:
+        row.message = _demo_hint(row.message, names)
+        row.cases = [(name, hidden, status, _demo_hint(message, names))
+                     for name, hidden, status, message in row.cases]
 
 
 def _truncations(lines, limits: Limits) -> dict[int, int]:
@@ -995,7 +1018,8 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
                "max_output_bytes": int(max_output_kb * 1024),
                "uids": _sandbox.UidPool.parse(sandbox_uid), "kit": str(solutions.parent),
                "solutions": str(solutions), "seeds": seeds,
-               "secret_sha256": secret_sha256(secret), "whole_notebook": bool(whole_notebook)}
+               "secret_sha256": secret_sha256(secret), "whole_notebook": bool(whole_notebook),
+               "demo_names": set() if whole_notebook else demo_only_names(template)}
     submissions = _submissions(paths)
     if only is not None:  # one shard of the batch (cnnlab.grading.shards); names as in the whole
         submissions = [sub for sub in submissions if sub.name in only]

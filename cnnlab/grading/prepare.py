@@ -54,7 +54,8 @@ from cnnlab.grading.limits import (
 from cnnlab.notebooks import exercise_id
 
 __all__ = ["prepare_submission", "read_notebook", "prepare_in_worker", "ParseServer", "serve",
-           "PARSE_MEMORY_BYTES", "DEMO_TAG", "SKIPPED_DEMO", "is_demo", "demo_exercise_cells"]
+           "PARSE_MEMORY_BYTES", "DEMO_TAG", "SKIPPED_DEMO", "is_demo", "demo_exercise_cells",
+           "demo_only_names"]
 
 #: Address space a parsing worker may add to what it inherits from the fork server.
 PARSE_MEMORY_BYTES = 2 * 2**30
@@ -146,6 +147,46 @@ def _answers(submission) -> dict[str, str]:
         if source is not None:
             answers[ex_id] = source
     return answers
+
+
+def _bound_names(source: str) -> set[str]:
+    """The names a cell binds at module level (assignments, loops, ``with``, imports, ``def``,
+    ``class``), not inside a function or class body; none when it is not Python."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        try:
+            from IPython.core.inputtransformer2 import TransformerManager
+
+            tree = ast.parse(TransformerManager().transform_cell(source))
+        except Exception:  # noqa: BLE001 - an instructor's cell we cannot read binds nothing here
+            return set()
+    names, todo = set(), list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        if not isinstance(node, (ast.Lambda, ast.GeneratorExp, ast.ListComp, ast.SetComp,
+                                 ast.DictComp)):
+            todo.extend(ast.iter_child_nodes(node))
+    return names
+
+
+def demo_only_names(template) -> set[str]:
+    """The names only the instructor's ``demo`` cells bind: a submission's code that reads one
+    meets a NameError when they are skipped, and its feedback says why (the instructor's
+    notebook, trusted, is the only one read)."""
+    demo, other = set(), set()
+    for cell in template.cells:
+        if cell.get("cell_type") == "code":
+            (demo if is_demo(cell) else other).update(_bound_names(cell_source(cell) or ""))
+    return demo - other
 
 
 def prepare_submission(template, submission, exercises, seeds=None, watched=None,
