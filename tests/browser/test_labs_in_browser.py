@@ -9,7 +9,8 @@ the saved notebook back through ``/api/contents``.  Then:
 * every self-check cell (``cnnlab.check(...)``) says TODO: nothing is solved yet;
 * every image of a markdown cell is loaded (``naturalWidth > 0``, scrolled into view);
 * locked cells ignore typing and ``d d``; an exercise cell takes typed code;
-* the solution's code typed into one exercise makes its check PASS, and the wrong answer of
+* for each exercise ``lab_answers.py`` names (a classic one per lab, and every exercise issue 15
+  added), the solution's code typed in makes its check PASS, and the wrong answer of
   ``lab_answers.py`` makes it FAIL with the hint of the failing case.
 
 Screenshots and the saved notebook of a failing lab go to ``results/browser/``.  JupyterLab
@@ -27,7 +28,7 @@ from urllib.parse import unquote
 
 import pytest
 from cnnlab.exercise import exercise
-from lab_answers import answer_for
+from lab_answers import answers_for
 
 ROOT = Path(__file__).resolve().parents[2]
 LABS = sorted((ROOT / "labs").glob("[0-9][0-9]_*.ipynb"))
@@ -233,7 +234,8 @@ def _summary_line(stem: str, seconds: float, summary: dict, skipped: list[str]) 
     get = summary.get
     return (f"{stem}: {seconds:.0f} s (Run All {get('run_all_s', 0):.0f} s); error outputs "
             f"{get('errors', '?')}; checks TODO {get('todo', '?')}/{get('checks', '?')}; "
-            f"markdown images loaded {get('images', '?')}; {get('answer', 'answer not reached')}"
+            f"markdown images loaded {get('images', '?')}; "
+            f"{', '.join(get('answers', [])) or 'answer not reached'}"
             + ("; FAILED" if get("failed") else "")
             + (f"; NOT restored (changed by someone else): {skipped}" if skipped else ""))
 
@@ -257,17 +259,19 @@ def _keep_evidence(page, session: LabSession, results_dir: Path) -> str:
 @pytest.mark.parametrize("notebook", LABS, ids=[p.stem for p in LABS])
 def test_every_lab_has_an_answer_for_the_browser_test(notebook):
     """Needs no browser: a lab without an entry (or with a stale one) fails everywhere."""
-    answer = answer_for(notebook.name[:2])
-    assert answer.exercise_id.startswith(notebook.name[:2] + ".")
-    ex = exercise(answer.exercise_id)
+    answers = answers_for(notebook.name[:2])
+    assert len({answer.exercise_id for answer in answers}) == len(answers), "an exercise twice"
     lab = json.loads(notebook.read_text())
-    _index(lab, lambda c: f"exercise:{ex.id}" in c.get("metadata", {}).get("tags", []),
-           f"cell tagged exercise:{ex.id} in labs/{notebook.name}")
-    _index(lab, lambda c: _text(c).lstrip().startswith(f'cnnlab.check("{ex.id}"'),
-           f"check cell of {ex.id} in labs/{notebook.name}")
-    assert "### BEGIN SOLUTION" not in _solution_source(notebook.name, ex.id)
-    compile(answer.wrong, f"wrong answer to {ex.id}", "exec")
-    assert any(case.hint for case in ex.public_cases()), f"{ex.id}: no public case has a hint"
+    for answer in answers:
+        assert answer.exercise_id.startswith(notebook.name[:2] + ".")
+        ex = exercise(answer.exercise_id)
+        _index(lab, lambda c: f"exercise:{ex.id}" in c.get("metadata", {}).get("tags", []),
+               f"cell tagged exercise:{ex.id} in labs/{notebook.name}")
+        _index(lab, lambda c: _text(c).lstrip().startswith(f'cnnlab.check("{ex.id}"'),
+               f"check cell of {ex.id} in labs/{notebook.name}")
+        assert "### BEGIN SOLUTION" not in _solution_source(notebook.name, ex.id)
+        compile(answer.wrong, f"wrong answer to {ex.id}", "exec")
+        assert any(case.hint for case in ex.public_cases()), f"{ex.id}: no public case has a hint"
 
 
 def _run_all_problems(ran: dict, summary: dict) -> list[str]:
@@ -307,39 +311,45 @@ def _image_problems(session: LabSession, ran: dict, summary: dict) -> list[str]:
     return problems
 
 
-def _editing_problems(session: LabSession, ran: dict, answer, correct: str,
-                      summary: dict) -> list[str]:
-    """Locked cells ignore typing and `d d`; the exercise takes a right and a wrong answer."""
-    page, problems, exercise_id = session.page, [], answer.exercise_id
-    cases = {case.name: case for case in exercise(exercise_id).public_cases()}
+def _locked_cell_problems(session: LabSession, ran: dict) -> list[str]:
+    """Locked cells ignore typing and `d d`."""
+    page, problems = session.page, []
 
     def locked(kind):
         return _index(ran, lambda c: c["cell_type"] == kind
                       and c.get("metadata", {}).get("editable") is False, f"locked {kind} cell")
 
     locked_cells = (locked("code"), locked("markdown"))
+    for index in locked_cells:
+        session.type_into(index, "typed into a locked cell", replace=False)
+        session.select(index)
+        page.keyboard.press("d")
+        page.keyboard.press("d")
+    saved = session.save()
+    if [c.get("id") for c in saved["cells"]] != [c.get("id") for c in ran["cells"]]:
+        problems.append("`d d` deleted a locked cell (cell ids changed)")
+    else:
+        for index in locked_cells:
+            if _text(saved["cells"][index]) != _text(ran["cells"][index]):
+                problems.append(f"locked cell {index} took typing: "
+                                f"{_text(saved['cells'][index])[:120]!r}")
+    return problems
+
+
+def _answer_problems(session: LabSession, ran: dict, answer, correct: str,
+                     summary: dict) -> list[str]:
+    """The exercise takes a right answer (PASS) and a wrong one (FAIL with the case's hint)."""
+    problems, exercise_id = [], answer.exercise_id
+    cases = {case.name: case for case in exercise(exercise_id).public_cases()}
     exercise_cell = _index(ran, lambda c: f"exercise:{exercise_id}"
                            in c.get("metadata", {}).get("tags", []),
                            f"cell tagged exercise:{exercise_id}")
     check_cell = _index(ran, lambda c: c["cell_type"] == "code" and _text(c).lstrip()
                         .startswith(f'cnnlab.check("{exercise_id}"'),
                         f"check cell of {exercise_id}")
-    for index in locked_cells:
-        session.type_into(index, "typed into a locked cell", replace=False)
-        session.select(index)
-        page.keyboard.press("d")
-        page.keyboard.press("d")
     session.type_into(exercise_cell, correct, replace=True)
     session.run_cells(exercise_cell, check_cell)
     solved = session.save()
-
-    if [c.get("id") for c in solved["cells"]] != [c.get("id") for c in ran["cells"]]:
-        problems.append("`d d` deleted a locked cell (cell ids changed)")
-    else:
-        for index in locked_cells:
-            if _text(solved["cells"][index]) != _text(ran["cells"][index]):
-                problems.append(f"locked cell {index} took typing: "
-                                f"{_text(solved['cells'][index])[:120]!r}")
     typed = _text(solved["cells"][exercise_cell])
     if typed.rstrip() != correct.rstrip():
         problems.append(f"exercise cell {exercise_cell} did not take the typed answer: "
@@ -358,7 +368,7 @@ def _editing_problems(session: LabSession, ran: dict, answer, correct: str,
         hint = cases[name].hint if name in cases else None
         if not hint or hint not in line:
             problems.append(f"the FAIL of {name} lacks its hint {hint!r}: {line[:200]!r}")
-    summary["answer"] = f"{exercise_id} PASS, wrong FAIL x{len(failing)}"
+    summary.setdefault("answers", []).append(f"{exercise_id} PASS, wrong FAIL x{len(failing)}")
     return problems
 
 
@@ -366,8 +376,8 @@ def _editing_problems(session: LabSession, ran: dict, answer, correct: str,
 def test_lab_runs_clean_and_answers_check_in_jupyterlab(notebook, labs_guard, lab_server,
                                                           served_kit, browser, results_dir,
                                                           record_property):
-    answer = answer_for(notebook.name[:2])  # fails at once when a new lab has no entry
-    correct = _solution_source(notebook.name, answer.exercise_id)
+    answers = answers_for(notebook.name[:2])  # fails at once when a new lab has no entry
+    correct = {a.exercise_id: _solution_source(notebook.name, a.exercise_id) for a in answers}
     notebook = served_kit / "labs" / notebook.name  # the copy JupyterLab serves and saves
     start = time.monotonic()
     labs_guard.protect(notebook)
@@ -380,7 +390,10 @@ def test_lab_runs_clean_and_answers_check_in_jupyterlab(notebook, labs_guard, la
         ran = session.save()
         problems = _run_all_problems(ran, summary)
         problems += _image_problems(session, ran, summary)
-        problems += _editing_problems(session, ran, answer, correct, summary)
+        problems += _locked_cell_problems(session, ran)
+        for answer in answers:
+            problems += _answer_problems(session, ran, answer, correct[answer.exercise_id],
+                                         summary)
         problems += [f"request answered {r}" for r in session.bad_responses]
         problems += [f"request failed: {r}" for r in session.failed_requests]
         if problems:
