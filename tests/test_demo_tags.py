@@ -18,9 +18,6 @@ a demonstration: a training run, a plot.  ``cnnlab grade`` leaves it out unless
 
 import ast
 import io
-import os
-import shutil
-import subprocess
 import symtable
 import time
 from pathlib import Path
@@ -262,18 +259,6 @@ def test_whole_notebook_is_a_grade_option_off_by_default_and_reaches_grade(monke
     assert cli.main(["grade", "--lab", "02", "subs/"]) == 0 and seen["whole_notebook"] is False
     assert cli.main(["grade", "--lab", "02", "subs/", "--whole-notebook"]) == 0
     assert seen["whole_notebook"] is True
-
-
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-def test_make_grade_passes_whole_notebook_only_when_asked():
-    def dry(*extra):
-        env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
-        lines = subprocess.run(["make", "--no-print-directory", "-n", "grade", *extra], cwd=ROOT,
-                               capture_output=True, text=True, check=True, env=env).stdout
-        return [line for line in lines.splitlines() if not line.startswith("make")][-1]
-
-    assert "--whole-notebook" not in dry()
-    assert "--whole-notebook" in dry("WHOLE_NOTEBOOK=1")
 
 
 def test_a_name_only_a_skipped_demo_cell_sets_gets_a_note_in_the_feedback():

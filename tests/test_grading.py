@@ -318,19 +318,28 @@ def test_jobs_default_to_the_cores_this_process_may_use():
     assert parser().parse_args(["grade", "--lab", "01", "subs/", "--jobs", "3"]).jobs == 3
 
 
+def _make_grade_command(*extra):
+    """The command `make grade` would run with the variables ``extra`` (`make -n`)."""
+    # --no-print-directory and a clean MAKEFLAGS: under `make test` this make is a sub-make,
+    # which would print "make[1]: Leaving directory ..." as its last line
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    lines = subprocess.run(["make", "--no-print-directory", "-n", "grade", *extra], cwd=ROOT,
+                           capture_output=True, text=True, check=True, env=env).stdout
+    return [line for line in lines.splitlines() if not line.startswith("make")][-1]
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_grade_passes_jobs_only_when_given():
-    def dry(*extra):
-        # --no-print-directory and a clean MAKEFLAGS: under `make test` this make is a sub-make,
-        # which would print "make[1]: Leaving directory ..." as its last line
-        env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
-        lines = subprocess.run(["make", "--no-print-directory", "-n", "grade", *extra], cwd=ROOT,
-                               capture_output=True, text=True, check=True, env=env).stdout
-        return [line for line in lines.splitlines() if not line.startswith("make")][-1]
-
+    dry = _make_grade_command
     assert dry("JOBS=3").endswith("--jobs 3")
     assert "--jobs" not in dry() and "--secret" not in dry()
     assert "--secret /srv/course-secret" in dry("SECRET=/srv/course-secret")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_grade_passes_whole_notebook_only_when_asked():
+    assert "--whole-notebook" not in _make_grade_command()
+    assert "--whole-notebook" in _make_grade_command("WHOLE_NOTEBOOK=1")
 
 
 # --------------------------------------------------------------------------------------------
