@@ -1,4 +1,4 @@
-"""The ``cnnlab`` command: build-labs, run, grade, release, fetch.
+"""The ``cnnlab`` command: build-labs, run, grade (merge, export), export, release, fetch.
 
     cnnlab build-labs [--check]             labs/ from solutions/ (check: fail if out of date)
     cnnlab run solutions/ [--profile smoke] execute notebooks, stop at the first error
@@ -9,6 +9,10 @@
                  [--secret FILE] [--shard I/N] [--shards N] [--whole-notebook]
                                             exit 0 when every row is graded, 1 if not
     cnnlab grade merge OUT/ SHARD_DIR...    one scores.csv/json and feedback/ from the shards
+    cnnlab grade export --format canvas|moodle --roster R.csv RESULTS... --out F.csv
+                                            the grade file an LMS imports
+    cnnlab export gradescope --lab NN OUT.zip [--secret FILE]
+                                            a Gradescope autograder for one lab
     cnnlab release OUT/ [--title T]         what students receive: no solutions, hidden
                                             cases, points or grader
     cnnlab fetch mnist cifar10 ...          pre-stage datasets on a connected machine
