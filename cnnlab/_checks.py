@@ -10,14 +10,15 @@ the lecture's numbers, and students' typos land here first):
 - nothing is ever converted silently: ``(2.5, 2.5)`` is an error, never ``(2, 2)``;
 - every message names the argument, what was given, and what to write instead.
 
-Pure Python (and NumPy's integer types), so the pure-NumPy modules can use it.
+Pure Python (and NumPy's integer types), so the pure-NumPy modules can use it.  It never
+imports NumPy itself: a NumPy value can only exist once NumPy is imported, so the checks look
+it up in ``sys.modules`` and ``cnnlab.arithmetic`` stays free of NumPy.
 """
 
 from __future__ import annotations
 
 import operator
-
-import numpy as np
+import sys
 
 __all__ = ["HINTS", "integer", "is_sequence", "per_axis", "pair", "before_after", "choice"]
 
@@ -32,9 +33,16 @@ HINTS = {
     "filters": "the number of kernels, i.e. of output channels, e.g. filters=32",
     "units": "the number of neurons of the dense layer, e.g. units=10",
     "in_features": "the length of the flattened input, e.g. 28 * 28 = 784",
+    "n": "the input size in pixels along one axis, e.g. n=32",
+    "depth_multiplier": "depth_multiplier=1 gives one output channel per input channel",
     "padding": "padding=0 adds no zeros",
     "output_padding": "output_padding=0 adds nothing",
 }
+
+
+def _numpy():
+    """The NumPy module if something imported it, else None (no NumPy value can exist)."""
+    return sys.modules.get("numpy")
 
 
 def _hint(name: str, fallback: str) -> str:
@@ -44,7 +52,8 @@ def _hint(name: str, fallback: str) -> str:
 def integer(value, name: str, minimum: int = 1) -> int:
     """``value`` as an ``int`` >= ``minimum``: ``TypeError`` unless it is an integer (a bool
     or a float is not, even ``2.0``), ``ValueError`` when it is smaller than ``minimum``."""
-    if isinstance(value, (bool, np.bool_)):
+    np = _numpy()
+    if isinstance(value, bool) or (np is not None and isinstance(value, np.bool_)):
         raise TypeError(f"{name} must be an integer, got the boolean {value!r}")
     try:
         number = operator.index(value)
@@ -61,7 +70,10 @@ def integer(value, name: str, minimum: int = 1) -> int:
 
 def is_sequence(value) -> bool:
     """Whether ``value`` is given per axis: a tuple, a list or a 1-D NumPy array."""
-    return isinstance(value, (tuple, list)) or (isinstance(value, np.ndarray) and value.ndim == 1)
+    if isinstance(value, (tuple, list)):
+        return True
+    np = _numpy()
+    return np is not None and isinstance(value, np.ndarray) and value.ndim == 1
 
 
 def per_axis(value, rank: int, name: str, minimum: int = 1) -> tuple[int, ...]:
