@@ -49,6 +49,8 @@ import html
 import math
 import numbers
 
+from cnnlab._tables import html_table, text_table
+
 __all__ = [
     "LECTURE_VGG16_TABLE",
     "LECTURE_VGG16_TOTALS",
@@ -300,9 +302,9 @@ def _add_receptive_fields(trace, rows):
     cnnlab has no receptive-field rule for it} for the layers whose fields are unknown."""
     if trace is None:
         return {}
-    from cnnlab.arithmetic import _receptive_field_rows
+    from cnnlab.arithmetic import receptive_field_rows
 
-    fields, unknown = _receptive_field_rows(trace, expand_nested=True, strict=False)
+    fields, unknown = receptive_field_rows(trace, expand_nested=True, strict=False)
     by_name = {field["name"]: field for field in fields}
     for row in rows:
         field = by_name.get(row["name"])
@@ -422,6 +424,7 @@ _COLUMNS = (  # header, cell function, right-aligned
     ("MACs", _fmt_macs, True),
     ("RF", _fmt_receptive_field, True),
 )
+_RIGHT = tuple(i for i, (_, _, right) in enumerate(_COLUMNS) if right)
 
 
 # ---------------------------------------------------------------------------------------
@@ -500,35 +503,16 @@ class ModelReport:
         return [[cell(row) for _, cell, _ in _COLUMNS] for row in self.rows]
 
     def __str__(self):
-        cells = self._cells()
-        headers = [header for header, _, _ in _COLUMNS]
-        widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(headers)]
-
-        def line(values):
-            parts = [v.rjust(w) if _COLUMNS[i][2] else v.ljust(w)
-                     for i, (v, w) in enumerate(zip(values, widths))]
-            return "  ".join(parts).rstrip()
-
-        rule = "-" * len(line(["x" * w for w in widths]))
-        out = [f'Model: "{self.name}"', rule, line(headers), rule]
-        out += [line(c) for c in cells]
-        out += [rule] + self.footer_lines()
-        return "\n".join(out)
+        return text_table([header for header, _, _ in _COLUMNS], self._cells(), right=_RIGHT,
+                          title=f'Model: "{self.name}"', footer=self.footer_lines())
 
     def __repr__(self):
         return self.__str__()
 
     def _repr_html_(self):
-        head = "".join(f"<th>{html.escape(h)}</th>" for h, _, _ in _COLUMNS)
-        body = []
-        for cells in self._cells():
-            tds = "".join(
-                f'<td style="text-align:{"right" if right else "left"}">{html.escape(c)}</td>'
-                for c, (_, _, right) in zip(cells, _COLUMNS))
-            body.append(f"<tr>{tds}</tr>")
+        table = html_table([header for header, _, _ in _COLUMNS], self._cells(), right=_RIGHT)
         footer = "<br>".join(html.escape(text) for text in self.footer_lines())
-        return (f"<div><b>Model: {html.escape(self.name)}</b>"
-                f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        return (f"<div><b>Model: {html.escape(self.name)}</b>{table}"
                 f'<p style="font-family:monospace">{footer}</p></div>')
 
     def to_dataframe(self):
