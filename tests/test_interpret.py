@@ -266,14 +266,24 @@ def _brute_force_occlusion(model, image, class_index, patch, stride, colour):
 def test_occlusion_map_equals_the_brute_force_double_loop(smooth, fill):
     colour = {"mean": IMAGE.mean(axis=(0, 1)), "zero": 0.0}.get(fill, fill)
     expected = _brute_force_occlusion(smooth, IMAGE, 1, patch=3, stride=2, colour=colour)
-    got = interpret.occlusion_map(smooth, IMAGE, 1, patch=3, stride=2, fill=fill,
+    got = interpret.occlusion_map(smooth, IMAGE, 1, patch=3, strides=2, fill=fill,
                                   batch_size=4, progress=False)
     assert got.shape == (3, 3) == expected.shape
     np.testing.assert_allclose(got, expected, atol=1e-6)
-    scores = interpret.occlusion_map(smooth, IMAGE, 1, patch=3, stride=2, fill=fill,
+    scores = interpret.occlusion_map(smooth, IMAGE, 1, patch=3, strides=2, fill=fill,
                                      value="score", progress=False)
     base = _output(smooth, IMAGE, 1)
     np.testing.assert_allclose(scores, base - expected, atol=1e-6)
+
+
+def test_occlusion_map_stride_is_a_deprecated_alias_of_strides(smooth):
+    new = interpret.occlusion_map(smooth, IMAGE, 1, patch=3, strides=3, progress=False)
+    with pytest.warns(DeprecationWarning, match="strides="):
+        old = interpret.occlusion_map(smooth, IMAGE, 1, patch=3, stride=3, progress=False)
+    assert new.shape == (2, 2)  # (8 - 3) // 3 + 1: the step is 3, not the default 8
+    np.testing.assert_array_equal(old, new)
+    with pytest.raises(TypeError, match="give strides= only"):
+        interpret.occlusion_map(smooth, IMAGE, 1, patch=3, stride=3, strides=2)
 
 
 # --------------------------------------------------------------------------- one region
@@ -325,7 +335,7 @@ def test_grad_cam_puts_all_its_mass_on_the_region(region_model, region_image):
 
 
 def test_occlusion_changes_only_where_the_patch_covers_the_region(region_model, region_image):
-    drops = interpret.occlusion_map(region_model, region_image, 0, patch=4, stride=2,
+    drops = interpret.occlusion_map(region_model, region_image, 0, patch=4, strides=2,
                                     progress=False)
     assert drops.shape == (7, 7)
     # Patch (i, j) covers rows 2i..2i+3, columns 2j..2j+3: it meets the region for
