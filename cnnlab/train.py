@@ -203,13 +203,27 @@ class GradientNorms(Mapping):
         frame = pd.DataFrame(self._rows, columns=["layer", "weight", "shape", "norm", "path"])
         return frame.drop(columns="path")
 
+    _HEADERS = ("layer", "weight", "shape", "norm")
+
+    def _cells(self):
+        """The rows of ``table`` as text cells, for cnnlab._tables."""
+        return [[row["layer"], row["weight"], str(row["shape"]), f"{row['norm']:.4g}"]
+                for row in self._rows]
+
     def __repr__(self):
-        return (f"GradientNorms of {self.model_name!r} (loss {self.loss:.4g} on one batch)\n"
-                f"{self.table.to_string(index=False)}")
+        from cnnlab._tables import text_table
+
+        title = f"GradientNorms of {self.model_name!r} (loss {self.loss:.4g} on one batch)"
+        return f"{title}\n{text_table(self._HEADERS, self._cells(), right=(3,))}"
 
     def _repr_html_(self):
-        return (f"<p>Gradient L2 norms of <b>{self.model_name}</b> "
-                f"(loss {self.loss:.4g} on one batch)</p>{self.table.to_html(index=False)}")
+        import html
+
+        from cnnlab._tables import html_table
+
+        return (f"<p>Gradient L2 norms of <b>{html.escape(self.model_name)}</b> "
+                f"(loss {self.loss:.4g} on one batch)</p>"
+                f"{html_table(self._HEADERS, self._cells(), right=(3,))}")
 
     def plot(self, ax=None, label=None, log=True):
         """Draw norm against depth (input to output); returns the figure.
