@@ -9,6 +9,10 @@ Nothing here runs the model on data: ``cnnlab.graph`` walks the layer graph, and
 output shapes and weight shapes, so a VGG16 report takes milliseconds and works on every
 Keras backend.
 
+This module counts; ``cnnlab._model_report`` presents the counts (``ModelReport``, drawn by
+``cnnlab._tables``) and ``cnnlab._lecture_vgg16`` holds the lecture's VGG16 table.  All their
+public names are re-exported here.
+
 Conventions (the footer of every report repeats them):
 
 - **Activations** of a layer = number of values in its output for one image (the batch
@@ -45,11 +49,17 @@ Conventions (the footer of every report repeats them):
   "15.3 G FLOPs" of VGG16 and the "3.8 G FLOPs" of ResNet-50 are MACs.
 """
 
-import html
 import math
 import numbers
 
-from cnnlab._tables import html_table, text_table
+from cnnlab._lecture_vgg16 import (
+    LECTURE_VGG16_TABLE,
+    LECTURE_VGG16_TOTALS,
+    compare_with_lecture_vgg16,
+)
+from cnnlab._model_report import FIX as _FIX
+from cnnlab._model_report import UNKNOWN as _UNKNOWN
+from cnnlab._model_report import ModelReport
 
 __all__ = [
     "LECTURE_VGG16_TABLE",
@@ -71,55 +81,6 @@ _OPTIMIZER_NAMES = {
     "SGD": None,  # decided by its momentum
     "Adam": "adam", "AdamW": "adam", "Adamax": "adam", "Nadam": "adam",
 }
-
-
-def _lecture_row(layer, shape, activations_label, weights_formula, weights):
-    return {"layer": layer, "shape": shape, "activations_label": activations_label,
-            "weights_formula": weights_formula, "weights": weights}
-
-
-# The VGG16 table of the lecture (01-convnets-dsi-slides "Memory and Parameters",
-# 03-cnn-mlnn-7pam2021), copied as printed: weights without biases.
-LECTURE_VGG16_TABLE = (
-    _lecture_row("INPUT", (224, 224, 3), "150K", "0", 0),
-    _lecture_row("CONV3-64", (224, 224, 64), "3.2M", "(3x3x3)x64", 1_728),
-    _lecture_row("CONV3-64", (224, 224, 64), "3.2M", "(3x3x64)x64", 36_864),
-    _lecture_row("POOL2", (112, 112, 64), "800K", "0", 0),
-    _lecture_row("CONV3-128", (112, 112, 128), "1.6M", "(3x3x64)x128", 73_728),
-    _lecture_row("CONV3-128", (112, 112, 128), "1.6M", "(3x3x128)x128", 147_456),
-    _lecture_row("POOL2", (56, 56, 128), "400K", "0", 0),
-    _lecture_row("CONV3-256", (56, 56, 256), "800K", "(3x3x128)x256", 294_912),
-    _lecture_row("CONV3-256", (56, 56, 256), "800K", "(3x3x256)x256", 589_824),
-    _lecture_row("CONV3-256", (56, 56, 256), "800K", "(3x3x256)x256", 589_824),
-    _lecture_row("POOL2", (28, 28, 256), "200K", "0", 0),
-    _lecture_row("CONV3-512", (28, 28, 512), "400K", "(3x3x256)x512", 1_179_648),
-    _lecture_row("CONV3-512", (28, 28, 512), "400K", "(3x3x512)x512", 2_359_296),
-    _lecture_row("CONV3-512", (28, 28, 512), "400K", "(3x3x512)x512", 2_359_296),
-    _lecture_row("POOL2", (14, 14, 512), "100K", "0", 0),
-    _lecture_row("CONV3-512", (14, 14, 512), "100K", "(3x3x512)x512", 2_359_296),
-    _lecture_row("CONV3-512", (14, 14, 512), "100K", "(3x3x512)x512", 2_359_296),
-    _lecture_row("CONV3-512", (14, 14, 512), "100K", "(3x3x512)x512", 2_359_296),
-    _lecture_row("POOL2", (7, 7, 512), "25K", "0", 0),
-    _lecture_row("FC", (1, 1, 4096), "4096", "7x7x512x4096", 102_760_448),
-    _lecture_row("FC", (1, 1, 4096), "4096", "4096x4096", 16_777_216),
-    _lecture_row("FC", (1, 1, 1000), "1000", "4096x1000", 4_096_000),
-)
-
-# The lecture's total lines, and what its own rows really add up to.  "24M activations"
-# is not the sum of the rows above: they sum to 15,237,608 values (input included),
-# x 4 bytes = 60.95 MB per image.  "138M x 4 bytes ~= 552MB" counts biases too:
-# 138,357,544 x 4 = 553.43 MB (the rows alone give 138,344,128 weights).
-LECTURE_VGG16_TOTALS = {
-    "activations_label": "24M",
-    "activation_memory_label": "93MB",
-    "params_label": "138M",
-    "param_memory_label": "552MB",
-    "true_activations": sum(math.prod(row["shape"]) for row in LECTURE_VGG16_TABLE),
-    "true_weights": sum(row["weights"] for row in LECTURE_VGG16_TABLE),
-    "true_params": 138_357_544,  # weights + 13,416 biases = keras VGG16().count_params()
-}
-LECTURE_VGG16_TOTALS["true_activation_bytes"] = 4 * LECTURE_VGG16_TOTALS["true_activations"]
-LECTURE_VGG16_TOTALS["true_param_bytes"] = 4 * LECTURE_VGG16_TOTALS["true_params"]
 
 
 # ---------------------------------------------------------------------------------------
@@ -156,12 +117,6 @@ _ZERO_MAC_KINDS = frozenset((
     "permute", "normalization", "axis_normalization", "activation", "identity", "merge"))
 
 _NOT_NEW_MEMORY = {"reshape": "reshape view", "identity": "identity at inference"}
-
-_UNKNOWN = "unknown"  # the MACs of a layer cnnlab has no rule for
-
-_FIX = ("cnnlab knows the built-in Keras layers of cnnlab.graph.KNOWN_LAYERS; a custom layer "
-        "declares count_macs(input_shape, output_shape) and receptive_field_step(), as "
-        "cnnlab.layers does")
 
 
 def _call_macs(layer, kind, in_shapes, out_shapes):
@@ -364,168 +319,6 @@ def _resolve_optimizer(optimizer):
         "Adamax / Nadam instance")
 
 
-def _fmt_int(value):
-    return "-" if value is None else f"{value:,}"
-
-
-def _fmt_si(value):
-    for factor, unit in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if value >= factor:
-            return f"{value / factor:.2f} {unit}"
-    return f"{value}"
-
-
-def _fmt_bytes(value):
-    for factor, unit in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
-        if value >= factor:
-            return f"{value / factor:.2f} {unit}"
-    return f"{value} B"
-
-
-def _fmt_shape(shape):
-    if shape is None:
-        return "?"
-    if isinstance(shape, list):
-        return ", ".join(_fmt_shape(s) for s in shape)
-    return "(" + ", ".join("None" if s is None else str(s) for s in shape) + ")"
-
-
-def _fmt_receptive_field(row):
-    size = row["receptive_field"]
-    if "receptive_field" in row["unknown"]:
-        return _UNKNOWN
-    if size is None:
-        return "-"
-    if len(set(size)) == 1:
-        return str(size[0])
-    return "x".join(str(s) for s in size)
-
-
-def _fmt_activations(row):
-    text = _fmt_int(row["activations"])
-    return text if row["activations_counted"] or row["activations"] is None else f"({text})"
-
-
-def _fmt_macs(row):
-    if "macs" in row["unknown"]:
-        return _UNKNOWN
-    if row["macs"] is None:
-        return "not counted"
-    return _fmt_int(row["macs"])
-
-
-_COLUMNS = (  # header, cell function, right-aligned
-    ("Layer", lambda r: r["name"], False),
-    ("Type", lambda r: r["type"], False),
-    ("Output shape", lambda r: _fmt_shape(r["output_shape"]), False),
-    ("Activations", _fmt_activations, True),
-    ("Trainable", lambda r: _fmt_int(r["trainable_params"]), True),
-    ("Non-trainable", lambda r: _fmt_int(r["non_trainable_params"]), True),
-    ("MACs", _fmt_macs, True),
-    ("RF", _fmt_receptive_field, True),
-)
-_RIGHT = tuple(i for i, (_, _, right) in enumerate(_COLUMNS) if right)
-
-
-# ---------------------------------------------------------------------------------------
-# The report
-# ---------------------------------------------------------------------------------------
-
-class ModelReport:
-    """The cost table of a model: ``print`` it, show it in a notebook, or read ``.rows``.
-
-    ``rows`` is a list of plain dicts (one per layer, nested models expanded as
-    ``"backbone/conv1"``) with keys ``name``, ``type``, ``output_shape``, ``activations``
-    (values per image), ``activations_counted``, ``params``, ``trainable_params``,
-    ``non_trainable_params``, ``macs`` (None = not counted), ``receptive_field`` (size per
-    spatial axis, or None), ``unknown`` (the columns cnnlab has no rule for in this row:
-    ``"macs"``, ``"receptive_field"``), ``calls`` and ``notes``.  ``totals`` is a dict (see
-    ``summary``).
-
-    Used in: no lab notebook directly; ``cnnlab.summary`` returns it
-    """
-
-    def __init__(self, name, rows, totals, include_bias):
-        self.name = name
-        self.rows = rows
-        self.totals = totals
-        self.include_bias = include_bias
-
-    def footer_lines(self):
-        """The totals and conventions printed under the table, as a list of strings."""
-        t = self.totals
-        size = t["bytes_per_value"]
-        lines = [
-            f"Params: {t['params']:,} (trainable {t['trainable_params']:,}; "
-            f"non-trainable {t['non_trainable_params']:,})"
-            + ("" if self.include_bias else "; biases not shown (include_bias=False)"),
-            f"MACs per image: {t['macs']:,} ({_fmt_si(t['macs'])}); "
-            f"FLOPs = 2 x MACs = {t['flops']:,} ({_fmt_si(t['flops'])})",
-            "  MACs = multiply-accumulates of conv/dense weights (biases, BatchNorm, pooling,"
-            " activations, add: 0).",
-            "  Papers often quote MACs as 'FLOPs' (VGG16 15.3 G, ResNet-50 3.8 G).",
-        ]
-        if t["macs_not_counted"]:
-            lines.append("  MACs not counted for (the total leaves them out): "
-                         + ", ".join(t["macs_not_counted"]))
-        if t["unknown_layers"]:
-            named = [f"{name} ({kind}: {', '.join(columns)})"
-                     for name, (kind, columns) in t["unknown_layers"].items()]
-            lines += [
-                "Unknown to cnnlab (cells 'unknown', not 0; their parameters are Keras' own; "
-                "RF after them is unknown until Flatten or global pooling): " + ", ".join(named),
-                f"  {_FIX}",
-            ]
-        reasons = [reason for reason in ("reshape view", "identity at inference")
-                   if any(f"{reason}: activations not added" in row["notes"]
-                          for row in self.rows if not row["activations_counted"])]
-        if "identity at inference" in reasons:  # name the layers: "identity" alone puzzles
-            reasons[-1] = "identity at inference (dropout, noise)"
-        lines += [
-            f"Activations per image: {t['activations']:,} values (input included"
-            + (f", (n) = {' or '.join(reasons)}, not added" if reasons else "")
-            + f") x {size} B = {_fmt_bytes(t['activations'] * size)}",
-            f"  x batch_size {t['batch_size']} = {_fmt_bytes(t['activation_bytes'])}; "
-            f"x 2 for the backward pass = {_fmt_bytes(t['activation_bytes_backward'])}",
-            f"Parameter memory: {t['params_in_memory']:,} weights x {size} B = "
-            f"{_fmt_bytes(t['param_bytes'])}",
-            "  training (weights + gradients + optimizer slots of trainable weights): "
-            f"SGD x2 = {_fmt_bytes(t['training_bytes_sgd'])}, "
-            f"momentum x3 = {_fmt_bytes(t['training_bytes_momentum'])}, "
-            f"Adam x4 = {_fmt_bytes(t['training_bytes_adam'])}",
-            f"  optimizer={t['optimizer']!r}: training_bytes = {_fmt_bytes(t['training_bytes'])}"
-            f"; with activations (backward, batch {t['batch_size']}) = "
-            f"{_fmt_bytes(t['total_training_bytes'])}",
-        ]
-        return lines
-
-    def _cells(self):
-        return [[cell(row) for _, cell, _ in _COLUMNS] for row in self.rows]
-
-    def __str__(self):
-        return text_table([header for header, _, _ in _COLUMNS], self._cells(), right=_RIGHT,
-                          title=f'Model: "{self.name}"', footer=self.footer_lines())
-
-    def __repr__(self):
-        return self.__str__()
-
-    def _repr_html_(self):
-        table = html_table([header for header, _, _ in _COLUMNS], self._cells(), right=_RIGHT)
-        footer = "<br>".join(html.escape(text) for text in self.footer_lines())
-        return (f"<div><b>Model: {html.escape(self.name)}</b>{table}"
-                f'<p style="font-family:monospace">{footer}</p></div>')
-
-    def to_dataframe(self):
-        """The rows as a pandas DataFrame (needs pandas)."""
-        try:
-            import pandas as pd
-        except ImportError as error:
-            raise ImportError(
-                "ModelReport.to_dataframe() needs pandas: pip install pandas "
-                "(or use report.rows, a list of plain dicts)") from error
-        return pd.DataFrame(self.rows)
-
-
 # ---------------------------------------------------------------------------------------
 # Public functions
 # ---------------------------------------------------------------------------------------
@@ -689,50 +482,3 @@ def count_flops(model, include_bias=False):
     Used in: labs/05_architectures_and_cost
     """
     return 2 * count_macs(model, include_bias=include_bias)
-
-
-def compare_with_lecture_vgg16(report):
-    """Pair the lecture's VGG16 table with a report of ``keras.applications.VGG16``.
-
-    Lecture: "Memory and Parameters".  Returns one dict per lecture row with the lecture's
-    layer, shape, activation label and weights next to the report's name, output shape,
-    activations and weights, plus ``shape_matches`` and ``weights_match``.  Rows whose
-    activations are not added are skipped, as the lecture has none: reshape views
-    (Flatten) and identity-at-inference layers (the Dropout of ``build_vgg("D")``).
-
-    Used in: labs/05_architectures_and_cost
-    """
-    if not isinstance(report, ModelReport):
-        raise TypeError(f"report must be a ModelReport from cnnlab.summary, got "
-                        f"{type(report).__name__}")
-    if report.include_bias:
-        raise ValueError(
-            "report counts biases but the lecture's VGG16 rows do not; build it with "
-            "summary(keras.applications.VGG16(weights=None), include_bias=False) (or "
-            "build_vgg('D') in place of VGG16)")
-    rows = [row for row in report.rows if row["activations_counted"]]
-    if len(rows) != len(LECTURE_VGG16_TABLE):
-        raise ValueError(
-            f"report has {len(rows)} layer rows but the lecture's VGG16 table has "
-            f"{len(LECTURE_VGG16_TABLE)}; pass summary(keras.applications.VGG16("
-            "weights=None), include_bias=False) or summary(cnnlab.models.build_vgg('D'), "
-            "include_bias=False)")
-    pairs = []
-    for lecture, row in zip(LECTURE_VGG16_TABLE, rows):
-        shape = tuple(row["output_shape"][1:])
-        lecture_shape = lecture["shape"]
-        if len(shape) == 1:  # Dense output (None, 4096) is the lecture's [1x1x4096]
-            shape = (1, 1) + shape
-        pairs.append({
-            "lecture_layer": lecture["layer"],
-            "lecture_shape": lecture_shape,
-            "lecture_activations": lecture["activations_label"],
-            "lecture_weights": lecture["weights"],
-            "name": row["name"],
-            "output_shape": row["output_shape"],
-            "activations": row["activations"],
-            "weights": row["params"],
-            "shape_matches": shape == lecture_shape,
-            "weights_match": row["params"] == lecture["weights"],
-        })
-    return pairs
