@@ -1,6 +1,7 @@
 """cnnlab.arithmetic against real Keras layers, Dumoulin & Visin's guide and the lecture tables."""
 
 import math
+import pathlib
 import subprocess
 import sys
 
@@ -50,6 +51,40 @@ def test_arithmetic_imports_no_keras_tensorflow_or_numpy():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "5"
+
+
+def test_only_the_keras_adapter_reaches_cnnlab_graph_and_only_inside_functions():
+    root = pathlib.Path(A.__file__).parent
+    reaching = sorted(path.name for path in root.glob("*.py")
+                      if "from cnnlab import graph" in path.read_text()
+                      or "cnnlab.graph import" in path.read_text())
+    assert reaching == ["keras_adapter.py"]
+    top_level = [line for line in (root / "keras_adapter.py").read_text().splitlines()
+                 if line.startswith(("import ", "from ")) and "graph" in line]
+    assert top_level == []  # imported lazily: `import cnnlab.arithmetic` stays pure Python
+
+
+def test_no_module_imports_a_private_name_of_arithmetic():
+    package = pathlib.Path(A.__file__).parent.parent
+    for path in package.rglob("*.py"):
+        if path.parent.name == "arithmetic":
+            continue
+        text = path.read_text()
+        assert "from cnnlab.arithmetic import _" not in text, path
+        assert "arithmetic._" not in text, path
+
+
+def test_receptive_field_rows_of_a_traced_model_match_receptive_field(keras):
+    from cnnlab import graph
+
+    model = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(2, 3, name="c1"),
+                              keras.layers.MaxPooling2D(2, name="p1"),
+                              keras.layers.Conv2D(2, 3, name="c2")])
+    rows, unknown = A.receptive_field_rows(graph.trace_model(model))
+    assert unknown == {}
+    assert [(r["name"], r["size"]) for r in rows][-3:] == [
+        ("c1", (3, 3)), ("p1", (4, 4)), ("c2", (8, 8))]  # 3, 3 + 1, 4 + 2 * 2
+    assert rows == A.receptive_field(model).rows
 
 
 def test_public_functions_say_where_they_are_used():
