@@ -21,7 +21,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "arithmetic", "augment", "counters", "datasets", "detach", "exercise", "exercises", "figures",
-    "graph", "interpret", "kernels", "layers", "models", "notebooks", "ops",
+    "graph", "interpret", "kernels", "layers", "lecture_vgg16", "model_report", "models",
+    "notebooks", "ops",
     "pretrained", "profiles", "segmentation", "selfcheck", "sequences", "train", "transfer",
     "viz",
 }

@@ -9,8 +9,8 @@ Nothing here runs the model on data: ``cnnlab.graph`` walks the layer graph, and
 output shapes and weight shapes, so a VGG16 report takes milliseconds and works on every
 Keras backend.
 
-This module counts; ``cnnlab._model_report`` presents the counts (``ModelReport``, drawn by
-``cnnlab._tables``) and ``cnnlab._lecture_vgg16`` holds the lecture's VGG16 table.  All their
+This module counts; ``cnnlab.model_report`` presents the counts (``ModelReport``, drawn by
+``cnnlab._tables``) and ``cnnlab.lecture_vgg16`` holds the lecture's VGG16 table.  All their
 public names are re-exported here.
 
 Conventions (the footer of every report repeats them):
@@ -52,14 +52,14 @@ Conventions (the footer of every report repeats them):
 import math
 import numbers
 
-from cnnlab._lecture_vgg16 import (
+from cnnlab.lecture_vgg16 import (
     LECTURE_VGG16_TABLE,
     LECTURE_VGG16_TOTALS,
     compare_with_lecture_vgg16,
 )
-from cnnlab._model_report import FIX as _FIX
-from cnnlab._model_report import UNKNOWN as _UNKNOWN
-from cnnlab._model_report import ModelReport
+from cnnlab.model_report import FIX as _FIX
+from cnnlab.model_report import UNKNOWN as _UNKNOWN
+from cnnlab.model_report import ModelReport
 
 __all__ = [
     "LECTURE_VGG16_TABLE",

@@ -9,7 +9,7 @@ come from.  ``cnnlab.counters`` re-exports every name here.
 
 import math
 
-from cnnlab._model_report import ModelReport
+from cnnlab.model_report import ModelReport
 
 __all__ = ["LECTURE_VGG16_TABLE", "LECTURE_VGG16_TOTALS", "compare_with_lecture_vgg16"]
 
