@@ -23,7 +23,7 @@ _SUBMODULES = {
     "arithmetic", "augment", "counters", "datasets", "detach", "exercise", "exercises", "figures",
     "graph", "interpret", "kernels", "layers", "models", "notebooks", "ops",
     "pretrained", "profiles", "segmentation", "selfcheck", "sequences", "train", "transfer",
-    "viz",
+    "viz", "devices",
 }
 # The grader is the instructor's: the students' release (`cnnlab release`) has no cnnlab/grading.
 if os.path.isdir(os.path.join(os.path.dirname(__file__), "grading")):
