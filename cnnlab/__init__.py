@@ -24,7 +24,7 @@ _SUBMODULES = {
     "graph", "interpret", "kernels", "layers", "lecture_vgg16", "model_report", "models",
     "notebooks", "ops",
     "pretrained", "profiles", "segmentation", "selfcheck", "sequences", "train", "transfer",
-    "viz",
+    "viz", "devices",
 }
 # The grader is the instructor's: the students' release (`cnnlab release`) has no cnnlab/grading.
 if os.path.isdir(os.path.join(os.path.dirname(__file__), "grading")):

@@ -25,7 +25,7 @@ import argparse
 import sys
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["fetch_datasets_main", "fetch_weights_main", "main"]
 
 
 def _build_labs(args) -> int:
@@ -127,17 +127,102 @@ def _release(args) -> int:
 def _fetch(args) -> int:
     cache = ["--cache-dir", args.cache_dir] if args.cache_dir else []
     if args.names[0] == "weights":  # cnnlab fetch weights resnet50 ... (keras.applications)
-        from cnnlab.transfer import fetch_weights_main
-
         if len(args.names) == 1:
             print("cnnlab fetch weights: name one or more backbones, e.g. resnet50",
                   file=sys.stderr)
             return 2
         return fetch_weights_main(args.names[1:] + cache
                                   + (["--include-top"] if args.include_top else []))
-    from cnnlab.datasets import fetch_main
+    return fetch_datasets_main(args.names + cache)
 
-    return fetch_main(args.names + cache)
+
+# --------------------------------------------------------------------------- cnnlab fetch
+
+
+def fetch_datasets_main(argv=None) -> int:
+    """``cnnlab fetch NAME ... [--cache-dir DIR] [--quiet]``: ``cnnlab.datasets.fetch`` from the
+    shell (also ``cnnlab.datasets.fetch_main``).
+
+    Prints one line per dataset (path, size, how it was checked) and returns the exit code:
+    0 when every dataset is in place, 1 when one could not be fetched, 2 for an unknown name.
+
+    Used in: no lab notebook directly; ``cnnlab fetch``
+    """
+    from cnnlab.datasets import (
+        DATASETS, CacheNotWritableError, DatasetUnavailableError, fetch,
+    )
+    from cnnlab.datasets.download import how_checked
+    from cnnlab.datasets.fetching import chosen_datasets
+
+    parser = argparse.ArgumentParser(
+        prog="cnnlab fetch",
+        description="Download and verify datasets into the cache so that the labs run offline.")
+    parser.add_argument("names", nargs="+", metavar="NAME",
+                        help=f"datasets: {', '.join(DATASETS)}, or all")
+    parser.add_argument("--cache-dir", default=None,
+                        help="cache folder (default $CNNLAB_DATA or ~/.keras/datasets)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        datasets = chosen_datasets(args.names)
+    except (ValueError, TypeError) as err:
+        print(f"cnnlab fetch: {err}", file=sys.stderr)
+        return 2
+    failures = 0
+    for dataset in datasets:
+        try:
+            paths = fetch(dataset, cache_dir=args.cache_dir, progress=not args.quiet)[dataset]
+        except (DatasetUnavailableError, CacheNotWritableError) as err:
+            print(f"cnnlab fetch: {dataset}: {err}", file=sys.stderr)
+            failures += 1
+            continue
+        shown = paths[0] if len(paths) == 1 else paths[0].parent
+        size = sum(path.stat().st_size for path in paths) / 2**20
+        print(f"{dataset:<14} {shown}  {size:.1f} MiB  {how_checked(dataset)}")
+    return 1 if failures else 0
+
+
+def fetch_weights_main(argv=None) -> int:
+    """``cnnlab fetch weights NAME ... [--include-top] [--cache-dir DIR]``:
+    ``cnnlab.transfer.fetch_weights`` from the shell (also ``cnnlab.transfer.fetch_weights_main``).
+
+    Prints one line per backbone (path, size) and returns 0 when all are in place, 1 when one
+    could not be fetched, 2 for an unknown name.
+
+    Used in: no lab notebook directly; ``cnnlab fetch weights NAME``
+    """
+    from cnnlab.transfer import BACKBONES, WeightsUnavailableError, fetch_weights
+    from cnnlab.transfer.backbones import backbone_key
+
+    parser = argparse.ArgumentParser(
+        prog="cnnlab fetch weights",
+        description="Download and verify keras.applications ImageNet weights into the Keras "
+                    "cache so that the labs run offline.")
+    parser.add_argument("names", nargs="+", metavar="NAME",
+                        help=f"backbones: {', '.join(BACKBONES)}, or all")
+    parser.add_argument("--include-top", action="store_true",
+                        help="the weights with the ImageNet classifier (default: without)")
+    parser.add_argument("--cache-dir", default=None,
+                        help="Keras home folder (default $KERAS_HOME or ~/.keras)")
+    args = parser.parse_args(argv)
+    try:
+        keys = [key for name in args.names
+                for key in ([k for k in BACKBONES if k != "efficientnet_lite0"]
+                            if name.strip().lower() == "all" else [backbone_key(name)])]
+    except (ValueError, TypeError) as err:
+        print(f"cnnlab fetch weights: {err}", file=sys.stderr)
+        return 2
+    failures = 0
+    for key in dict.fromkeys(keys):
+        try:
+            path = fetch_weights(key, include_top=args.include_top,
+                                 cache_dir=args.cache_dir)[key]
+        except WeightsUnavailableError as err:
+            print(f"cnnlab fetch weights: {key}: {err}", file=sys.stderr)
+            failures += 1
+            continue
+        print(f"{key:<18} {path}  {path.stat().st_size / 2**20:.1f} MiB  verified")
+    return 1 if failures else 0
 
 
 def parser() -> argparse.ArgumentParser:

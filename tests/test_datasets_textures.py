@@ -6,7 +6,8 @@ import cnnlab  # noqa: F401 - quiet TensorFlow first
 import numpy as np
 import pytest
 
-from cnnlab import datasets
+from cnnlab import _cache, datasets
+from cnnlab.datasets import cats_vs_dogs
 from cnnlab.datasets import load_faces, load_sample_image, load_textures
 
 
@@ -73,7 +74,7 @@ def _fake_cats_vs_dogs_zip(path, per_folder=None):
 
     from PIL import Image
 
-    per_folder = per_folder or datasets._CATS_VS_DOGS_LAYOUT
+    per_folder = per_folder or cats_vs_dogs._CATS_VS_DOGS_LAYOUT
     buffer = io.BytesIO()
     Image.fromarray(np.full((4, 4, 3), 128, np.uint8)).save(buffer, format="JPEG")
     with zipfile.ZipFile(path, "w") as bundle:
@@ -91,7 +92,7 @@ def test_cats_vs_dogs_records_its_hash_on_first_use_and_verifies_it_after(tmp_pa
     assert x_train.shape == (2000, 8, 8, 3) and x_val.shape == (1000, 8, 8, 3)
     assert np.bincount(y_train).tolist() == [1000, 1000]
     recorded = tmp_path / "cats_and_dogs_filtered.zip.sha256"
-    assert recorded.read_text().split()[0] == datasets._file_digest(archive)
+    assert recorded.read_text().split()[0] == _cache.file_digest(archive)
     with zipfile.ZipFile(archive, "a") as bundle:  # the file changes after the first use
         bundle.writestr("cats_and_dogs_filtered/extra.txt", "x")
     with pytest.raises(datasets.CorruptDatasetError, match="changed since it was first"):

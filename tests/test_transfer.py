@@ -193,7 +193,7 @@ def test_cli_fetch_weights_reports_unknown_names_and_offline_failures(tmp_path, 
                                                                       capsys):
     from cnnlab.cli import main
 
-    monkeypatch.setattr(transfer, "_network_reachable", lambda url: False)
+    monkeypatch.setattr(transfer.backbones, "_network_reachable", lambda url: False)
     assert main(["fetch", "weights", "resnet5"]) == 2
     assert "did you mean 'resnet50'" in capsys.readouterr().err
     assert main(["fetch", "weights", "vgg16", "--cache-dir", str(tmp_path)]) == 1
@@ -465,6 +465,27 @@ def test_fine_tune_with_mixed_precision_computes_in_float16_with_a_float32_outpu
     assert model.predict(x[:2], verbose=0).dtype == np.float32
 
 
+def test_fine_tune_progress_shows_a_bar_and_verbose_is_a_deprecated_alias(synthetic_batch,
+                                                                          capsys):
+    x, y = synthetic_batch
+    model = build_transfer_model(tiny_backbone(), 3, dropout=0.0)
+    fine_tune(model, (x, y), None, head_epochs=1, fine_tune_epochs=0, mixed_precision=False,
+              jit_compile=JIT, progress=True)
+    shown = capsys.readouterr()
+    assert "epoch" in (shown.out + shown.err).lower()  # EpochProgress's bar
+    with pytest.warns(DeprecationWarning, match="use progress="):
+        history = fine_tune(model, (x, y), None, head_epochs=1, fine_tune_epochs=0,
+                            mixed_precision=False, jit_compile=JIT, verbose=0)
+    assert history["phase"] == ["head"]
+    with warnings.catch_warnings(record=True) as caught:  # progress= alone: no such warning
+        warnings.simplefilter("always")
+        fine_tune(model, (x, y), None, head_epochs=1, fine_tune_epochs=0,
+                  mixed_precision=False, jit_compile=JIT)
+    assert not [w for w in caught if "progress=" in str(w.message)]
+    with pytest.raises(TypeError, match="progress must be True or False"):
+        fine_tune(model, (x, y), None, progress="bar")
+
+
 def test_a_transfer_model_saves_and_loads_with_its_inference_mode(tmp_path, synthetic_batch):
     x, _ = synthetic_batch
     model = build_transfer_model(tiny_backbone(), 3)
@@ -521,6 +542,37 @@ def test_device_report_says_what_runs_and_never_hides_a_gpu_silently(monkeypatch
         assert not report.mixed_precision_helps and "no GPU" in report.reason
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert any("CUDA_VISIBLE_DEVICES" in note for note in transfer.device_report().notes)
+
+
+def test_for_backend_picks_the_active_backends_entry_or_names_the_ones_that_have_it():
+    from cnnlab import devices
+
+    assert devices.keras_backend() == BACKEND
+    choices = {name: f"run on {name}" for name in devices.BACKENDS}
+    assert devices.for_backend(choices) == f"run on {BACKEND}"
+    others = {name: name for name in ("tensorflow", "jax", "torch", "numpy") if name != BACKEND}
+    assert devices.for_backend(others, default="fallback") == "fallback"
+    with pytest.raises(ValueError, match=f"gradients is not available on the '{BACKEND}' "
+                                         "backend; set KERAS_BACKEND to"):
+        devices.for_backend(others, what="gradients")
+    with pytest.raises(TypeError, match="dict of backend name"):
+        devices.for_backend(["tensorflow"])
+
+
+def test_one_gpu_probe_serves_the_report_and_the_profiles(monkeypatch):
+    from cnnlab import devices, profiles
+
+    devices_seen, gpus, _ = devices.gpu_probe()
+    assert devices.has_gpu() is bool(gpus)
+    assert profiles.has_gpu is devices.has_gpu
+    assert transfer.device_report is devices.device_report
+    assert transfer.device_report().devices == devices_seen
+    fake = [("Fake GPU", (8, 0))]
+    monkeypatch.setattr(devices, "gpu_probe", lambda: (["gpu:0 Fake GPU"], fake, []))
+    report = devices.device_report()
+    assert devices.has_gpu() and report.mixed_precision_helps and "tensor cores" in report.reason
+    monkeypatch.setenv("CNNLAB_PROFILE", "")
+    assert profiles.profile() == "full"
 
 
 # --------------------------------------------------------------------------- textures
@@ -582,3 +634,47 @@ def test_imagenet_features_beat_the_same_network_untrained_on_real_textures(lite
         assert accuracy["imagenet"] >= 0.95, accuracy
         margins.append(accuracy["imagenet"] - accuracy["untrained"])
     assert min(margins) >= 0.1, margins
+
+
+# --------------------------------------------------------------------------- one home per name
+
+
+def test_every_old_name_of_cnnlab_transfer_still_imports_from_the_package():
+    import cnnlab.transfer as package
+
+    for name in package.__all__:
+        assert getattr(package, name) is not None, name
+    from cnnlab.transfer import _blocks, backbone_blocks  # lab09's exercise reads _blocks
+
+    assert _blocks is backbone_blocks
+
+
+def test_lite0_and_decode_predictions_have_one_home_each():
+    from cnnlab import pretrained
+    from cnnlab.transfer import lite0, predictions
+
+    assert pretrained.efficientnet_lite0 is lite0.efficientnet_lite0
+    assert pretrained.decode_predictions is transfer.decode_predictions \
+        is predictions.decode_predictions
+    probabilities = np.full((1, 1000), 0.5 / 999)
+    probabilities[0, 285] = 0.5
+    tensor = keras.ops.convert_to_tensor(probabilities)
+    assert transfer.decode_predictions(tensor, top=1)[0][0][:2] == (285, "Egyptian cat")
+
+
+def test_the_feature_cache_and_the_datasets_share_one_cache_root(tmp_path, monkeypatch):
+    from cnnlab import _cache
+    from cnnlab.transfer import features
+
+    monkeypatch.setenv("CNNLAB_DATA", str(tmp_path / "data"))
+    assert features._default_feature_cache() == tmp_path / "data" / "features"
+    assert _cache.cache_root() == tmp_path / "data"
+    monkeypatch.delenv("CNNLAB_DATA")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    assert features._default_feature_cache() == tmp_path / "keras" / "cnnlab-features"
+    assert _cache.cache_root() == tmp_path / "keras" / "datasets"
+    assert _cache.cache_root(tmp_path / "mine") == tmp_path / "mine"
+    data = b"cnnlab" * 1000
+    (tmp_path / "f.bin").write_bytes(data)
+    assert _cache.file_digest(tmp_path / "f.bin") == hashlib.sha256(data).hexdigest()
+    assert _cache.file_digest(tmp_path / "f.bin", "md5") == hashlib.md5(data).hexdigest()
