@@ -481,9 +481,11 @@ def test_conv_transpose2d_matches_keras_conv2d_transpose(keras):
 
 BAD_CALLS = {
     "conv2d x without channel axis": (
-        lambda: ops.conv2d(np.ones((5, 5)), np.ones((3, 3, 1, 1))), r"images must have shape.*\(5, 5\)"),
+        lambda: ops.conv2d(np.ones((5, 5)), np.ones((3, 3, 1, 1))),
+        r"images must have shape.*\(5, 5\)"),
     "conv2d 5-D x": (
-        lambda: ops.conv2d(np.ones((1, 1, 5, 5, 1)), np.ones((3, 3, 1, 1))), "images must have shape"),
+        lambda: ops.conv2d(np.ones((1, 1, 5, 5, 1)), np.ones((3, 3, 1, 1))),
+        "images must have shape"),
     "conv2d 2-D kernels": (
         lambda: ops.conv2d(np.ones((5, 5, 1)), np.ones((3, 3))), r"kernel\[:, :, None, None\]"),
     "conv2d channel mismatch": (
