@@ -34,6 +34,7 @@ from matplotlib.ticker import MaxNLocator
 from keras import layers
 
 from cnnlab._checks import renamed as _renamed
+from cnnlab.graph import nested_layers
 
 __all__ = [
     "EpochProgress",
@@ -499,7 +500,7 @@ def _reset_for_scale(model, scale, rng, start=None):
     BatchNorm fresh, optimizer slots 0."""
     if start is not None:
         model.set_weights(start)
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in nested_layers(model):
         if isinstance(layer, _CONV_TYPES):
             layer.kernel.assign(rng.normal(0.0, scale, layer.kernel.shape).astype("float32"))
             if layer.bias is not None:
@@ -549,7 +550,7 @@ def weight_scale_sweep(model, scales, x, y, epochs=3, batch_size=32, seed=0, pro
     if len(set(scales)) != len(scales):
         raise ValueError(f"scales repeat a value ({scales!r}); each scale is one row of the table")
     if not any(isinstance(layer, _CONV_TYPES)
-               for layer in model._flatten_layers(include_self=False, recursive=True)):
+               for layer in nested_layers(model)):
         raise ValueError(f"{model.name!r} has no Conv1D/2D/3D layer whose kernels could be drawn")
     start = model.get_weights()
     rows = {}
@@ -621,9 +622,9 @@ def l2_on_kernels_only(model, l2):
     if not (math.isfinite(l2) and l2 >= 0):
         raise ValueError(f"l2 must be a finite number >= 0 (e.g. 5e-4; 0 removes the "
                          f"penalty), got {l2!r}")
-    # Layer._flatten_layers is what Layer.losses itself walks (nested models, custom layers).
+    # every tracked layer, as Layer.losses itself walks them (nested models, custom layers)
     found = 0
-    for layer in model._flatten_layers(include_self=True, recursive=True):
+    for layer in nested_layers(model, include_self=True):
         for attribute, weight_name in _kernel_slots(layer):
             regularizer = keras.regularizers.L2(float(l2)) if l2 > 0 else None
             setattr(layer, attribute, regularizer)
