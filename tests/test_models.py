@@ -556,8 +556,11 @@ def test_bad_arguments_raise_value_errors_that_name_the_argument(call, argument)
     (lambda: cnn_layers.PartiallyConnectedConv2D(16, 5.0, cnn_layers.LENET5_C3_TABLE),
      "kernel_size"),
     (lambda: cnn_layers.ZeroPadShortcut(4, strides="2"), "strides"),
+    (lambda: models.build_mlp(num_classes=10.0), "num_classes must be an integer"),
+    (lambda: models.build_convnet(input_shape=(28.0, 28, 1)), r"input_shape\[0\]"),
+    (lambda: models.vgg_block(keras.Input((8, 8, 3)), 8, 2.5), "num_convs"),
 ])
-def test_custom_layers_refuse_non_integer_sizes_instead_of_rounding_them(call, argument):
+def test_layers_and_builders_refuse_non_integer_sizes_instead_of_rounding_them(call, argument):
     """(2.5, 2.5) used to become (2, 2) silently; cnnlab._checks makes it a TypeError."""
     with pytest.raises(TypeError, match=argument):
         call()

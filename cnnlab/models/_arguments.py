@@ -4,6 +4,8 @@ hyper-parameters, and a wrong one should say so before any layer is built)."""
 
 import numpy as np
 
+from cnnlab._checks import integer
+
 __all__ = []  # helpers of cnnlab.models only
 
 # Keras' ResNet uses this BatchNormalization epsilon (inherited from the Caffe models).
@@ -15,9 +17,8 @@ def _is_int(value):
 
 
 def _check_positive_int(value, argument):
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{argument} must be a positive int, got {value!r}")
-    return int(value)
+    """cnnlab._checks' rule: a float, bool or string is a TypeError, 0 or less a ValueError."""
+    return integer(value, argument, 1)
 
 
 def _check_input_shape(input_shape, min_side=1, model="this model", hint=""):
@@ -26,10 +27,11 @@ def _check_input_shape(input_shape, min_side=1, model="this model", hint=""):
     except TypeError:
         raise TypeError(f"input_shape must be a tuple (height, width, channels), got "
                         f"{input_shape!r}; for example input_shape=(32, 32, 3)") from None
-    if len(shape) != 3 or not all(_is_int(size) and size >= 1 for size in shape):
+    if len(shape) != 3:
         raise ValueError(f"input_shape must be (height, width, channels) with positive ints "
                          f"(channels last), got {input_shape!r}; for example "
                          f"input_shape=(32, 32, 3)")
+    shape = tuple(integer(size, f"input_shape[{i}]", 1) for i, size in enumerate(shape))
     if min(shape[:2]) < min_side:
         raise ValueError(f"input_shape={shape} is too small for {model}: height and width "
                          f"must be at least {min_side}{hint}")
