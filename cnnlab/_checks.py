@@ -10,6 +10,11 @@ the lecture's numbers, and students' typos land here first):
 - nothing is ever converted silently: ``(2.5, 2.5)`` is an error, never ``(2, 2)``;
 - every message names the argument, what was given, and what to write instead.
 
+One name for one idea across the package (``image`` for one image, ``images`` for a batch,
+``kernel`` for the weights, ``strides``, ``include_bias``, ``progress``): when an argument is
+renamed to follow that rule, :func:`renamed` keeps the old keyword working for a while, with a
+``DeprecationWarning`` that names the new argument.
+
 Pure Python (and NumPy's integer types), so the pure-NumPy modules can use it.  It never
 imports NumPy itself: a NumPy value can only exist once NumPy is imported, so the checks look
 it up in ``sys.modules`` and ``cnnlab.arithmetic`` stays free of NumPy.
@@ -17,10 +22,13 @@ it up in ``sys.modules`` and ``cnnlab.arithmetic`` stays free of NumPy.
 
 from __future__ import annotations
 
+import functools
 import operator
 import sys
+import warnings
 
-__all__ = ["HINTS", "integer", "is_sequence", "per_axis", "pair", "before_after", "choice"]
+__all__ = ["HINTS", "integer", "is_sequence", "per_axis", "pair", "before_after", "choice",
+           "renamed"]
 
 #: What each argument means, appended to its error message.
 HINTS = {
@@ -112,3 +120,31 @@ def choice(value, name: str, allowed) -> str:
         raise ValueError(f"{name}={value!r} is unknown: use one of "
                          f"{', '.join(repr(a) for a in allowed)}")
     return value.lower()
+
+
+def renamed(**new_names):
+    """Decorator: each old keyword ``old=new`` still works, as a deprecated alias of ``new``.
+
+    ``@renamed(x="images", kernels="kernel")`` on ``conv2d(images, kernel, ...)`` lets
+    ``conv2d(x=..., kernels=...)`` run as before, with a ``DeprecationWarning`` that names the
+    new argument and points at the caller's line.  Giving both names is a ``TypeError``, as
+    Python's own "got multiple values for argument".  Positional calls are untouched.
+    """
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            for old, new in new_names.items():
+                if old not in kwargs:
+                    continue
+                if new in kwargs:
+                    raise TypeError(f"{func.__qualname__}() got both {old}= and {new}=; "
+                                    f"{old}= is the old name of {new}=, pass {new}= only")
+                warnings.warn(f"{func.__qualname__}(): the argument {old}= is now called "
+                              f"{new}=; write {new}=... ({old}= will be removed)",
+                              DeprecationWarning, stacklevel=2)
+                kwargs[new] = kwargs.pop(old)
+            return func(*args, **kwargs)
+
+        wrapper.renamed_arguments = dict(new_names)
+        return wrapper
+    return decorate

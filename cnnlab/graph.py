@@ -11,8 +11,14 @@ shared layer feeds which.  So cnnlab has to read private Keras attributes
 the calls of a layer; ``Node.arguments``: the arguments of one call).  All of that reading is
 here, in one walker that ``cnnlab.counters`` (``summary``, ``count_macs``) and
 ``cnnlab.arithmetic`` (``receptive_field``, ``trace_shapes``) both use: a Keras change
-touches this module only.  Public Keras is used wherever it is enough (``model.inputs``,
-``model.outputs``, ``model.layers``, ``Node.input_tensors`` / ``outputs``,
+touches this module only.  The same goes for the layers *inside* a layer: Keras tracks them in
+the private ``Layer._layers`` and has no public recursive list (``model.layers`` stops at a
+nested model and skips a custom layer's sublayers), so ``nested_layers`` reads it here, for
+``cnnlab.train`` (kernel-only L2, the weight-scale sweep) and ``cnnlab.transfer`` (freezing a
+backbone inside a model).  When an attribute this module reads is gone, it raises
+``KerasInternalsError`` instead of silently seeing fewer layers (a freeze that skipped the
+nested backbone would train it without a word).  Public Keras is used wherever it is enough
+(``model.inputs``, ``model.outputs``, ``model.layers``, ``Node.input_tensors`` / ``outputs``,
 ``compute_output_spec``).
 
 ``trace_model(model)`` walks Sequential and Functional models, nested models (a backbone
@@ -42,6 +48,7 @@ from dataclasses import dataclass
 import keras
 
 __all__ = [
+    "KerasInternalsError",
     "KNOWN_LAYERS",
     "LAYER_KINDS",
     "LayerCall",
@@ -49,6 +56,7 @@ __all__ = [
     "is_graph_model",
     "layer_kind",
     "layer_tensors",
+    "nested_layers",
     "trace_model",
 ]
 
@@ -263,18 +271,66 @@ def layer_tensors(model, layer):
             for node in _nodes_in_order(model) if node.operation is layer]
 
 
+class KerasInternalsError(RuntimeError):
+    """A private Keras attribute that cnnlab.graph reads is gone (a Keras release renamed it):
+    cnnlab stops rather than silently doing less.  Install the Keras version that
+    cnnlab's requirements pin, or update cnnlab.graph for the new Keras."""
+
+
+def _private(obj, attribute):
+    """``obj.<attribute>``, or ``KerasInternalsError`` naming it when Keras no longer has it."""
+    try:
+        return getattr(obj, attribute)
+    except AttributeError:
+        raise KerasInternalsError(
+            f"{type(obj).__name__} object {getattr(obj, 'name', obj)!r} has no attribute "
+            f"{attribute!r}, which cnnlab.graph reads (Keras {keras.__version__}); this Keras "
+            "release changed its internals: install the Keras version cnnlab's requirements "
+            "pin, or update cnnlab.graph") from None
+
+
+def nested_layers(layer_or_model, include_self=False):
+    """Every layer inside ``layer_or_model``, recursively: the layers of nested models and the
+    sublayers of custom layers too, each once, depth first (a layer before its sublayers);
+    ``include_self=True`` puts ``layer_or_model`` itself first.
+
+    ``model.layers`` lists only the top level (a backbone used as a layer is one entry);
+    Keras keeps the tracked sublayers of every layer in the private ``Layer._layers``, and
+    this is the one place in cnnlab that reads it.  Input layers are included.  Raises
+    ``KerasInternalsError`` if a layer has no ``_layers`` (a Keras release renamed it) rather
+    than returning fewer layers.
+
+    Used in: no lab directly; cnnlab.train (l2_on_kernels_only, weight_scale_sweep) and
+    cnnlab.transfer (freezing) walk models with it.
+    """
+    if not isinstance(layer_or_model, keras.layers.Layer):
+        raise TypeError(f"layer_or_model must be a keras Layer or Model, got "
+                        f"{type(layer_or_model).__name__}")
+    found = [layer_or_model] if include_self else []
+    seen = {id(layer_or_model)}
+    stack = list(reversed(_private(layer_or_model, "_layers")))
+    while stack:  # iterative: deep models exceed Python's recursion limit
+        layer = stack.pop()
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        found.append(layer)
+        stack.extend(reversed(_private(layer, "_layers")))
+    return found
+
+
 def _input_layer(tensor):
     """The InputLayer that made a model input."""
-    return tensor._keras_history[0]
+    return _private(tensor, "_keras_history")[0]
 
 
 def _producer(tensor):
     """The node (one call of one operation) that made ``tensor``, or None."""
-    history = getattr(tensor, "_keras_history", None)
+    history = getattr(tensor, "_keras_history", None)  # set by Keras on every layer output
     if history is None:
         return None
     operation, node_index = history[0], history[1]
-    return operation._inbound_nodes[node_index]
+    return _private(operation, "_inbound_nodes")[node_index]
 
 
 def _nodes_in_order(model):

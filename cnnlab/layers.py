@@ -37,6 +37,7 @@ import numpy as np
 import keras
 from keras import layers, ops
 
+from cnnlab._checks import pair as _pair
 from cnnlab.arithmetic import LayerSpec
 
 __all__ = [
@@ -70,20 +71,6 @@ def scaled_tanh(x):
     Used in: no lab notebook directly; ``build_lenet5`` uses it
     """
     return 1.7159 * ops.tanh((2.0 / 3.0) * x)
-
-
-def _pair(value, argument):
-    """Turn an int or a pair of ints into a tuple of two positive ints."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        value = (int(value), int(value))
-    try:
-        pair = tuple(int(v) for v in value)
-    except TypeError:
-        raise TypeError(f"{argument} must be an int or a pair of ints, got {value!r}") from None
-    if len(pair) != 2 or min(pair) < 1:
-        raise ValueError(f"{argument} must be a positive int or a pair of positive ints, "
-                         f"got {value!r}; for example {argument}=2 or {argument}=(2, 2)")
-    return pair
 
 
 @keras.saving.register_keras_serializable(package="cnnlab")

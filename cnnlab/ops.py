@@ -30,6 +30,9 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from cnnlab._checks import pair as _pair
+from cnnlab._checks import renamed as _renamed
+
 __all__ = [
     "correlate2d",
     "convolve2d",
@@ -43,24 +46,6 @@ __all__ = [
 # ----------------------------------------------------------------------------------------
 # Argument checks and padding arithmetic (shared by every public function)
 # ----------------------------------------------------------------------------------------
-
-def _pair(value, name):
-    """Return ``value`` as a pair of positive ints (an int ``v`` means ``(v, v)``)."""
-    items = (value, value) if np.ndim(value) == 0 else tuple(np.ravel(value).tolist())
-    if len(items) != 2 or not all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items
-    ):
-        raise ValueError(
-            f"{name}={value!r} is not valid: give one positive int or a pair of positive "
-            f"ints (rows, columns), e.g. {name}=2 or {name}=(2, 1)"
-        )
-    if min(items) < 1:
-        hint = ""
-        if name == "strides":
-            hint = " (1 moves one pixel at a time, 2 skips every other pixel)"
-        raise ValueError(f"{name}={value!r} must be positive: use {name}=1 or larger{hint}")
-    return int(items[0]), int(items[1])
-
 
 def _check_padding(padding, allowed=("valid", "same")):
     name = padding.lower() if isinstance(padding, str) else padding
@@ -213,18 +198,19 @@ def _check_kernel_not_empty(shape, name):
 # Multi-channel convolution (keras.layers.Conv2D)
 # ----------------------------------------------------------------------------------------
 
-def conv2d(x, kernels, bias=None, strides=1, padding="valid", dilation_rate=1):
+@_renamed(x="images", kernels="kernel")
+def conv2d(images, kernel, bias=None, strides=1, padding="valid", dilation_rate=1):
     """A convolutional layer's forward pass, exactly as ``keras.layers.Conv2D`` computes it.
 
     Each output channel ``o`` is a cross-correlation summed over all input channels plus a
     bias: ``y[n, i, j, o] = b[o] + sum_{a,b,c} x_pad[n, i*s + a*d, j*s + b*d, c] *
-    kernels[a, b, c, o]``.  One filter spans the full depth ``C_in`` of its input, and the
+    kernel[a, b, c, o]``.  One filter spans the full depth ``C_in`` of its input, and the
     layer has ``C_out`` filters, so its output is ``C_out`` feature maps.
 
     Parameters
     ----------
-    x : array of shape (H, W, C_in) or (N, H, W, C_in)
-    kernels : array of shape (kh, kw, C_in, C_out)
+    images : array of shape (H, W, C_in) or (N, H, W, C_in)
+    kernel : array of shape (kh, kw, C_in, C_out)
         Same layout as ``Conv2D(...).kernel``, so ``layer.get_weights()[0]`` fits directly.
     bias : None or array of shape (C_out,)
     strides, dilation_rate : int or pair
@@ -237,54 +223,54 @@ def conv2d(x, kernels, bias=None, strides=1, padding="valid", dilation_rate=1):
 
     Returns
     -------
-    float64 array of shape (H', W', C_out), or (N, H', W', C_out) for batched ``x``.
+    float64 array of shape (H', W', C_out), or (N, H', W', C_out) for batched ``images``.
 
     Vectorised: the windows are a strided view of the padded input (no copy) contracted
-    with the kernels by one ``einsum``.
+    with the kernel by one ``einsum``.
 
     Used in: no lab notebook directly; the reference of Lab 01's ``conv2d_multi`` exercise
     """
-    x = _as_float_array(x, "x")
-    kernels = _as_float_array(kernels, "kernels")
-    if x.ndim not in (3, 4):
-        hint = " add a channel axis with x[..., None] or use correlate2d" if x.ndim == 2 else ""
+    images = _as_float_array(images, "images")
+    kernel = _as_float_array(kernel, "kernel")
+    if images.ndim not in (3, 4):
+        hint = (" add a channel axis with images[..., None] or use correlate2d"
+                if images.ndim == 2 else "")
+        raise ValueError(f"images must have shape (H, W, C_in) or (N, H, W, C_in); got shape "
+                         f"{images.shape}.{hint}")
+    if kernel.ndim != 4:
+        hint = " for one 2-D kernel use kernel[:, :, None, None]" if kernel.ndim == 2 else ""
         raise ValueError(
-            f"x must have shape (H, W, C_in) or (N, H, W, C_in); got shape {x.shape}.{hint}"
+            f"kernel must have shape (kh, kw, C_in, C_out) like Conv2D.kernel; "
+            f"got shape {kernel.shape}.{hint}"
         )
-    if kernels.ndim != 4:
-        hint = " for one 2-D kernel use kernels[:, :, None, None]" if kernels.ndim == 2 else ""
+    if kernel.shape[2] != images.shape[-1]:
         raise ValueError(
-            f"kernels must have shape (kh, kw, C_in, C_out) like Conv2D.kernel; "
-            f"got shape {kernels.shape}.{hint}"
+            f"channel mismatch: images of shape {images.shape} have C_in={images.shape[-1]} "
+            f"channels but kernel of shape {kernel.shape} expects C_in={kernel.shape[2]}; "
+            f"the third axis of kernel must equal the last axis of images"
         )
-    if kernels.shape[2] != x.shape[-1]:
-        raise ValueError(
-            f"channel mismatch: x of shape {x.shape} has C_in={x.shape[-1]} channels but "
-            f"kernels of shape {kernels.shape} expect C_in={kernels.shape[2]}; the third "
-            f"axis of kernels must equal the last axis of x"
-        )
-    _check_kernel_not_empty(kernels.shape, "kernels")
+    _check_kernel_not_empty(kernel.shape, "kernel")
     padding = _check_padding(padding)
     strides = _pair(strides, "strides")
     dilation_rate = _pair(dilation_rate, "dilation_rate")
-    c_out = kernels.shape[3]
+    c_out = kernel.shape[3]
     if bias is not None:
         bias = _as_float_array(bias, "bias")
         if bias.shape != (c_out,):
             raise ValueError(
-                f"bias must have shape (C_out,) = ({c_out},) to match kernels of shape "
-                f"{kernels.shape}; got shape {bias.shape}"
+                f"bias must have shape (C_out,) = ({c_out},) to match kernel of shape "
+                f"{kernel.shape}; got shape {bias.shape}"
             )
 
-    batched = x.ndim == 4
+    batched = images.ndim == 4
     if not batched:
-        x = x[None]
+        images = images[None]
     pads = _spatial_padding(
-        x.shape[1:3], kernels.shape[:2], strides, dilation_rate, padding, "kernel"
+        images.shape[1:3], kernel.shape[:2], strides, dilation_rate, padding, "kernel"
     )
-    padded = np.pad(x, [(0, 0), *pads, (0, 0)])
-    windows = _windows(padded, kernels.shape[:2], strides, dilation_rate)
-    y = np.einsum("nhwcij,ijco->nhwo", windows, kernels, optimize=True)
+    padded = np.pad(images, [(0, 0), *pads, (0, 0)])
+    windows = _windows(padded, kernel.shape[:2], strides, dilation_rate)
+    y = np.einsum("nhwcij,ijco->nhwo", windows, kernel, optimize=True)
     if bias is not None:
         y = y + bias
     return y if batched else y[0]
@@ -294,7 +280,8 @@ def conv2d(x, kernels, bias=None, strides=1, padding="valid", dilation_rate=1):
 # Pooling (keras.layers.MaxPooling2D / AveragePooling2D)
 # ----------------------------------------------------------------------------------------
 
-def pool2d(x, pool_size=2, strides=None, padding="valid", mode="max"):
+@_renamed(x="images")
+def pool2d(images, pool_size=2, strides=None, padding="valid", mode="max"):
     """Max or average pooling over each channel independently, like Keras' pooling layers.
 
     Pooling shrinks feature maps: each window of ``pool_size`` pixels becomes one number,
@@ -303,7 +290,7 @@ def pool2d(x, pool_size=2, strides=None, padding="valid", mode="max"):
 
     Parameters
     ----------
-    x : array of shape (H, W), (H, W, C) or (N, H, W, C)
+    images : array of shape (H, W), (H, W, C) or (N, H, W, C)
     pool_size : int or pair
     strides : None, int or pair
         ``None`` means ``strides = pool_size`` (non-overlapping windows, the Keras default).
@@ -314,17 +301,18 @@ def pool2d(x, pool_size=2, strides=None, padding="valid", mode="max"):
 
     Returns
     -------
-    float64 array with the same number of axes as ``x``.
+    float64 array with the same number of axes as ``images``.
 
     Example: the lecture's 4x4 map ``[[4,3,1,5],[1,3,4,8],[4,5,4,3],[6,5,9,4]]`` max-pools
     (2x2, stride 2) to ``[[4,8],[6,9]]``.
 
     Used in: labs/03_pooling_strides_invariance
     """
-    x = _as_float_array(x, "x")
-    if x.ndim not in (2, 3, 4):
+    images = _as_float_array(images, "images")
+    if images.ndim not in (2, 3, 4):
         raise ValueError(
-            f"x must have shape (H, W), (H, W, C) or (N, H, W, C); got shape {x.shape}"
+            f"images must have shape (H, W), (H, W, C) or (N, H, W, C); got shape "
+            f"{images.shape}"
         )
     mode_name = mode.lower() if isinstance(mode, str) else mode
     if mode_name in ("average", "mean"):
@@ -335,19 +323,20 @@ def pool2d(x, pool_size=2, strides=None, padding="valid", mode="max"):
     pool_size = _pair(pool_size, "pool_size")
     strides = pool_size if strides is None else _pair(strides, "strides")
 
-    original_ndim = x.ndim
-    if x.ndim == 2:
-        x = x[:, :, None]
-    if x.ndim == 3:
-        x = x[None]
-    pads = _spatial_padding(x.shape[1:3], pool_size, strides, (1, 1), padding, "pool window")
+    original_ndim = images.ndim
+    if images.ndim == 2:
+        images = images[:, :, None]
+    if images.ndim == 3:
+        images = images[None]
+    pads = _spatial_padding(images.shape[1:3], pool_size, strides, (1, 1), padding,
+                            "pool window")
     pads = [(0, 0), *pads, (0, 0)]
     if mode_name == "max":
-        padded = np.pad(x, pads, constant_values=-np.inf)  # a padded -inf never wins
+        padded = np.pad(images, pads, constant_values=-np.inf)  # a padded -inf never wins
         y = _windows(padded, pool_size, strides, (1, 1)).max(axis=(-2, -1))
     else:
-        total = _windows(np.pad(x, pads), pool_size, strides, (1, 1)).sum(axis=(-2, -1))
-        real = np.pad(np.ones_like(x[:1, :, :, :1]), pads)  # 1 = real pixel, 0 = padding
+        total = _windows(np.pad(images, pads), pool_size, strides, (1, 1)).sum(axis=(-2, -1))
+        real = np.pad(np.ones_like(images[:1, :, :, :1]), pads)  # 1 = real pixel, 0 = padding
         count = _windows(real, pool_size, strides, (1, 1)).sum(axis=(-2, -1))
         y = total / count
     if original_ndim == 2:
@@ -405,7 +394,8 @@ def conv_matrix(input_shape, kernel, strides=1, padding="valid"):
     return matrix.reshape(out_h * out_w, height * width)
 
 
-def conv_transpose2d(y, kernel, strides=1, padding="valid"):
+@_renamed(y="images")
+def conv_transpose2d(images, kernel, strides=1, padding="valid"):
     """Transposed convolution ("deconvolution"), as ``keras.layers.Conv2DTranspose`` computes it.
 
     Each input pixel ``y[i, j]`` stamps a copy of the kernel, scaled by ``y[i, j]``, onto the
@@ -418,8 +408,9 @@ def conv_transpose2d(y, kernel, strides=1, padding="valid"):
 
     Parameters
     ----------
-    y : array of shape (H', W'), or (H', W', C_in) / (N, H', W', C_in)
-    kernel : array of shape (kh, kw) for a 2-D ``y``, else (kh, kw, C_out, C_in)
+    images : array of shape (H', W'), or (H', W', C_in) / (N, H', W', C_in)
+        The feature maps ``y`` to spread back out (a convolution's output).
+    kernel : array of shape (kh, kw) for a 2-D ``images``, else (kh, kw, C_out, C_in)
         The multi-channel layout is ``Conv2DTranspose(...).kernel``'s: output channels
         come *before* input channels (the transpose of a Conv2D kernel).
     strides : int or pair
@@ -431,41 +422,42 @@ def conv_transpose2d(y, kernel, strides=1, padding="valid"):
 
     Used in: labs/02_conv_arithmetic
     """
-    y = _as_float_array(y, "y")
+    images = _as_float_array(images, "images")
     kernel = _as_float_array(kernel, "kernel")
-    single = y.ndim == 2
+    single = images.ndim == 2
     if single:
         if kernel.ndim != 2:
             raise ValueError(
-                f"a 2-D y of shape {y.shape} needs a 2-D kernel (kh, kw); got shape "
-                f"{kernel.shape}. For channels give y as (H', W', C_in)"
+                f"2-D images of shape {images.shape} need a 2-D kernel (kh, kw); got shape "
+                f"{kernel.shape}. For channels give images as (H', W', C_in)"
             )
-        y, kernel = y[None, :, :, None], kernel[:, :, None, None]
-    elif y.ndim in (3, 4):
+        images, kernel = images[None, :, :, None], kernel[:, :, None, None]
+    elif images.ndim in (3, 4):
         if kernel.ndim != 4:
             raise ValueError(
                 f"kernel must have shape (kh, kw, C_out, C_in) like Conv2DTranspose.kernel "
-                f"for y of shape {y.shape}; got shape {kernel.shape}"
+                f"for images of shape {images.shape}; got shape {kernel.shape}"
             )
-        if kernel.shape[3] != y.shape[-1]:
+        if kernel.shape[3] != images.shape[-1]:
             raise ValueError(
-                f"channel mismatch: y of shape {y.shape} has C_in={y.shape[-1]} channels but "
+                f"channel mismatch: images of shape {images.shape} have C_in={images.shape[-1]} "
+                f"channels but "
                 f"kernel of shape {kernel.shape} expects C_in={kernel.shape[3]}; the last "
-                f"axis of kernel must equal the last axis of y"
+                f"axis of kernel must equal the last axis of images"
             )
     else:
         raise ValueError(
-            f"y must have shape (H', W'), (H', W', C_in) or (N, H', W', C_in); got shape "
-            f"{y.shape}"
+            f"images must have shape (H', W'), (H', W', C_in) or (N, H', W', C_in); got shape "
+            f"{images.shape}"
         )
-    batched = y.ndim == 4 and not single
-    if y.ndim == 3:
-        y = y[None]
+    batched = images.ndim == 4 and not single
+    if images.ndim == 3:
+        images = images[None]
     _check_kernel_not_empty(kernel.shape, "kernel")
     padding = _check_padding(padding)
     strides = _pair(strides, "strides")
 
-    n, in_h, in_w, _ = y.shape
+    n, in_h, in_w, _ = images.shape
     kh, kw, c_out, _ = kernel.shape
     sh, sw = strides
     out_h = in_h * sh + (max(kh - sh, 0) if padding == "valid" else 0)
@@ -478,7 +470,7 @@ def conv_transpose2d(y, kernel, strides=1, padding="valid"):
     for a in range(kh):
         for b in range(kw):
             # Kernel tap (a, b) of every input pixel lands at (i * s + a, j * s + b).
-            stamp = np.einsum("nijc,oc->nijo", y, kernel[a, b])
+            stamp = np.einsum("nijc,oc->nijo", images, kernel[a, b])
             canvas[:, a:a + (in_h - 1) * sh + 1:sh, b:b + (in_w - 1) * sw + 1:sw, :] += stamp
     out = canvas[:, top:top + out_h, left:left + out_w, :]  # drop the padded border
     if single:

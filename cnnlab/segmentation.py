@@ -23,6 +23,8 @@ import warnings
 
 import numpy as np
 
+from cnnlab._checks import integer, renamed
+
 __all__ = [
     "SHAPE_CLASSES",
     "synthetic_shapes_dataset",
@@ -166,34 +168,35 @@ def mean_iou(y_true, y_pred, num_classes):
     return float(np.nanmean(scores))
 
 
-def _check_pool_input(x, pool_size):
-    x = np.asarray(x)
-    if x.ndim not in (2, 3):
-        raise ValueError(f"x must be a map (H, W) or maps (H, W, C), not {x.shape}; take one "
-                         "image of a batch")
-    pool_size = int(pool_size)
-    height, width = x.shape[:2]
-    if pool_size < 1 or height % pool_size or width % pool_size:
+def _check_pool_input(image, pool_size):
+    image = np.asarray(image)
+    if image.ndim not in (2, 3):
+        raise ValueError(f"image must be a map (H, W) or maps (H, W, C), not {image.shape}; "
+                         "take one image of a batch")
+    pool_size = integer(pool_size, "pool_size")
+    height, width = image.shape[:2]
+    if height % pool_size or width % pool_size:
         raise ValueError(f"a {height}x{width} map does not split into {pool_size}x{pool_size} "
                          "windows; crop or pad it to a multiple of pool_size")
-    return x, pool_size
+    return image, pool_size
 
 
-def max_pool_with_indices(x, pool_size=2):
+@renamed(x="image")
+def max_pool_with_indices(image, pool_size=2):
     """Max pooling that also returns where each maximum was (SegNet's pooling indices).
 
-    ``x`` is a map ``(H, W)`` or maps ``(H, W, C)``; non-overlapping ``pool_size`` windows
-    (strides = ``pool_size``, H and W multiples of it).  Returns ``(pooled, indices)``, both of
-    shape ``(H / p, W / p[, C])``: ``indices`` holds, per channel, the flat position
+    ``image`` is one map ``(H, W)`` or maps ``(H, W, C)``; non-overlapping ``pool_size``
+    windows (strides = ``pool_size``, H and W multiples of it).  Returns ``(pooled, indices)``,
+    both of shape ``(H / p, W / p[, C])``: ``indices`` holds, per channel, the flat position
     ``row * W + col`` of each window's maximum in the input map (the first one in row-major
     order on ties, as ``np.argmax``).  Written with NumPy reshapes because it teaches the idea;
     TensorFlow's ``tf.nn.max_pool_with_argmax`` flattens over channels (and the batch) instead.
 
     Used in: labs/11_beyond_images
     """
-    x, p = _check_pool_input(x, pool_size)
-    squeeze = x.ndim == 2
-    maps = x[..., None] if squeeze else x
+    image, p = _check_pool_input(image, pool_size)
+    squeeze = image.ndim == 2
+    maps = image[..., None] if squeeze else image
     height, width, channels = maps.shape
     # (H/p, p, W/p, p, C) -> (H/p, W/p, C, p*p): each window's p*p values in row-major order
     windows = maps.reshape(height // p, p, width // p, p, channels).transpose(0, 2, 4, 1, 3)

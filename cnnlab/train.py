@@ -33,6 +33,9 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 from keras import layers
 
+from cnnlab._checks import renamed as _renamed
+from cnnlab.graph import nested_layers
+
 __all__ = [
     "EpochProgress",
     "GradientNorms",
@@ -326,14 +329,15 @@ def _gradients(model, x, y, loss, training):
     return float(keras.ops.convert_to_numpy(loss_value)), list(grads)
 
 
-def gradient_norms(model, x, y, loss=None, include_biases=False, training=True):
+@_renamed(include_biases="include_bias")
+def gradient_norms(model, x, y, loss=None, include_bias=False, training=True):
     """Return the L2 norm of the loss gradient of every kernel, for one batch ``(x, y)``.
 
     The loss is the model's compiled one (plus ``model.losses``, as ``fit`` sees it) unless
     ``loss=`` (a name, Loss or function) is given; ``training=True`` runs the layers as ``fit``
     does (BatchNorm on batch statistics, dropout on), without updating the model.  Kernels are
     the trainable weights named ``kernel`` (also ``depthwise_kernel``, ``pointwise_kernel``,
-    ``recurrent_kernel``); ``include_biases=True`` adds ``bias`` weights.  One function for every
+    ``recurrent_kernel``); ``include_bias=True`` adds ``bias`` weights.  One function for every
     backend: TensorFlow (GradientTape), JAX (``jax.value_and_grad`` of the model's stateless
     loss) and torch (autograd).  Returns a ``GradientNorms`` mapping ``"layer/kernel" -> norm``
     in model order, with ``.table`` and ``.plot()``.
@@ -348,12 +352,12 @@ def gradient_norms(model, x, y, loss=None, include_biases=False, training=True):
     if loss is None and (not getattr(model, "compiled", False) or model.loss is None):
         raise ValueError(f"model {model.name!r} has no compiled loss; call model.compile(loss=...) "
                          "or pass loss='sparse_categorical_crossentropy' (or another loss)")
-    wanted = ("kernel", "bias") if include_biases else ("kernel",)
+    wanted = ("kernel", "bias") if include_bias else ("kernel",)
     chosen = [i for i, v in enumerate(model.trainable_variables)
               if v.name.endswith("kernel") or (v.name == "bias" and "bias" in wanted)]
     if not chosen:
         raise ValueError(f"model {model.name!r} has no trainable kernels to measure; unfreeze a "
-                         "layer (layer.trainable = True) or pass include_biases=True")
+                         "layer (layer.trainable = True) or pass include_bias=True")
     x = keras.tree.map_structure(keras.ops.convert_to_tensor, x)
     y = keras.tree.map_structure(keras.ops.convert_to_tensor, y)
     loss_value, grads = _gradients(model, x, y, loss, training)
@@ -374,14 +378,15 @@ def gradient_norms(model, x, y, loss=None, include_biases=False, training=True):
 class EpochProgress(keras.callbacks.Callback):
     """A callback that prints one line per epoch: epoch, seconds, metrics.
 
-    ``bar=True`` shows one ``tqdm.auto`` bar over the epochs instead (one line in notebooks and
+    ``progress=True`` shows one ``tqdm.auto`` bar over the epochs instead (one line in notebooks and
     terminals, metrics in its postfix).  Lines go to ``file`` (``sys.stdout`` when None).
     ``fit_quietly`` adds it; pass it to ``callbacks=`` yourself with ``fit(verbose=0)``.
     """
 
-    def __init__(self, bar=False, file=None):
+    @_renamed(bar="progress")
+    def __init__(self, progress=False, file=None):
         super().__init__()
-        self.bar = bool(bar)
+        self.progress = bool(progress)
         self.file = file
         self._bar = None
         self._start = None
@@ -390,7 +395,7 @@ class EpochProgress(keras.callbacks.Callback):
         return sys.stdout if self.file is None else self.file
 
     def on_train_begin(self, logs=None):
-        if self.bar:
+        if self.progress:
             from tqdm.auto import tqdm
 
             epochs = self.params.get("epochs")
@@ -421,12 +426,13 @@ class EpochProgress(keras.callbacks.Callback):
             self._bar = None
 
 
-def fit_quietly(model, *args, bar=False, file=None, **kwargs):
+@_renamed(bar="progress")
+def fit_quietly(model, *args, progress=False, file=None, **kwargs):
     """Call ``model.fit(*args, **kwargs)`` with one printed line per epoch; return the History.
 
     Keras runs with ``verbose=0`` (no per-step progress bars filling notebook outputs); an
-    ``EpochProgress`` callback is added to ``callbacks=``.  ``bar=True`` shows one tqdm bar over
-    the epochs instead of lines.
+    ``EpochProgress`` callback is added to ``callbacks=``.  ``progress=True`` shows one tqdm bar
+    over the epochs instead of lines.
 
     Used in: labs/06_data_augmentation, labs/07_training_convnets_well,
     labs/09_transfer_learning
@@ -435,7 +441,7 @@ def fit_quietly(model, *args, bar=False, file=None, **kwargs):
         raise TypeError("fit_quietly sets verbose=0 itself and prints one line per epoch; drop "
                         "verbose= (or call model.fit for Keras's own progress bars)")
     callbacks = list(kwargs.pop("callbacks", None) or [])
-    callbacks.append(EpochProgress(bar=bar, file=file))
+    callbacks.append(EpochProgress(progress=progress, file=file))
     return model.fit(*args, verbose=0, callbacks=callbacks, **kwargs)
 
 
@@ -508,7 +514,7 @@ def _reset_for_scale(model, scale, rng, start=None):
     BatchNorm fresh, optimizer slots 0."""
     if start is not None:
         model.set_weights(start)
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in nested_layers(model):
         if isinstance(layer, _CONV_TYPES):
             layer.kernel.assign(rng.normal(0.0, scale, layer.kernel.shape).astype("float32"))
             if layer.bias is not None:
@@ -558,7 +564,7 @@ def weight_scale_sweep(model, scales, x, y, epochs=3, batch_size=32, seed=0, pro
     if len(set(scales)) != len(scales):
         raise ValueError(f"scales repeat a value ({scales!r}); each scale is one row of the table")
     if not any(isinstance(layer, _CONV_TYPES)
-               for layer in model._flatten_layers(include_self=False, recursive=True)):
+               for layer in nested_layers(model)):
         raise ValueError(f"{model.name!r} has no Conv1D/2D/3D layer whose kernels could be drawn")
     start = model.get_weights()
     rows = {}
@@ -598,12 +604,14 @@ def _kernel_slots(layer):
     return ()
 
 
-def l2_on_kernels_only(model, factor):
-    """Put an L2 penalty ``factor * sum(kernel**2)`` on every conv/dense kernel; return the model.
+@_renamed(factor="l2")
+def l2_on_kernels_only(model, l2):
+    """Put an L2 penalty ``l2 * sum(kernel**2)`` on every conv/dense kernel; return the model.
 
     Kernels of Conv1D/2D/3D (and Transpose), Dense, EinsumDense, DepthwiseConv (its depthwise
     kernel) and SeparableConv (depthwise and pointwise kernels) get ``keras.regularizers.L2``
-    (replacing any kernel regularizer they had; ``factor=0`` removes them).  Biases and
+    (replacing any kernel regularizer they had; ``l2=0`` removes them; ``l2`` is the argument
+    of ``keras.regularizers.L2`` and of ``cnnlab.models.build_factorized_convnet``).  Biases and
     BatchNorm's gamma/beta are left alone, as in the Fix deck's ablation ("only the weights of
     the convolution and linear layers are regularized (not the bias, nor the coefficients of the
     Batch Norm)"): a bias only shifts a unit and gamma/beta only set the scale and offset of
@@ -623,16 +631,16 @@ def l2_on_kernels_only(model, factor):
     """
     if not isinstance(model, keras.layers.Layer):
         raise TypeError(f"model must be a keras Model or Layer, got {type(model).__name__}")
-    if isinstance(factor, bool) or not isinstance(factor, (int, float, np.number)):
-        raise TypeError(f"factor must be a number such as 5e-4, got {factor!r}")
-    if not (math.isfinite(factor) and factor >= 0):
-        raise ValueError(f"factor must be a finite number >= 0 (e.g. 5e-4; 0 removes the "
-                         f"penalty), got {factor!r}")
-    # Layer._flatten_layers is what Layer.losses itself walks (nested models, custom layers).
+    if isinstance(l2, bool) or not isinstance(l2, (int, float, np.number)):
+        raise TypeError(f"l2 must be a number such as 5e-4, got {l2!r}")
+    if not (math.isfinite(l2) and l2 >= 0):
+        raise ValueError(f"l2 must be a finite number >= 0 (e.g. 5e-4; 0 removes the "
+                         f"penalty), got {l2!r}")
+    # every tracked layer, as Layer.losses itself walks them (nested models, custom layers)
     found = 0
-    for layer in model._flatten_layers(include_self=True, recursive=True):
+    for layer in nested_layers(model, include_self=True):
         for attribute, weight_name in _kernel_slots(layer):
-            regularizer = keras.regularizers.L2(float(factor)) if factor > 0 else None
+            regularizer = keras.regularizers.L2(float(l2)) if l2 > 0 else None
             setattr(layer, attribute, regularizer)
             found += 1
             if layer.built:

@@ -27,6 +27,7 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from cnnlab import arithmetic
+from cnnlab._checks import pair as _pair
 
 __all__ = ["ConvAnimation", "conv_animation", "conv_frame", "save_gif"]
 
@@ -48,29 +49,9 @@ _COLORS = {
     "output_edge": "#139aa8",
 }
 _LINESTYLES = {"input": "solid", "pad": (0, (3, 2)), "zero": (0, (1, 1.5))}
-_HINTS = {
-    "input_size": "e.g. input_size=5 or input_size=(5, 7)",
-    "kernel_size": "e.g. kernel_size=3",
-    "strides": "strides=1 moves the kernel one cell at a time",
-    "dilation_rate": "dilation_rate=1 is an ordinary (not dilated) kernel",
-    "padding": "padding=0 adds no zeros",
-}
 
 
 # --------------------------------------------------------------------------- arguments
-
-
-def _pair(value, name, minimum):
-    """Return an int argument given as ``v`` or ``(h, w)`` as a pair of ints >= ``minimum``."""
-    values = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
-    if len(values) != 2:
-        raise ValueError(f"{name} must be an int or an (h, w) pair, got {value!r}")
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"{name} must hold ints, got {value!r}; {_HINTS[name]}")
-        if v < minimum:
-            raise ValueError(f"{name} must be >= {minimum}, got {value!r}; {_HINTS[name]}")
-    return values
 
 
 def _padding_pairs(padding, per_axis):

@@ -86,12 +86,23 @@ def test_a_keras2_subclass_trains_with_model_fit():
     assert len(history.history["loss"]) == 2
 
 
+# the iterators, one module per job (_iterators re-exports them)
+ITERATOR_MODULES = ("_iterators", "_iterator_base", "_array_iterator", "_file_iterators")
+
+
+def _iterator_trees():
+    return [ast.parse((PACKAGE / f"{name}.py").read_text()) for name in ITERATOR_MODULES]
+
+
+def test_the_iterator_modules_are_the_ones_the_package_has():
+    assert {p.stem for p in PACKAGE.glob("_*iterator*.py")} == set(ITERATOR_MODULES)
+
+
 def test_the_iterators_use_only_the_generators_public_protocol():
-    """AST: no ``generator._x`` / ``image_data_generator._x`` in _iterators.py."""
-    tree = ast.parse((PACKAGE / "_iterators.py").read_text())
+    """AST: no ``generator._x`` / ``image_data_generator._x`` in the iterator modules."""
     names = {"generator", "image_data_generator"}
     private = []
-    for node in ast.walk(tree):
+    for node in (n for tree in _iterator_trees() for n in ast.walk(tree)):
         if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
             value = node.value
             if isinstance(value, ast.Name) and value.id in names:
@@ -158,11 +169,13 @@ def _imports(module_path):
 
 def test_no_import_cycle_between_the_modules():
     graph = {f"cnnlab.augment.{p.stem}": _imports(p) for p in PACKAGE.glob("_*.py")}
-    assert "cnnlab.augment._generator" not in graph["cnnlab.augment._iterators"]
 
     def reaches(start, target, seen=()):
         return any(n == target or (n not in seen and reaches(n, target, seen + (n,)))
                    for n in graph.get(start, ()))
+
+    for name in ITERATOR_MODULES:  # the iterators never import the generator's module
+        assert not reaches(f"cnnlab.augment.{name}", "cnnlab.augment._generator"), name
 
     cycles = [m for m in graph if reaches(m, m)]
     assert cycles == []
@@ -171,10 +184,10 @@ def test_no_import_cycle_between_the_modules():
 
 
 def test_directory_and_dataframe_iterators_share_one_init():
-    tree = ast.parse((PACKAGE / "_iterators.py").read_text())
     shared = ("_set_file_options", "_check_class_mode", "_split_bounds", "_set_generator")
     callers = {}
-    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+    for cls in (n for tree in _iterator_trees() for n in tree.body
+                if isinstance(n, ast.ClassDef)):
         for fn in (n for n in cls.body if isinstance(n, ast.FunctionDef)):
             for node in ast.walk(fn):
                 if isinstance(node, ast.Call):

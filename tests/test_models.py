@@ -550,6 +550,22 @@ def test_bad_arguments_raise_value_errors_that_name_the_argument(call, argument)
         call()
 
 
+@pytest.mark.parametrize("call, argument", [
+    (lambda: cnn_layers.Subsampling2D(pool_size=(2.5, 2.5)), r"pool_size\[0\]"),
+    (lambda: cnn_layers.Subsampling2D(2, strides=1.5), "strides"),
+    (lambda: cnn_layers.PartiallyConnectedConv2D(16, 5.0, cnn_layers.LENET5_C3_TABLE),
+     "kernel_size"),
+    (lambda: cnn_layers.ZeroPadShortcut(4, strides="2"), "strides"),
+    (lambda: models.build_mlp(num_classes=10.0), "num_classes must be an integer"),
+    (lambda: models.build_convnet(input_shape=(28.0, 28, 1)), r"input_shape\[0\]"),
+    (lambda: models.vgg_block(keras.Input((8, 8, 3)), 8, 2.5), "num_convs"),
+])
+def test_layers_and_builders_refuse_non_integer_sizes_instead_of_rounding_them(call, argument):
+    """(2.5, 2.5) used to become (2, 2) silently; cnnlab._checks makes it a TypeError."""
+    with pytest.raises(TypeError, match=argument):
+        call()
+
+
 def test_every_public_function_says_which_lab_uses_it():
     for module in (models, cnn_layers):
         for name in module.__all__:

@@ -481,11 +481,13 @@ def test_conv_transpose2d_matches_keras_conv2d_transpose(keras):
 
 BAD_CALLS = {
     "conv2d x without channel axis": (
-        lambda: ops.conv2d(np.ones((5, 5)), np.ones((3, 3, 1, 1))), r"x must have shape.*\(5, 5\)"),
+        lambda: ops.conv2d(np.ones((5, 5)), np.ones((3, 3, 1, 1))),
+        r"images must have shape.*\(5, 5\)"),
     "conv2d 5-D x": (
-        lambda: ops.conv2d(np.ones((1, 1, 5, 5, 1)), np.ones((3, 3, 1, 1))), "x must have shape"),
+        lambda: ops.conv2d(np.ones((1, 1, 5, 5, 1)), np.ones((3, 3, 1, 1))),
+        "images must have shape"),
     "conv2d 2-D kernels": (
-        lambda: ops.conv2d(np.ones((5, 5, 1)), np.ones((3, 3))), r"kernels\[:, :, None, None\]"),
+        lambda: ops.conv2d(np.ones((5, 5, 1)), np.ones((3, 3))), r"kernel\[:, :, None, None\]"),
     "conv2d channel mismatch": (
         lambda: ops.conv2d(np.ones((5, 5, 3)), np.ones((3, 3, 2, 4))),
         r"channel mismatch.*\(5, 5, 3\).*\(3, 3, 2, 4\)"),
@@ -499,8 +501,6 @@ BAD_CALLS = {
     "conv2d negative dilation": (
         lambda: ops.conv2d(np.ones((5, 5, 1)), np.ones((3, 3, 1, 1)), dilation_rate=(1, -1)),
         "dilation_rate"),
-    "conv2d float strides": (
-        lambda: ops.conv2d(np.ones((5, 5, 1)), np.ones((3, 3, 1, 1)), strides=1.5), "strides"),
     "conv2d unknown padding": (
         lambda: ops.conv2d(np.ones((5, 5, 1)), np.ones((3, 3, 1, 1)), padding="full"),
         "padding='full'.*'valid', 'same'"),
@@ -529,7 +529,7 @@ BAD_CALLS = {
     "pool2d unknown mode": (lambda: ops.pool2d(np.ones((4, 4)), mode="median"), "mode='median'"),
     "pool2d unknown padding": (
         lambda: ops.pool2d(np.ones((4, 4)), padding="reflect"), "padding='reflect'"),
-    "pool2d 5-D x": (lambda: ops.pool2d(np.ones((1, 1, 4, 4, 1))), "x must have shape"),
+    "pool2d 5-D x": (lambda: ops.pool2d(np.ones((1, 1, 4, 4, 1))), "images must have shape"),
     "conv_matrix kernel larger than input": (
         lambda: ops.conv_matrix((2, 4), np.ones((3, 3))), "does not fit"),
     "conv_matrix zero input size": (
@@ -544,7 +544,7 @@ BAD_CALLS = {
     "conv_transpose2d 3-D y with 2-D kernel": (
         lambda: ops.conv_transpose2d(np.ones((2, 2, 3)), np.ones((3, 3))), r"\(kh, kw, C_out"),
     "conv_transpose2d 1-D y": (
-        lambda: ops.conv_transpose2d(np.ones(4), np.ones((3, 3))), "y must have shape"),
+        lambda: ops.conv_transpose2d(np.ones(4), np.ones((3, 3))), "images must have shape"),
     "conv_transpose2d zero strides": (
         lambda: ops.conv_transpose2d(np.ones((2, 2)), np.ones((3, 3)), strides=0), "strides"),
     "conv_transpose2d unknown padding": (
@@ -563,8 +563,71 @@ def test_bad_input_raises_value_error_naming_the_problem(case):
 def test_error_messages_suggest_a_fix():
     with pytest.raises(ValueError, match="use padding='same'"):
         ops.conv2d(np.ones((3, 3, 1)), np.ones((4, 4, 1, 1)))
-    with pytest.raises(ValueError, match=r"x\[\.\.\., None\]"):
+    with pytest.raises(ValueError, match=r"images\[\.\.\., None\]"):
         ops.conv2d(np.ones((5, 5)), np.ones((3, 3, 1, 1)))
+
+
+WRONG_TYPES = {
+    "conv2d float strides": (
+        lambda: ops.conv2d(np.ones((5, 5, 1)), np.ones((3, 3, 1, 1)), strides=1.5), "strides"),
+    "correlate2d float strides": (
+        lambda: ops.correlate2d(np.ones((5, 5)), np.ones((3, 3)), strides=1.5), "strides"),
+    "correlate2d float pair of strides, never rounded to (2, 2)": (
+        lambda: ops.correlate2d(np.ones((5, 5)), np.ones((3, 3)), strides=(2.5, 2.5)),
+        r"strides\[0\]"),
+    "pool2d float pool size": (lambda: ops.pool2d(np.ones((4, 4)), 2.0), "pool_size"),
+    "pool2d string strides": (lambda: ops.pool2d(np.ones((4, 4)), 2, strides="2"), "strides"),
+    "conv2d bool dilation": (
+        lambda: ops.conv2d(np.ones((5, 5, 1)), np.ones((3, 3, 1, 1)), dilation_rate=True),
+        "dilation_rate"),
+    "conv_transpose2d float strides": (
+        lambda: ops.conv_transpose2d(np.ones((2, 2)), np.ones((3, 3)), strides=2.0), "strides"),
+    "conv_matrix float input shape": (
+        lambda: ops.conv_matrix((4.0, 4), np.ones((3, 3))), "input_shape"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_TYPES))
+def test_a_size_of_the_wrong_type_raises_type_error_as_in_arithmetic(case):
+    """The rule of cnnlab._checks: a float, bool or string where an int belongs is a
+    TypeError (as arithmetic.conv_output_size(strides=1.5)), never silently int()-ed."""
+    call, message = WRONG_TYPES[case]
+    with pytest.raises(TypeError, match=message):
+        call()
+
+
+def test_numpy_integers_and_arrays_are_valid_sizes():
+    image, kernel = np.arange(36.0).reshape(6, 6), np.ones((2, 2))
+    expected = ops.correlate2d(image, kernel, strides=(2, 3))
+    np.testing.assert_array_equal(
+        ops.correlate2d(image, kernel, strides=np.array([2, 3])), expected)
+    np.testing.assert_array_equal(
+        ops.correlate2d(image, kernel, strides=(np.int64(2), np.int32(3))), expected)
+
+
+RENAMED = [
+    # (function, old keyword, new keyword, positional arguments, the array passed by keyword)
+    (ops.conv2d, "x", "images", (), {"kernel": np.ones((2, 2, 1, 3))}),
+    (ops.conv2d, "kernels", "kernel", (np.arange(25.0).reshape(5, 5, 1),), None),
+    (ops.pool2d, "x", "images", (), {}),
+    (ops.conv_transpose2d, "y", "images", (), {"kernel": np.ones((2, 2))}),
+]
+
+
+@pytest.mark.parametrize("func, old, new, args, kwargs", RENAMED,
+                         ids=[f"{f.__name__}-{old}" for f, old, *_ in RENAMED])
+def test_old_argument_names_still_work_with_a_deprecation_warning(func, old, new, args, kwargs):
+    image = np.arange(25.0).reshape(5, 5) if func is not ops.conv2d else \
+        np.arange(25.0).reshape(5, 5, 1)
+    value = np.ones((2, 2, 1, 3)) if old == "kernels" else image
+    kwargs = dict(kwargs or {})
+    expected = func(*args, **{new: value}, **kwargs)
+    with pytest.warns(DeprecationWarning, match=f"{old}= is now called {new}=") as record:
+        result = func(*args, **{old: value}, **kwargs)
+    np.testing.assert_array_equal(result, expected)
+    assert record[0].filename == __file__  # the warning points at the caller's line
+    with pytest.raises(TypeError, match=f"both {old}= and {new}="):
+        func(*args, **{old: value, new: value}, **kwargs)
 
 
 def test_non_numeric_input_raises_type_error():

@@ -116,6 +116,25 @@ def test_pooling_and_unpooling_refuse_bad_shapes():
         segmentation.max_unpool(np.zeros((2, 2)), np.zeros((2, 2), dtype=int), (4, 4, 1))
 
 
+def test_pool_size_must_be_a_whole_number_never_rounded():
+    with pytest.raises(TypeError, match="pool_size must be an integer"):
+        segmentation.max_pool_with_indices(np.zeros((4, 4)), pool_size=2.5)
+    with pytest.raises(ValueError, match="pool_size=0"):
+        segmentation.max_pool_with_indices(np.zeros((4, 4)), pool_size=0)
+    with pytest.raises(ValueError, match="image must be a map"):
+        segmentation.max_pool_with_indices(np.zeros((1, 4, 4, 1)))
+
+
+def test_the_old_argument_name_x_of_max_pool_with_indices_warns_and_still_works():
+    image = np.arange(16.0).reshape(4, 4)
+    expected = segmentation.max_pool_with_indices(image=image)
+    with pytest.warns(DeprecationWarning, match="x= is now called image="):
+        pooled, indices = segmentation.max_pool_with_indices(x=image)
+    np.testing.assert_array_equal(pooled, expected[0])
+    np.testing.assert_array_equal(indices, expected[1])
+    np.testing.assert_array_equal(pooled, [[5, 7], [13, 15]])
+
+
 def test_synthetic_shapes_masks_match_the_drawn_pixels():
     images, masks = segmentation.synthetic_shapes_dataset(40, size=32, seed=0, max_shapes=3)
     assert images.shape == (40, 32, 32, 1) and images.dtype == np.float32

@@ -183,7 +183,7 @@ def test_gradient_norms_match_finite_differences_on_a_dense_net_in_float64(digit
     def data_only(ws):
         return _numpy_dense_loss(ws, x, y)
 
-    compiled = train.gradient_norms(model, x, y, include_biases=True)  # fit's loss: CE + L2
+    compiled = train.gradient_norms(model, x, y, include_bias=True)  # fit's loss: CE + L2
     assert list(compiled) == ["hidden/kernel", "hidden/bias", "out/kernel", "out/bias"]
     np.testing.assert_allclose(compiled.loss, regularized(weights), rtol=1e-6)
     given = train.gradient_norms(model, x, y, loss="sparse_categorical_crossentropy")
@@ -240,7 +240,7 @@ _JAX_SCRIPT = textwrap.dedent("""
     model = keras.saving.load_model(sys.argv[1], compile=False)
     model.compile("sgd", "sparse_categorical_crossentropy")
     data = np.load(sys.argv[2])
-    norms = train.gradient_norms(model, data["x"], data["y"], include_biases=True)
+    norms = train.gradient_norms(model, data["x"], data["y"], include_bias=True)
     plain = train.gradient_norms(model, data["x"], data["y"],
                                  loss="sparse_categorical_crossentropy")
     print(json.dumps({"backend": keras.backend.backend(), "norms": dict(norms),
@@ -265,7 +265,7 @@ def test_gradient_norms_are_the_same_under_jax_as_under_tensorflow(digits, tmp_p
     train.l2_on_kernels_only(model, 0.01)
     model.save(tmp_path / "model.keras")
     np.savez(tmp_path / "batch.npz", x=x, y=y)
-    norms = train.gradient_norms(model, x, y, include_biases=True)
+    norms = train.gradient_norms(model, x, y, include_bias=True)
     plain = train.gradient_norms(model, x, y, loss="sparse_categorical_crossentropy")
 
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
@@ -350,7 +350,7 @@ def test_epoch_progress_bar_stays_on_one_line(digits):
     x, y = digits
     model = _tiny_convnet()
     out = io.StringIO()
-    train.fit_quietly(model, x, y, epochs=3, batch_size=48, bar=True, file=out)
+    train.fit_quietly(model, x, y, epochs=3, batch_size=48, progress=True, file=out)
     text = out.getvalue()
     assert text.count("\n") <= 1  # tqdm redraws with carriage returns
     assert "3/3" in text and "loss=" in text
@@ -547,6 +547,49 @@ def test_l2_on_kernels_only_reaches_unbuilt_layers_clones_and_nested_models():
 def test_l2_on_kernels_only_bad_input_gets_an_error_with_the_fix(model, factor, error, match):
     with pytest.raises(error, match=match):
         train.l2_on_kernels_only(model(), factor)
+
+
+# --------------------------------------------------------------------------- renamed arguments
+
+
+class _RecordingModel:
+    """Stands in for a keras.Model: fit() returns what it was called with."""
+
+    def fit(self, *args, **kwargs):
+        return args, kwargs
+
+
+def test_old_argument_names_of_the_progress_bar_warn_and_still_work():
+    with pytest.warns(DeprecationWarning, match="bar= is now called progress=") as record:
+        callback = train.EpochProgress(bar=True)
+    assert callback.progress is True and record[0].filename == __file__
+    with pytest.warns(DeprecationWarning, match="bar= is now called progress="):
+        _, kwargs = train.fit_quietly(_RecordingModel(), bar=True)
+    (added,) = kwargs["callbacks"]
+    assert added.progress is True and kwargs["verbose"] == 0
+    _, kwargs = train.fit_quietly(_RecordingModel(), progress=False)
+    assert kwargs["callbacks"][0].progress is False
+
+
+def test_old_argument_name_factor_of_l2_on_kernels_only_warns_and_still_works():
+    model = keras.Sequential([keras.Input((3,)), layers.Dense(2)])
+    with pytest.warns(DeprecationWarning, match="factor= is now called l2="):
+        train.l2_on_kernels_only(model, factor=0.5)
+    kernel = model.layers[0].kernel.numpy()
+    np.testing.assert_allclose(float(sum(model.losses)), 0.5 * np.sum(kernel ** 2), rtol=1e-5)
+    with pytest.raises(TypeError, match="both factor= and l2="):
+        train.l2_on_kernels_only(model, factor=0.5, l2=0.5)
+
+
+def test_old_argument_name_include_biases_of_gradient_norms_warns_and_still_works():
+    model = keras.Sequential([keras.Input((3,)), layers.Dense(2)])
+    model.compile(loss="mse")
+    x, y = np.ones((4, 3), "float32"), np.zeros((4, 2), "float32")
+    expected = train.gradient_norms(model, x, y, include_bias=True)
+    with pytest.warns(DeprecationWarning, match="include_biases= is now called include_bias="):
+        norms = train.gradient_norms(model, x, y, include_biases=True)
+    assert list(norms) == list(expected) and len(norms) == 2
+    assert list(norms.values()) == pytest.approx(list(expected.values()))
 
 
 def test_every_public_function_says_which_lab_uses_it():

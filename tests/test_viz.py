@@ -261,3 +261,14 @@ def test_the_inline_player_needs_no_network():
     assert not re.findall(r"(?:href|src)=\"https?://", html)
     assert "fa fa-" not in html and "\u25b6" in html  # the play button is a Unicode symbol
     matplotlib.pyplot.close(animation._fig)
+
+
+@pytest.mark.parametrize("kwargs, argument", [
+    (dict(input_size=5, kernel_size=3, strides=1.5), "strides"),
+    (dict(input_size=5, kernel_size=(2.5, 2.5)), r"kernel_size\[0\]"),
+    (dict(input_size=5.0, kernel_size=3), "input_size"),
+    (dict(input_size=5, kernel_size=3, padding=(1, 1.5)), r"padding\[1\]"),
+])
+def test_sizes_of_the_wrong_type_raise_type_errors_never_rounded(kwargs, argument):
+    with pytest.raises(TypeError, match=argument):
+        viz.conv_frame(**kwargs)
