@@ -37,17 +37,9 @@ def test_only_the_graph_module_reads_private_keras_attributes():
 
     private = {"_keras_history", "_inbound_nodes", "_nodes_by_depth", "_functional",
                "_outbound_nodes", "_nodes", "_operation_node", "_layers", "_flatten_layers"}
-    # Not wired yet to graph.nested_layers (issue 18, being split by another change): remove
-    # the entry once it is; the test fails when an entry is no longer needed.
-    pending = {"cnnlab/transfer.py"}
-    offenders, waiting = [], set()
+    offenders = []
     for path in sorted((ROOT / "cnnlab").rglob("*.py")):
         if path.name == "graph.py":
-            continue
-        if str(path.relative_to(ROOT)) in pending:
-            text = path.read_text()
-            if any(f'"{name}"' in text or f".{name}" in text for name in private):
-                waiting.add(str(path.relative_to(ROOT)))
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute) and node.attr in private:
@@ -57,7 +49,6 @@ def test_only_the_graph_module_reads_private_keras_attributes():
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("keras.src"):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} from {node.module}")
     assert not offenders, offenders
-    assert waiting == pending, f"remove {pending - waiting} from pending: it no longer offends"
     assert "_keras_history" in (ROOT / "cnnlab" / "graph.py").read_text()
 
 

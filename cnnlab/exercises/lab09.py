@@ -344,9 +344,9 @@ def reference_two_phase_fine_tune(model, backbone, data, n_blocks, head_lr, head
 def _weighted_blocks(backbone):
     """``[(block, [layers])]`` of the backbone that hold weights, in order: cnnlab.transfer's
     block detection (``blockK_...`` layers form block ``blockK``)."""
-    from cnnlab.transfer import _blocks
+    from cnnlab.transfer import backbone_blocks
 
-    return [(block, group) for block, group in _blocks(backbone)
+    return [(block, group) for block, group in backbone_blocks(backbone)
             if any(layer.weights for layer in group)]
 
 

@@ -50,11 +50,7 @@ from cnnlab.models.classic import (
     build_vgg,
     vgg_block,
 )
-from cnnlab.models.efficientnet import (  # noqa: F401  (the private names: cnnlab.pretrained)
-    _LITE0_STAGES,
-    _efficientnet_lite0_graph,
-    build_efficientnet_lite0,
-)
+from cnnlab.models.efficientnet import build_efficientnet_lite0
 from cnnlab.models.factorized import build_factorized_convnet
 from cnnlab.models.modern import (
     bottleneck_block,

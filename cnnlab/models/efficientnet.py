@@ -62,7 +62,7 @@ def _mbconv_block(x, filters, kernel_size, strides, expand_ratio, name,
 
 def build_efficientnet_lite0(input_shape=(224, 224, 3), num_classes=1000, include_top=True,
                              pooling=None, dropout=0.2, name="efficientnet_lite0",
-                             classifier_activation="softmax"):
+                             classifier_activation="softmax", kernel_initializer="glorot_uniform"):
     """EfficientNet-Lite0: EfficientNet-B0 without squeeze-excite, with ReLU6 (TF-Lite friendly).
 
     stem 3x3/2 conv (32) - BN - ReLU6; 16 MBConv blocks (``_mbconv_block``) in 7 stages of
@@ -77,6 +77,9 @@ def build_efficientnet_lite0(input_shape=(224, 224, 3), num_classes=1000, includ
     statistics), 3,413,024 without.  ``include_top=False`` stops after the head's ReLU6
     (``top_activation``, 1280 maps), optionally pooled (``pooling="avg"``/``"max"``), as in
     ``keras.applications``.  ``classifier_activation=None`` gives logits.
+    ``kernel_initializer="zeros"`` is for weights that are overwritten at once (the ImageNet
+    loader, ``cnnlab.transfer.efficientnet_lite0``): under JAX each random initializer compiles
+    one XLA program per kernel shape (about 45 here, about 20 s on a 2-core CPU).
 
     Layer names follow ``keras.applications.EfficientNetB0``, so every layer's name starts
     with its block: ``stem_`` (``stem_conv``, ``stem_bn``, ``stem_activation``), then
@@ -86,18 +89,6 @@ def build_efficientnet_lite0(input_shape=(224, 224, 3), num_classes=1000, includ
     ``top_activation``, ``top_dropout``), ``avg_pool``/``max_pool`` and ``predictions``.
 
     Used in: labs/08_pretrained_convnets
-    """
-    return _efficientnet_lite0_graph(input_shape, num_classes, include_top, pooling, dropout,
-                                     name, classifier_activation, "glorot_uniform")
-
-
-def _efficientnet_lite0_graph(input_shape, num_classes, include_top, pooling, dropout, name,
-                              classifier_activation, kernel_initializer):
-    """``build_efficientnet_lite0`` with a choice of kernel initializer.
-
-    ``cnnlab.pretrained`` builds with ``"zeros"`` because the weights are overwritten at once:
-    under JAX each random initializer compiles one XLA program per kernel shape (about 45
-    here, about 20 s on a 2-core CPU); zeros cost almost nothing.
     """
     input_shape = _check_input_shape(input_shape, min_side=32,
                                      model="EfficientNet-Lite0 (stride 32)")

@@ -50,9 +50,6 @@ from cnnlab.transfer.heads import (
 from cnnlab.transfer.predictions import Classification, classify, decode_predictions
 from cnnlab.transfer.preprocessing import PreprocessingWarning, preprocess_for
 
-# cnnlab/exercises/lab09.py reads the blocks under their old private name.
-_blocks = backbone_blocks
-
 __all__ = [
     "BACKBONES",
     "Classification",

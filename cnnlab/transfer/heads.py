@@ -126,11 +126,11 @@ def build_transfer_model(backbone, num_classes, dropout=0.2, augmentation=None, 
 
 
 def _walk(layer):
-    """``layer`` and every layer nested inside it (depth first)."""
-    yield layer
-    # TODO(graph): cnnlab.graph.nested_layers(layer), the one reader of private Keras attributes
-    for sub in getattr(layer, "_layers", []):
-        yield from _walk(sub)
+    """``layer`` and every layer nested inside it (depth first), read by
+    :func:`cnnlab.graph.nested_layers`, which fails loudly if Keras renames what it reads."""
+    from cnnlab.graph import nested_layers
+
+    return nested_layers(layer, include_self=True)
 
 
 def _set_trainable(layer, value: bool) -> None:

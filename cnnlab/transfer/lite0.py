@@ -130,9 +130,7 @@ def efficientnet_lite0(weights="imagenet", include_top=True, input_shape=None, p
 
     Used in: labs/08_pretrained_convnets
     """
-    # TODO(models): a public kernel_initializer= on models.build_efficientnet_lite0 would end
-    # this private import (zeros: the weights are overwritten at once, see models.py).
-    from cnnlab.models import _efficientnet_lite0_graph
+    from cnnlab.models import build_efficientnet_lite0
 
     if include_top and input_shape is not None and tuple(input_shape) != (224, 224, 3):
         raise ValueError(f"input_shape={tuple(input_shape)} needs include_top=False: the "
@@ -153,10 +151,10 @@ def efficientnet_lite0(weights="imagenet", include_top=True, input_shape=None, p
         raise ValueError(f"weights must be 'imagenet', None or the path of an existing .pth "
                          f"file, got {weights!r}")
     # Kernels that are overwritten at once start as zeros (cheap under JAX, see models.py).
-    model = _efficientnet_lite0_graph(
+    model = build_efficientnet_lite0(
         (224, 224, 3) if input_shape is None else input_shape, pretrained.NUM_IMAGENET_CLASSES,
         include_top, pooling, 0.2, "efficientnet_lite0", classifier_activation,
-        "glorot_uniform" if path is None else "zeros")
+        kernel_initializer="glorot_uniform" if path is None else "zeros")
     if path is not None:
         _load_lite0_weights(model, pretrained.read_torch_state_dict(path), include_top)
     return model
