@@ -17,8 +17,8 @@ from keras.src.legacy.preprocessing.image import ImageDataGenerator as LegacyGen
 from PIL import Image
 
 from cnnlab.augment import ImageDataGenerator, transform_matrix
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 LECTURE = dict(rotation_range=40, width_shift_range=0.2, height_shift_range=0.2,
                shear_range=0.2, zoom_range=0.2, horizontal_flip=True, channel_shift_range=9,
                fill_mode="nearest")

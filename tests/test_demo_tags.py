@@ -20,7 +20,6 @@ import ast
 import io
 import symtable
 import time
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -30,8 +29,8 @@ from cnnlab.grading import grade, prepare_submission
 from cnnlab.grading.hidden import graded_exercises
 from cnnlab.grading.prepare import DEMO_TAG, SKIPPED_DEMO, is_demo
 from cnnlab.notebooks import build_lab, exercise_id
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PRESENT = [lab for lab in LABS if (ROOT / "solutions" / f"{LABS[lab]}.ipynb").exists()]
 
 

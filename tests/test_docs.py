@@ -6,14 +6,13 @@ import pkgutil
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
 
 import cnnlab
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = {p.stem: p for p in (ROOT / "solutions").glob("[0-9][0-9]_*.ipynb")}
 CLAIM = re.compile(r"Used in:(.*?)(?:\n\s*\n|\Z)", re.S)
 LAB_REF = re.compile(r"labs/(\d{2}_[a-z0-9_]+)")

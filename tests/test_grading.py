@@ -35,8 +35,8 @@ from cnnlab.grading.integrity import (
 )
 from cnnlab.grading.runner import traceback_frames
 from cnnlab.notebooks import build_lab, exercise_id
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 LAB01 = ROOT / "solutions" / f"{LABS['01']}.ipynb"
 EXERCISES_01 = graded_exercises("01")
 TOTAL_01 = sum(ex.points for ex in EXERCISES_01)

@@ -38,9 +38,9 @@ from cnnlab.grading.limits import (
 from cnnlab.grading.prepare import ParseServer, read_notebook
 from cnnlab.grading.reports import Reports, csv_safe, move_aside, write_atomic
 from cnnlab.notebooks import exercise_id
+from tests.conftest import ROOT
 
 grade_module = importlib.import_module("cnnlab.grading.grade")  # the module, not grade()
-ROOT = Path(__file__).resolve().parent.parent
 LAB01 = ROOT / "solutions" / f"{LABS['01']}.ipynb"
 EXERCISES_01 = graded_exercises("01")
 TOTAL_01 = sum(ex.points for ex in EXERCISES_01)

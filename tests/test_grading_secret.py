@@ -28,8 +28,8 @@ from cnnlab.grading.hidden import (
     secret_sha256,
 )
 from cnnlab.notebooks import exercise_id
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET = b"course-secret-for-the-tests-7f3a9c2e41d8b6"
 OTHER = b"another-course-secret-0123456789abcdef"
 

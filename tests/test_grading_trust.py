@@ -21,9 +21,9 @@ from cnnlab.grading.hidden import graded_exercises
 from cnnlab.grading import grade
 from cnnlab.grading.runner import collect_records
 from cnnlab.notebooks import exercise_id
+from tests.conftest import ROOT
 
 grade_module = importlib.import_module("cnnlab.grading.grade")  # the module, not grade()
-ROOT = Path(__file__).resolve().parent.parent
 LAB01 = ROOT / "labs" / f"{LABS['01']}.ipynb"
 EXERCISES_01 = graded_exercises("01")
 TOTAL_01 = sum(ex.points for ex in EXERCISES_01)

@@ -710,14 +710,14 @@ def test_saliency_grad_cam_and_fgsm_agree_with_references_under_jax():
 
 
 @pytest.fixture(scope="module")
-def lite0():
+def lite0(lite0_imagenet):
     try:
         from cnnlab import pretrained
     except ModuleNotFoundError as exc:
         if exc.name != "cnnlab.pretrained":
             raise
         pytest.skip("cnnlab.pretrained (EfficientNet-Lite0 weights) is not written yet")
-    return pretrained, pretrained.efficientnet_lite0(weights="imagenet")
+    return pretrained, lite0_imagenet  # weights="imagenet", built once per session (conftest)
 
 
 def test_fgsm_flips_lite0_on_chelsea_with_a_few_intensity_levels(lite0):

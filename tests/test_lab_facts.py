@@ -9,7 +9,6 @@ by running a lab again.
 """
 
 import re
-from pathlib import Path
 
 import keras
 import nbformat
@@ -22,8 +21,7 @@ from cnnlab.datasets import load_sample_image
 from cnnlab.exercise import exercise, judge_record, probe_cases
 from cnnlab.models import build_lenet5
 from cnnlab.notebooks import exercise_id
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 
 def _markdown(stem: str) -> str:

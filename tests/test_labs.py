@@ -14,14 +14,13 @@ The executed notebooks are kept, so tests of what a lab prints (``tests/test_lab
 read them instead of running the lab a third time.
 """
 
-from pathlib import Path
 
 import pytest
 
 from cnnlab.exercise import LABS, lab_exercises
 from cnnlab.grading.hidden import lab_points
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PRESENT = [lab for lab in LABS if (ROOT / "solutions" / f"{LABS[lab]}.ipynb").exists()]
 
 

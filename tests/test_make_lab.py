@@ -19,8 +19,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 STAMP = ROOT / ".venv" / ".installed"
 NOTEBOOKS = sorted(ROOT.glob("labs/[0-9][0-9]_*.ipynb")) + sorted(
     ROOT.glob("solutions/[0-9][0-9]_*.ipynb"))

@@ -4,7 +4,6 @@ import ast
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -16,8 +15,8 @@ from cnnlab.notebooks import (
     exercise_id,
     strip_solutions,
 )
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
 IDS = [p.stem[:2] for p in SOLUTIONS]
 

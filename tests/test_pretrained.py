@@ -45,8 +45,8 @@ def photos():
 
 
 @pytest.fixture(scope="module")
-def lite0():
-    return pretrained.efficientnet_lite0()
+def lite0(lite0_imagenet):
+    return lite0_imagenet  # built once per session (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,10 @@ import re
 import sys
 import time
 from copy import deepcopy
-from pathlib import Path
 
 import nbformat
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 #: lab -> the cells run again, found by a line of their code (in the notebook before the fix too)
 RERUN = {

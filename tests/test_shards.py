@@ -34,9 +34,9 @@ from cnnlab.grading.shards import (
     shard_names,
 )
 from cnnlab.notebooks import exercise_id
+from tests.conftest import ROOT
 
 grade_module = importlib.import_module("cnnlab.grading.grade")  # the module, not grade()
-ROOT = Path(__file__).resolve().parent.parent
 ENGINE_VARIABLES = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_STEP",
                     "SLURM_ARRAY_TASK_COUNT", "JOB_COMPLETION_INDEX",
                     "AWS_BATCH_JOB_ARRAY_INDEX", "AWS_BATCH_JOB_ARRAY_SIZE")

@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -29,8 +28,8 @@ from cnnlab.grading.similarity import (
     similarity_html,
     write_similarity_html,
 )
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 EX = "01.correlate2d"
 
 
