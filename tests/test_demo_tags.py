@@ -237,6 +237,7 @@ def test_a_submissions_own_demo_tags_change_nothing_the_grader_runs(tags):
         _prepared("09", solution, whole_notebook=True)[0]
 
 
+@pytest.mark.slow
 def test_an_exercise_cell_the_instructor_tags_demo_is_refused_with_the_fix(tmp_path):
     solutions = tmp_path / "solutions"
     solutions.mkdir()
@@ -295,6 +296,7 @@ def _ran_whole_notebook(run) -> bool:
     return not any(c.source == SKIPPED_DEMO for c in run.executed("solution").cells)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lab", PRESENT)
 def test_grading_with_and_without_the_demo_cells_gives_the_same_results(lab, lab_run, tmp_path,
                                                                           record_property):

@@ -76,6 +76,7 @@ def test_every_used_in_claim_names_a_notebook_that_uses_the_name(where, name, te
             f"{where} says it is used in labs/{stem}, but that notebook never uses {name!r}")
 
 
+@pytest.mark.slow
 def test_star_import_gives_the_whole_public_api():
     code = "from cnnlab import *; import cnnlab; print(sorted(cnnlab.__all__))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -142,6 +142,7 @@ def _row(out: Path) -> dict:
     return row
 
 
+@pytest.mark.slow
 def test_the_grader_draws_hidden_inputs_from_the_secret_and_regrades_identically(tmp_path):
     subs = _submission(tmp_path / "subs")
     points = exercise("02.conv_output_size")

@@ -720,6 +720,7 @@ def lite0(lite0_imagenet):
     return pretrained, lite0_imagenet  # weights="imagenet", built once per session (conftest)
 
 
+@pytest.mark.slow
 def test_fgsm_flips_lite0_on_chelsea_with_a_few_intensity_levels(lite0):
     pretrained, model = lite0
     chelsea = imagenet_input("chelsea")

@@ -384,6 +384,7 @@ def chelsea_numpy_logits(state_dict, photos):
     return _numpy_lite0_logits(state_dict, pretrained.preprocess_lite0(photos[0]))
 
 
+@pytest.mark.slow
 def test_keras_logits_match_an_independent_numpy_forward_pass(state_dict, photos,
                                                               chelsea_numpy_logits):
     logits_model = pretrained.efficientnet_lite0(classifier_activation=None)
@@ -393,6 +394,7 @@ def test_keras_logits_match_an_independent_numpy_forward_pass(state_dict, photos
     assert chelsea_numpy_logits.argmax() == 285
 
 
+@pytest.mark.slow
 def test_symmetric_padding_or_epsilon_1e_5_change_the_probabilities(state_dict, photos,
                                                                     chelsea_numpy_logits):
     right = _softmax(chelsea_numpy_logits)

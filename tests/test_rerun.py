@@ -85,6 +85,7 @@ def rerun_outputs(lab, path) -> dict:
     return {name: (first[name], second[name]) for name in first}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lab", sorted(RERUN))
 def test_cells_print_the_same_when_run_again(lab):
     outputs = rerun_outputs(lab, _solution(lab))

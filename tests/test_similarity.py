@@ -220,6 +220,7 @@ def test_independent_implementations_are_not_reported():
     assert all(score < DEFAULT_THRESHOLD - 0.2 for score in scores.values())
 
 
+@pytest.mark.slow
 def test_scores_are_the_same_in_every_process():
     # Python's hash() is salted per process; the fingerprints must not be
     assert kgram_hashes("forVinrange(V):", 12).tolist()[:1] == [_blake48("forVinrange(")]

@@ -434,12 +434,14 @@ def _digit_resnet_fingerprints(kit_root, mode):
     return fingerprints
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's thread pools")
 def test_set_deterministic_gives_lab09s_resnet_the_same_weights_on_one_core_or_two(kit_root):
     one_core, two_cores = _digit_resnet_fingerprints(kit_root, "pin")
     assert one_core == two_cores
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's thread pools")
 def test_set_deterministic_after_the_first_tensorflow_op_names_the_fix():
     script = textwrap.dedent("""
