@@ -11,6 +11,7 @@ seconds (a lab graded, a batch of submissions, a model trained for real, a subpr
 JAX subprocess: only ``make test-jax`` runs them.
 """
 
+import gc
 import os
 from pathlib import Path
 
@@ -20,6 +21,16 @@ import pytest
 os.environ.setdefault("CNNLAB_PROFILE", "smoke")
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_finish(session):
+    """Take what collection imported (TensorFlow, Keras, every test module: about 600,000
+    objects, alive until the run ends) out of the garbage collector's sight with ``gc.freeze()``,
+    so each collection scans only what the tests made since: the automatic ones, and
+    test_viz.py's ``gc.collect()`` after every test, which otherwise grow to seconds each as the
+    run goes on.  Garbage already there is collected first."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(scope="session")

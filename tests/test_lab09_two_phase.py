@@ -20,6 +20,8 @@ from cnnlab.exercises.lab09 import reference_two_phase_fine_tune
 from cnnlab.grading.hidden import graded_exercises
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # each test judges real two-phase fine-tunes (up to a minute)
+
 EXERCISE_ID = "09.two_phase_fine_tune"
 
 

@@ -234,6 +234,7 @@ def _fcn_variant(merge="add", where="enc2", classes=None, size=None, wide=1):
     return build
 
 
+@pytest.mark.slow
 def test_build_fcn_structure_cases_accept_skips_and_refuse_the_rest():
     right = {"reference": lab11._reference_build_skip_fcn(), "add": _fcn_variant("add"),
              "concatenate": _fcn_variant("concat"),

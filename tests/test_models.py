@@ -257,6 +257,7 @@ def test_small_models_map_a_tiny_batch_to_class_probabilities(key):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["lenet5_classic", "lenet5_rbf", "resnet8_cifar"])
 def test_models_with_custom_layers_survive_save_and_load(key, tmp_path):
     build, input_shape, _ = SMALL_MODELS[key]
@@ -323,12 +324,14 @@ def test_vgg_block_stacks_same_convolutions_then_halves_the_map():
 # ResNet
 # --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_resnet50_equals_keras_resnet50_layer_by_layer():
     model, reference = _resnet(50), _keras_resnet50()
     assert model.count_params() == reference.count_params() == 25_636_712
     _assert_same_layers_as_keras(model, reference)
 
 
+@pytest.mark.slow
 def test_resnet50_without_top_equals_keras_without_its_classifier():
     model = _resnet(50, include_top=False)
     reference = _keras_resnet50()
@@ -342,6 +345,7 @@ TORCHVISION_COUNTS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_54
                       152: 60_192_808}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth", sorted(TORCHVISION_COUNTS))
 def test_resnet_counts_equal_torchvision_once_conv_biases_are_removed(depth):
     # 18 and 34 are built without conv biases (torchvision's convention); 50, 101 and 152
@@ -410,6 +414,7 @@ def test_zero_pad_shortcut_subsamples_and_appends_zero_channels():
 # GoogLeNet, MobileNet
 # --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_dense_block_b_equals_the_first_block_of_keras_densenet121_layer_by_layer():
     with _zero_init():
         reference = keras.applications.DenseNet121(weights=None)
@@ -493,6 +498,7 @@ def test_depthwise_separable_block_costs_9c_plus_c_times_f():
 # Lecture 5: the factorised CIFAR-100 network
 # --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_factorized_convnet_has_the_documented_half_million_parameters():
     def conv(c_in, c_out, taps=3):
         """Weights and biases of a conv with `taps` taps (1x3 or 3x1: 3; 3x3: 9)."""

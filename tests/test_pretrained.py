@@ -212,6 +212,7 @@ def test_lite0_stages_have_the_issue_shapes_and_nine_residual_adds(lite0):
     assert lite0.get_layer("stem_bn").epsilon == 1e-3
 
 
+@pytest.mark.slow
 def test_lite0_without_top_pools_or_keeps_maps_at_any_size():
     maps = pretrained.efficientnet_lite0(weights=None, include_top=False, input_shape=(96, 96, 3))
     assert tuple(maps.output.shape) == (None, 3, 3, 1280)

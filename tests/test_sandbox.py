@@ -31,6 +31,8 @@ from cnnlab.grading import sandbox
 from cnnlab.grading.limits import Limits
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # each test runs submissions in sandboxed kernels (seconds each)
+
 grade_module = importlib.import_module("cnnlab.grading.grade")  # the module, not grade()
 LAB01 = ROOT / "solutions" / f"{LABS['01']}.ipynb"
 SANDBOX_UID = 65534
@@ -113,7 +115,6 @@ def _run(cells, options):
 # Without bubblewrap: a clear stop, or --no-sandbox with a warning
 
 
-@pytest.mark.slow
 def test_without_bubblewrap_grading_stops_before_it_starts_naming_the_package_and_flag(
         tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
@@ -129,7 +130,6 @@ def test_without_bubblewrap_grading_stops_before_it_starts_naming_the_package_an
     assert status == 2 and "`bubblewrap`" in err and "--no-sandbox" in err
 
 
-@pytest.mark.slow
 def test_no_sandbox_grades_with_a_warning_and_says_so_in_scores_json(tmp_path):
     (tmp_path / "subs").mkdir()
     (tmp_path / "subs" / "cut.ipynb").write_text(LAB01.read_text()[:500])  # no kernel needed
@@ -392,7 +392,6 @@ def lab01_sandboxed(host):
     return {r.submission: r for r in results}, out, log.getvalue()
 
 
-@pytest.mark.slow
 @needs_sandbox
 def test_a_lab_graded_in_the_sandbox_scores_as_before_and_says_how(lab01_sandboxed):
     rows, out, log = lab01_sandboxed
@@ -403,7 +402,6 @@ def test_a_lab_graded_in_the_sandbox_scores_as_before_and_says_how(lab01_sandbox
     assert {(e["sandbox"], e["limits"]) for e in entries} == {("bubblewrap", "cgroup-v1")}
 
 
-@pytest.mark.slow
 @needs_sandbox
 def test_the_solutions_notebook_is_out_of_the_kernels_reach(lab01_sandboxed):
     rows, *_ = lab01_sandboxed

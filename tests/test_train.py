@@ -76,6 +76,7 @@ def test_compare_histories_draws_train_solid_validation_dashed_one_colour_per_ru
     assert legend == ["base (train)", "base (validation)", "+BN (train)", "+BN (validation)"]
 
 
+@pytest.mark.slow
 def test_compare_histories_reads_keras_history_objects_and_their_initial_epoch(digits):
     x, y = digits
     model = _tiny_convnet()
@@ -505,6 +506,7 @@ def test_l2_on_kernels_only_adds_one_term_per_kernel_and_none_for_biases_or_batc
     assert total < 0.9 * everything  # biases, gamma, beta (all >= 0.5 here) are not in it
 
 
+@pytest.mark.slow
 def test_l2_penalty_reaches_evaluate_of_a_model_compiled_and_run_before(digits):
     x, _ = digits
     x = x[:32]
@@ -593,6 +595,7 @@ def _fresh_run(model_weights, batch_norm, scale, x, y, epochs, seed=0):
     return model.fit(x, y, epochs=epochs, batch_size=16, shuffle=False, verbose=0).history["loss"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_weight_scale_sweep_resets_everything_between_scales(digits, batch_norm):
     # every row of the sweep equals a fresh model trained from the same draws: nothing (weights,

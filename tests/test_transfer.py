@@ -141,6 +141,7 @@ def _no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
+@pytest.mark.slow
 def test_imagenet_weights_load_from_the_keras_cache_when_the_hash_matches(keras_cache,
                                                                            monkeypatch):
     home, md5, expected = keras_cache
@@ -302,6 +303,7 @@ def test_inference_mode_protects_the_statistics_even_of_trainable_batchnorm(synt
     assert not np.array_equal(before["block1_bn/gamma"], _kernels(model)["block1_bn/gamma"])
 
 
+@pytest.mark.slow
 def test_the_guides_training_false_does_not_protect_the_statistics_on_keras3(synthetic_batch):
     """The pitfall Lab 09 shows (keras-team/keras#20285): base(x, training=False) in a
     Functional model, base.trainable = True, fit -> the moving statistics move anyway."""
@@ -334,6 +336,7 @@ def test_frozen_batchnorm_alone_also_holds_without_inference_mode(synthetic_batc
 # --------------------------------------------------------------------------- recompile
 
 
+@pytest.mark.slow
 def test_changing_trainable_without_recompiling_is_ignored_or_fails(synthetic_batch):
     """Keras 3 fixes the trained weights at compile time.  TensorFlow: fit keeps training the
     old set (the unfrozen backbone does not move).  JAX: fit raises about optimizer_variables."""
@@ -412,6 +415,7 @@ def test_unfreezing_a_quarter_of_lite0_unfreezes_its_last_five_blocks_without_ba
 # --------------------------------------------------------------------------- fine_tune
 
 
+@pytest.mark.slow
 def test_fine_tune_trains_the_head_then_the_unfrozen_blocks_and_merges_the_history(
         synthetic_batch):
     x, y = synthetic_batch
@@ -438,6 +442,7 @@ def test_fine_tune_trains_the_head_then_the_unfrozen_blocks_and_merges_the_histo
     assert figure.axes
 
 
+@pytest.mark.slow
 def test_fine_tune_keeps_the_head_when_fine_tuning_only_makes_it_worse(synthetic_batch):
     x, y = synthetic_batch
     model = build_transfer_model(tiny_backbone(), 3, dropout=0.0)
@@ -451,6 +456,7 @@ def test_fine_tune_keeps_the_head_when_fine_tuning_only_makes_it_worse(synthetic
     np.testing.assert_allclose(restored, head_best, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_fine_tune_with_mixed_precision_computes_in_float16_with_a_float32_output(
         synthetic_batch):
     x, y = synthetic_batch
@@ -556,6 +562,7 @@ def _untrained_copy(model, seed=0):
     return copy
 
 
+@pytest.mark.slow
 def test_imagenet_features_beat_the_same_network_untrained_on_real_textures(lite0_64,
                                                                             tmp_path_factory):
     """Phase 1 of fine_tune (a new linear head on the frozen backbone), on cached features:
