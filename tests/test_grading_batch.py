@@ -437,6 +437,7 @@ def test_a_crash_while_grading_one_submission_becomes_its_error_row(tmp_path, mo
     assert log.getvalue().splitlines()[-1] == "statuses: graded 2, error 1"
 
 
+@pytest.mark.slow
 def test_the_exit_status_is_zero_only_when_every_row_is_graded(tmp_path, monkeypatch, capsys):
     from cnnlab.cli import main
 

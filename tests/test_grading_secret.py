@@ -81,6 +81,7 @@ def _same(a, b) -> bool:
         return json.dumps(a, default=str) == json.dumps(b, default=str)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lab", list(LABS))
 def test_every_exercise_with_drawn_cases_gets_other_hidden_answers_from_another_secret(lab):
     drawn = case_seeds(lab, None)

@@ -492,6 +492,7 @@ def _loss(model, x, label):
         keras.losses.sparse_categorical_crossentropy(np.array([label]), probs))[0])
 
 
+@pytest.mark.slow
 def test_pgd_stays_in_the_ball_and_the_range_and_beats_fgsm(smooth):
     image = IMAGE.copy()
     image[0] = 0.0

@@ -173,6 +173,7 @@ def _add_base(x, i, b):               # adds the new base without removing the o
     return mutant
 
 
+@pytest.mark.slow
 def test_mutation_map_cases_pass_the_reference_and_catch_the_usual_mistakes():
     assert set(_statuses("11.mutation_map", lab11.reference_mutation_map).values()) == {"pass"}
     assert set(_statuses("11.mutation_map", _mutations_by(_set_base)).values()) == {"pass"}

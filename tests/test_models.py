@@ -289,6 +289,7 @@ def test_alexnet_matches_the_lecture_62_3_million_with_6_percent_in_convolutions
     assert round(100 * conv / model.count_params()) == 6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config, millions, keras_name", [
     ("A", 133, None), ("B", 133, None), ("C", 134, None), ("D", 138, "VGG16"),
     ("E", 144, "VGG19"),
@@ -370,6 +371,7 @@ def test_resnet_cifar_matches_he_et_al_table_6(depth, millions):
         assert model.get_layer("stage2_block1_0_pad").count_params() == 0
 
 
+@pytest.mark.slow
 def test_resnet_cifar_option_b_adds_projection_shortcuts():
     model_a = _resnet_cifar(20, shortcut="A")
     model_b = _resnet_cifar(20, shortcut="B")
@@ -473,6 +475,7 @@ def test_googlenet_aux_heads_add_two_classifier_outputs():
     assert model.get_layer("aux1_avg_pool").output.shape == (None, 4, 4, 512)
 
 
+@pytest.mark.slow
 def test_mobilenet_equals_keras_mobilenet_in_parameters():
     with _zero_init():
         model = models.build_mobilenet()

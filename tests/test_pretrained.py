@@ -185,6 +185,7 @@ def test_packaged_weights_hold_296_tensors_and_4694024_float_parameters(state_di
 # The Keras model
 # --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_lite0_counts_4694024_parameters_with_top_and_3413024_without(lite0):
     trainable = sum(int(np.prod(weight.shape)) for weight in lite0.trainable_weights)
     assert (lite0.count_params(), trainable) == (4_694_024, 4_652_008)

@@ -198,6 +198,7 @@ def test_gradient_norms_match_finite_differences_on_a_dense_net_in_float64(digit
     assert given["out/kernel"] != pytest.approx(compiled["out/kernel"], rel=1e-3)
 
 
+@pytest.mark.slow
 def test_gradient_norms_match_finite_differences_on_a_conv_net_with_batchnorm(digits):
     x, y = digits
     x, y = x[:16].astype("float64"), y[:16]
@@ -320,6 +321,7 @@ def test_gradient_norms_without_a_loss_asks_for_one(digits):
 # --------------------------------------------------------------------------- quiet fits
 
 
+@pytest.mark.slow
 def test_fit_quietly_prints_exactly_one_line_per_epoch(digits, capsys):
     x, y = digits
     model = _tiny_convnet()
@@ -335,6 +337,7 @@ def test_fit_quietly_prints_exactly_one_line_per_epoch(digits, capsys):
     assert logged == pytest.approx(history.history["loss"][-1], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_fit_quietly_keeps_the_callers_callbacks_and_refuses_verbose(digits, capsys):
     x, y = digits
     model = _tiny_convnet()
@@ -347,6 +350,7 @@ def test_fit_quietly_keeps_the_callers_callbacks_and_refuses_verbose(digits, cap
         train.fit_quietly(model, x, y, epochs=1, verbose=1)
 
 
+@pytest.mark.slow
 def test_epoch_progress_bar_stays_on_one_line(digits):
     x, y = digits
     model = _tiny_convnet()
@@ -370,6 +374,7 @@ def _weights_after_one_epoch(seed, digits):
     return model.get_weights()
 
 
+@pytest.mark.slow
 def test_set_seed_makes_two_fits_end_with_identical_weights(digits):
     first = _weights_after_one_epoch(7, digits)
     again = _weights_after_one_epoch(7, digits)

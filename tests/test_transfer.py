@@ -257,6 +257,7 @@ def test_preprocess_for_a_model_uses_its_input_size(lite0_64):
 # --------------------------------------------------------------------------- Lite0 and classify
 
 
+@pytest.mark.slow
 def test_classify_finds_a_cat_in_chelsea_and_draws_the_top_classes():
     from cnnlab.datasets import load_sample_image
 
@@ -274,6 +275,7 @@ def test_classify_finds_a_cat_in_chelsea_and_draws_the_top_classes():
 # --------------------------------------------------------------------------- BatchNorm
 
 
+@pytest.mark.slow
 def test_batchnorm_statistics_stay_put_when_the_backbone_is_unfrozen(synthetic_batch):
     x, y = synthetic_batch
     backbone = tiny_backbone()
@@ -290,6 +292,7 @@ def test_batchnorm_statistics_stay_put_when_the_backbone_is_unfrozen(synthetic_b
     assert not any("gamma" in path for path in changed)  # BN kept frozen: gamma untouched
 
 
+@pytest.mark.slow
 def test_inference_mode_protects_the_statistics_even_of_trainable_batchnorm(synthetic_batch):
     x, y = synthetic_batch
     backbone = tiny_backbone()
@@ -320,6 +323,7 @@ def test_the_guides_training_false_does_not_protect_the_statistics_on_keras3(syn
     assert moved > 1e-3  # if Keras fixes #20285, this fails: update Lab 09's pitfall cell
 
 
+@pytest.mark.slow
 def test_frozen_batchnorm_alone_also_holds_without_inference_mode(synthetic_batch):
     x, y = synthetic_batch
     backbone = tiny_backbone()
@@ -471,6 +475,7 @@ def test_fine_tune_with_mixed_precision_computes_in_float16_with_a_float32_outpu
     assert model.predict(x[:2], verbose=0).dtype == np.float32
 
 
+@pytest.mark.slow
 def test_a_transfer_model_saves_and_loads_with_its_inference_mode(tmp_path, synthetic_batch):
     x, _ = synthetic_batch
     model = build_transfer_model(tiny_backbone(), 3)
