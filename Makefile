@@ -74,8 +74,8 @@ test: $(DEV_STAMP)
 	test $$suite -eq 0 && test $$browser_status -eq 0
 
 # The fast tier, the edit-and-test loop (CONTRIBUTING.md): the tests `make test` runs in its
-# first process, less those marked `slow` (a lab or a batch graded, a real training run, a
-# subprocess or a server: more than a few seconds each); under 3 minutes on two cores.
+# first process, less those marked `slow` (a lab or a batch graded, a real training run,
+# kernels or a server started: more than a few seconds each).
 FAST_IGNORE := $(foreach path,$(BESIDE) tests/lessons,--ignore=$(path))
 test-fast: $(DEV_STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider $(FAST_IGNORE) -m "not slow and not jax"

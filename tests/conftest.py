@@ -6,7 +6,7 @@ the session fixtures several test files share.
 importable), a test function may ask for the ``kit_root`` fixture instead.
 
 The tiers (markers declared in pyproject.toml): ``slow`` marks what takes more than a few
-seconds (a lab graded, a batch of submissions, a model trained for real, a subprocess);
+seconds (a lab or a batch graded, a model trained for real, kernels or a server started);
 ``make test-fast`` leaves it out, ``make test`` runs it.  ``jax`` marks the tests that start a
 JAX subprocess: only ``make test-jax`` runs them.
 """

@@ -203,6 +203,7 @@ def test_fallback_split_is_deterministic():
     assert np.array_equal(third[0][0], second[0][0])  # ... without changing the next call
 
 
+@pytest.mark.slow
 def test_auto_falls_back_to_subset_when_download_fails(offline_cache):
     with pytest.warns(datasets.SubsetWarning, match="network disabled in tests"):
         (x_train, _), (x_test, _) = datasets.load_mnist()

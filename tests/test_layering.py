@@ -19,6 +19,7 @@ a split), and a subprocess (``python -m cnnlab.cli``).
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass
 
@@ -104,15 +105,16 @@ class Import:
     line: int
 
 
-def kit_sources() -> list[Source]:
-    """Every module under cnnlab/ (packages as their __init__)."""
+@functools.cache
+def kit_sources() -> tuple[Source, ...]:
+    """Every module under cnnlab/ (packages as their __init__), read once per session."""
     sources = []
     for path in sorted((ROOT / "cnnlab").rglob("*.py")):
         parts = path.relative_to(ROOT).with_suffix("").parts
         is_package = parts[-1] == "__init__"
         module = ".".join(parts[:-1] if is_package else parts)
         sources.append(Source(module, is_package, path.read_text(encoding="utf-8")))
-    return sources
+    return tuple(sources)
 
 
 def _dynamic_target(call: ast.Call) -> str | None:
@@ -183,7 +185,7 @@ def _private_owner(path: str) -> str | None:
     return None
 
 
-def violations(sources: list[Source]) -> set[tuple[str, str, str]]:
+def violations(sources) -> set[tuple[str, str, str]]:
     """``(importer, imported, "layer" | "private")`` for each import that breaks the rules."""
     modules = {source.module for source in sources}
     found = set()
