@@ -1,4 +1,5 @@
-# cnnlab: `make lab` opens the labs, `make test` runs the tests.  Both create .venv if missing.
+# cnnlab: `make lab` opens the labs, `make test` runs the tests (`make test-fast`: the fast tier,
+# while editing; `make test-jax`: the JAX backend).  All create .venv if missing.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -26,7 +27,7 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 JAX_TESTS ?= tests/test_models.py tests/test_counters.py tests/test_graph.py \
 	tests/test_transfer.py tests/test_datasets_textures.py tests/test_pretrained.py
 
-.PHONY: install lab test test-jax test-lessons solutions labs grade images clean
+.PHONY: install lab test test-fast test-jax test-lessons solutions labs grade images clean
 
 install: $(STAMP)
 
@@ -71,6 +72,13 @@ test: $(DEV_STAMP)
 	  "(results/browser-test.log):"; \
 	cat results/browser-test.log; \
 	test $$suite -eq 0 && test $$browser_status -eq 0
+
+# The fast tier, the edit-and-test loop (CONTRIBUTING.md): the tests `make test` runs in its
+# first process, less those marked `slow` (a lab or a batch graded, a real training run,
+# kernels or a server started: more than a few seconds each).
+FAST_IGNORE := $(foreach path,$(BESIDE) tests/lessons,--ignore=$(path))
+test-fast: $(DEV_STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider $(FAST_IGNORE) -m "not slow and not jax"
 
 # The same model, counter, transfer and pretrained tests on the JAX backend (what the GPU
 # machines run; TensorFlow-only comparisons inside them skip themselves), then the tests that

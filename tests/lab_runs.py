@@ -8,7 +8,7 @@ both notebooks): one execution per notebook and purpose, whoever asks first.
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 
 @dataclass

@@ -356,6 +356,7 @@ def _count(layer, input_shape):
     return layer.count_params()
 
 
+@pytest.mark.slow
 @MANY
 @given(st.integers(1, 7), st.integers(1, 7), st.integers(1, 16), st.integers(1, 16),
        st.booleans())
@@ -367,6 +368,7 @@ def test_conv_params_matches_keras_conv2d(keras, kh, kw, c_in, filters, use_bias
                                                                        (None, 9, 9, c_in))
 
 
+@pytest.mark.slow
 @MANY
 @given(st.integers(1, 7), st.integers(1, 16), st.integers(1, 16), st.booleans())
 def test_conv_params_matches_keras_conv1d(keras, k, c_in, filters, use_bias):
@@ -374,6 +376,7 @@ def test_conv_params_matches_keras_conv1d(keras, k, c_in, filters, use_bias):
     assert A.conv_params(k, c_in, filters, use_bias, rank=1) == _count(layer, (None, 9, c_in))
 
 
+@pytest.mark.slow
 @MANY
 @given(st.integers(1, 7), st.integers(1, 16), st.integers(1, 3), st.booleans())
 def test_conv_params_matches_keras_depthwise_conv2d(keras, k, c_in, multiplier, use_bias):
@@ -384,6 +387,7 @@ def test_conv_params_matches_keras_depthwise_conv2d(keras, k, c_in, multiplier, 
                          multiplier) == expected
 
 
+@pytest.mark.slow
 @MANY
 @given(st.integers(1, 7), st.integers(1, 16), st.integers(1, 16), st.integers(1, 3),
        st.booleans())
@@ -395,6 +399,7 @@ def test_conv_params_matches_keras_separable_conv2d(keras, k, c_in, filters, mul
     assert A.conv_params(k, c_in, filters, use_bias, "separable", multiplier) == expected
 
 
+@pytest.mark.slow
 @MANY
 @given(st.integers(1, 16), st.integers(1, 16), st.booleans())
 def test_pointwise_and_dense_params_match_keras(keras, c_in, units, use_bias):

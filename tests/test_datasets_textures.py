@@ -20,6 +20,7 @@ def _rows_of(patch, photo):
             if np.array_equal(photo[r:r + height, c:c + width], patch)}
 
 
+@pytest.mark.slow
 def test_texture_patches_are_crops_of_the_real_photos_with_test_rows_held_out():
     (x_train, y_train), (x_test, y_test) = load_textures(patch_size=64, patches_per_image=8,
                                                          test_fraction=0.25, seed=3)
@@ -84,6 +85,7 @@ def _fake_cats_vs_dogs_zip(path, per_folder=None):
                                 f"{index}.jpg", buffer.getvalue())
 
 
+@pytest.mark.slow
 def test_cats_vs_dogs_records_its_hash_on_first_use_and_verifies_it_after(tmp_path):
     archive = tmp_path / "cats_and_dogs_filtered.zip"
     _fake_cats_vs_dogs_zip(archive)

@@ -20,7 +20,6 @@ import ast
 import io
 import symtable
 import time
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -30,8 +29,8 @@ from cnnlab.grading import grade, prepare_submission
 from cnnlab.grading.hidden import graded_exercises
 from cnnlab.grading.prepare import DEMO_TAG, SKIPPED_DEMO, is_demo
 from cnnlab.notebooks import build_lab, exercise_id
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PRESENT = [lab for lab in LABS if (ROOT / "solutions" / f"{LABS[lab]}.ipynb").exists()]
 
 
@@ -238,6 +237,7 @@ def test_a_submissions_own_demo_tags_change_nothing_the_grader_runs(tags):
         _prepared("09", solution, whole_notebook=True)[0]
 
 
+@pytest.mark.slow
 def test_an_exercise_cell_the_instructor_tags_demo_is_refused_with_the_fix(tmp_path):
     solutions = tmp_path / "solutions"
     solutions.mkdir()
@@ -296,6 +296,7 @@ def _ran_whole_notebook(run) -> bool:
     return not any(c.source == SKIPPED_DEMO for c in run.executed("solution").cells)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lab", PRESENT)
 def test_grading_with_and_without_the_demo_cells_gives_the_same_results(lab, lab_run, tmp_path,
                                                                           record_property):

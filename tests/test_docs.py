@@ -6,14 +6,13 @@ import pkgutil
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
 
 import cnnlab
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = {p.stem: p for p in (ROOT / "solutions").glob("[0-9][0-9]_*.ipynb")}
 CLAIM = re.compile(r"Used in:(.*?)(?:\n\s*\n|\Z)", re.S)
 LAB_REF = re.compile(r"labs/(\d{2}_[a-z0-9_]+)")
@@ -77,6 +76,7 @@ def test_every_used_in_claim_names_a_notebook_that_uses_the_name(where, name, te
             f"{where} says it is used in labs/{stem}, but that notebook never uses {name!r}")
 
 
+@pytest.mark.slow
 def test_star_import_gives_the_whole_public_api():
     code = "from cnnlab import *; import cnnlab; print(sorted(cnnlab.__all__))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

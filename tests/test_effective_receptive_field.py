@@ -98,6 +98,7 @@ def _raw_gradient(model, input_shape):
     return tape.gradient(unit, x).numpy()[0].astype(np.float64)
 
 
+@pytest.mark.slow
 def test_the_exercise_passes_the_library_and_fails_common_mistakes():
     assert set(_statuses(interpret.effective_receptive_field).values()) == {"pass"}
 

@@ -11,7 +11,6 @@ solution notebook's cells (by cell id), and the numbers are recomputed here.
 
 import itertools
 import re
-from pathlib import Path
 
 import keras
 import nbformat
@@ -21,8 +20,8 @@ from keras import layers
 
 from cnnlab.augment import transform_matrix
 from cnnlab.exercise import exercise, judge_record, probe_cases
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 LAB = ROOT / "solutions" / "06_data_augmentation.ipynb"
 
 

@@ -6,14 +6,12 @@ too (and, where it can be checked without running a lab, the relation is checked
 """
 
 import re
-from pathlib import Path
 
 import nbformat
 import numpy as np
 
 from cnnlab import kernels
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 
 def _cells(stem: str, cell_type: str) -> list[str]:

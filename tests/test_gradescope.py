@@ -388,6 +388,7 @@ def graded(autograder, tmp_path_factory):
     return results, {r.submission: r for r in direct}, roots
 
 
+@pytest.mark.slow
 def test_the_solved_lab_gets_full_marks_as_cnnlab_grade_gives(graded):
     results, direct, _ = graded
     solved = results["solved"]
@@ -397,6 +398,7 @@ def test_the_solved_lab_gets_full_marks_as_cnnlab_grade_gives(graded):
     assert round(sum(t["max_score"] for t in solved["tests"]), 2) == direct["solved"].max_total
 
 
+@pytest.mark.slow
 def test_every_case_of_the_lab_is_a_test_hidden_ones_after_published(graded):
     results, direct, _ = graded
     tests = results["solved"]["tests"]
@@ -409,6 +411,7 @@ def test_every_case_of_the_lab_is_a_test_hidden_ones_after_published(graded):
     assert {t["visibility"] for t in tests} == {VISIBLE, AFTER_PUBLISHED}
 
 
+@pytest.mark.slow
 def test_the_untouched_lab_scores_zero_as_cnnlab_grade_gives(graded):
     results, direct, _ = graded
     assert results["untouched"]["score"] == direct["untouched"].total == 0
@@ -416,6 +419,7 @@ def test_the_untouched_lab_scores_zero_as_cnnlab_grade_gives(graded):
     assert "NotImplementedError" in results["untouched"]["tests"][0]["output"]
 
 
+@pytest.mark.slow
 def test_an_attack_on_results_solutions_or_secret_gains_nothing(graded):
     results, direct, roots = graded
     attack, root = results["attack"], roots["attack"]
@@ -445,6 +449,7 @@ def test_the_attack_would_score_without_the_sandbox(tmp_path):
     assert (root / "results" / "forged.txt").read_text() == "forged"
 
 
+@pytest.mark.slow
 def test_a_broken_notebook_scores_zero_and_says_it_is_unreadable(autograder):
     results = _run_autograder(_root(autograder, "broken", {"lab.ipynb": b"{not json"}))
     assert results["score"] == 0
@@ -452,6 +457,7 @@ def test_a_broken_notebook_scores_zero_and_says_it_is_unreadable(autograder):
     assert len(results["tests"]) == sum(len(v["cases"]) for v in lab_catalog(LAB).values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("submissions, complaint", [
     ({}, "no notebook in the submission"),
     ({"notes.txt": b"hello"}, "no notebook in the submission (it holds: notes.txt)"),
@@ -464,6 +470,7 @@ def test_anything_but_one_notebook_scores_zero_and_says_why(autograder, submissi
     assert results["score"] == 0 and complaint in results["output"]
 
 
+@pytest.mark.slow
 def test_without_a_working_sandbox_nothing_is_graded_and_the_output_says_why(autograder):
     """A container where bubblewrap cannot make its namespaces (Docker's default seccomp
     profile): score 0 and the reason, never an unsandboxed run."""
@@ -480,6 +487,7 @@ def test_without_a_working_sandbox_nothing_is_graded_and_the_output_says_why(aut
     assert "No permissions to create new namespace" in results["output"]
 
 
+@pytest.mark.slow
 def test_a_python_that_cannot_start_still_leaves_valid_results(autograder):
     root = _root(autograder, "no-python", {"lab.ipynb": SOLVED.read_bytes()})
     env = dict(os.environ, AUTOGRADER_ROOT=str(root), CNNLAB_PYTHON=str(root / "no-python"))

@@ -35,8 +35,8 @@ from cnnlab.grading.integrity import (
 )
 from cnnlab.grading.runner import traceback_frames
 from cnnlab.notebooks import build_lab, exercise_id
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 LAB01 = ROOT / "solutions" / f"{LABS['01']}.ipynb"
 EXERCISES_01 = graded_exercises("01")
 TOTAL_01 = sum(ex.points for ex in EXERCISES_01)
@@ -177,12 +177,14 @@ def _statuses(result):
     return {e.id: e.status for e in result.exercises}
 
 
+@pytest.mark.slow
 def test_solution_scores_full_marks(lab01_batch):
     results, *_ = lab01_batch
     assert results["solution"].total == TOTAL_01
     assert set(_statuses(results["solution"]).values()) == {"pass"}
 
 
+@pytest.mark.slow
 def test_untouched_lab_scores_zero_with_every_exercise_not_attempted(lab01_batch):
     results, *_ = lab01_batch
     assert results["untouched"].status == "graded"
@@ -190,6 +192,7 @@ def test_untouched_lab_scores_zero_with_every_exercise_not_attempted(lab01_batch
     assert set(_statuses(results["untouched"]).values()) == {"not_attempted"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ex", EXERCISES_01, ids=[e.id for e in EXERCISES_01])
 def test_a_stubbed_exercise_loses_exactly_its_points(lab01_batch, ex):
     results, *_ = lab01_batch
@@ -202,6 +205,7 @@ def test_a_stubbed_exercise_loses_exactly_its_points(lab01_batch, ex):
     assert result.total == TOTAL_01 - sum(POINTS_01[e] for e in group)
 
 
+@pytest.mark.slow
 def test_an_infinite_loop_times_out_and_the_rest_is_graded(lab01_batch):
     results, *_ = lab01_batch
     statuses = _statuses(results["hang"])
@@ -209,6 +213,7 @@ def test_an_infinite_loop_times_out_and_the_rest_is_graded(lab01_batch):
     assert set(statuses.values()) == {"pass"}
 
 
+@pytest.mark.slow
 def test_os_exit_is_reported_as_kernel_died(lab01_batch):
     results, *_ = lab01_batch
     statuses = _statuses(results["exit"])
@@ -218,6 +223,7 @@ def test_os_exit_is_reported_as_kernel_died(lab01_batch):
     assert results["exit"].status == "kernel_died"
 
 
+@pytest.mark.slow
 def test_a_memory_blow_up_is_stopped_and_reported(lab01_batch):
     results, *_ = lab01_batch
     statuses = _statuses(results["memory"])
@@ -225,6 +231,7 @@ def test_a_memory_blow_up_is_stopped_and_reported(lab01_batch):
     assert statuses["01.correlate2d"] == "pass"
 
 
+@pytest.mark.slow
 def test_an_object_with_forged_equality_does_not_pass(lab01_batch):
     results, *_ = lab01_batch
     assert _statuses(results["forged_missing"])["01.filter_shapes"] == "fail"
@@ -232,6 +239,7 @@ def test_an_object_with_forged_equality_does_not_pass(lab01_batch):
         TOTAL_01 - POINTS_01["01.filter_shapes"] - POINTS_01["01.to_grayscale"])
 
 
+@pytest.mark.slow
 def test_a_missing_exercise_scores_zero_as_missing(lab01_batch):
     results, *_ = lab01_batch
     statuses = _statuses(results["forged_missing"])
@@ -240,11 +248,13 @@ def test_a_missing_exercise_scores_zero_as_missing(lab01_batch):
     assert set(statuses.values()) == {"pass"}
 
 
+@pytest.mark.slow
 def test_reordered_and_duplicated_exercise_cells_are_matched_by_tag(lab01_batch):
     results, *_ = lab01_batch
     assert results["reordered"].total == TOTAL_01
 
 
+@pytest.mark.slow
 def test_a_truncated_notebook_gets_an_error_row(lab01_batch):
     results, out, *_ = lab01_batch
     assert results["truncated"].status == "unreadable"
@@ -254,6 +264,7 @@ def test_a_truncated_notebook_gets_an_error_row(lab01_batch):
     assert len(rows) == len(results)
 
 
+@pytest.mark.slow
 def test_reports_list_every_submission_with_feedback(lab01_batch):
     results, out, *_ = lab01_batch
     rows = list(csv.DictReader((out / "scores.csv").open()))
@@ -266,6 +277,7 @@ def test_reports_list_every_submission_with_feedback(lab01_batch):
     assert "public test `lecture_5x5_example`: pass" in solution
 
 
+@pytest.mark.slow
 def test_regrading_gives_identical_scores_with_one_job_per_core_by_default(lab01_batch,
                                                                            tmp_path):
     results, _, _, folder = lab01_batch
@@ -278,6 +290,7 @@ def test_regrading_gives_identical_scores_with_one_job_per_core_by_default(lab01
     assert f"with {default_jobs()} job(s)" in log.getvalue()
 
 
+@pytest.mark.slow
 def test_the_notebook_deadline_is_enforced_from_outside(tmp_path):
     folder = tmp_path / "subs"
     folder.mkdir()
@@ -296,6 +309,7 @@ def test_the_notebook_deadline_is_enforced_from_outside(tmp_path):
 # Timing, jobs
 
 
+@pytest.mark.slow
 def test_each_submission_and_the_batch_total_are_timed(lab01_batch):
     results, _, log, _ = lab01_batch
     for name, result in results.items():
@@ -328,6 +342,7 @@ def _make_grade_command(*extra):
     return [line for line in lines.splitlines() if not line.startswith("make")][-1]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_grade_passes_jobs_only_when_given():
     dry = _make_grade_command
@@ -336,6 +351,7 @@ def test_make_grade_passes_jobs_only_when_given():
     assert "--secret /srv/course-secret" in dry("SECRET=/srv/course-secret")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_grade_passes_whole_notebook_only_when_asked():
     assert "--whole-notebook" not in _make_grade_command()
@@ -346,6 +362,7 @@ def test_make_grade_passes_whole_notebook_only_when_asked():
 # Flags: a cell that hands back cnnlab's own answer
 
 
+@pytest.mark.slow
 def test_importing_the_reference_is_flagged_and_still_scored(lab01_batch):
     results, *_ = lab01_batch
     rows = {e.id: e for e in results["cheats"].exercises}
@@ -354,6 +371,7 @@ def test_importing_the_reference_is_flagged_and_still_scored(lab01_batch):
     assert rows["01.correlate2d"].status == "pass"  # instructors decide, the score stands
 
 
+@pytest.mark.slow
 def test_calling_the_exercise_reference_is_flagged_and_still_scored(lab01_batch):
     results, *_ = lab01_batch
     flag = next(e for e in results["cheats"].exercises if e.id == "01.convolve2d").flag
@@ -361,6 +379,7 @@ def test_calling_the_exercise_reference_is_flagged_and_still_scored(lab01_batch)
     assert _statuses(results["cheats"])["01.convolve2d"] == "pass"
 
 
+@pytest.mark.slow
 def test_calls_of_cnnlab_s_implementation_by_any_route_are_flagged_and_still_scored(
         lab01_batch):
     results, *_ = lab01_batch
@@ -379,6 +398,7 @@ def test_calls_of_cnnlab_s_implementation_by_any_route_are_flagged_and_still_sco
         assert "call check" not in results[name].flagged, (name, results[name].flagged)
 
 
+@pytest.mark.slow
 def test_legitimate_uses_of_cnnlab_in_an_exercise_cell_are_not_flagged(lab01_batch):
     results, *_ = lab01_batch
     rows = {e.id: e for e in results["cheats"].exercises}
@@ -389,6 +409,7 @@ def test_legitimate_uses_of_cnnlab_in_an_exercise_cell_are_not_flagged(lab01_bat
         assert results[name].flagged == "", name
 
 
+@pytest.mark.slow
 def test_flags_reach_the_csv_the_json_and_the_feedback(lab01_batch):
     results, out, *_ = lab01_batch
     rows = {r["submission"]: r for r in csv.DictReader((out / "scores.csv").open())}
@@ -537,6 +558,7 @@ def _feedback_section(out, submission, ex_id):
         .split("\n## ")[0]
 
 
+@pytest.mark.slow
 def test_a_syntax_error_names_the_exercise_cell_and_line(lab01_batch):
     results, out, *_ = lab01_batch
     row = next(e for e in results["errors"].exercises if e.id == "01.to_grayscale")
@@ -546,6 +568,7 @@ def test_a_syntax_error_names_the_exercise_cell_and_line(lab01_batch):
     assert row.message in _feedback_section(out, "errors", "01.to_grayscale")
 
 
+@pytest.mark.slow
 def test_an_error_deep_in_a_student_function_names_the_line_it_was_raised_on(lab01_batch):
     results, *_ = lab01_batch
     rows = {e.id: e for e in results["errors"].exercises}
@@ -560,6 +583,7 @@ def test_an_error_deep_in_a_student_function_names_the_line_it_was_raised_on(lab
                           for c in public)
 
 
+@pytest.mark.slow
 def test_feedback_never_shows_ipython_file_names(lab01_batch):
     _, out, *_ = lab01_batch
     for path in (out / "feedback").glob("*.md"):
@@ -568,6 +592,7 @@ def test_feedback_never_shows_ipython_file_names(lab01_batch):
         assert not re.search(r"\b\d{6,}\.py\b", text), path.name
 
 
+@pytest.mark.slow
 def test_cells_that_raised_are_recorded_with_exercise_and_line(lab01_batch):
     results, out, *_ = lab01_batch
     # (whether every lab cell of the solution runs within the batch's 45 s a cell depends on

@@ -38,9 +38,9 @@ from cnnlab.grading.limits import (
 from cnnlab.grading.prepare import ParseServer, read_notebook
 from cnnlab.grading.reports import Reports, csv_safe, move_aside, write_atomic
 from cnnlab.notebooks import exercise_id
+from tests.conftest import ROOT
 
 grade_module = importlib.import_module("cnnlab.grading.grade")  # the module, not grade()
-ROOT = Path(__file__).resolve().parent.parent
 LAB01 = ROOT / "solutions" / f"{LABS['01']}.ipynb"
 EXERCISES_01 = graded_exercises("01")
 TOTAL_01 = sum(ex.points for ex in EXERCISES_01)
@@ -423,6 +423,7 @@ def _notebooks(folder: Path, *names) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_a_crash_while_grading_one_submission_becomes_its_error_row(tmp_path, monkeypatch):
     monkeypatch.setattr(grade_module, "_grade_steps", _fake_steps(fail={"b"}))
     log = io.StringIO()
@@ -436,6 +437,7 @@ def test_a_crash_while_grading_one_submission_becomes_its_error_row(tmp_path, mo
     assert log.getvalue().splitlines()[-1] == "statuses: graded 2, error 1"
 
 
+@pytest.mark.slow
 def test_the_exit_status_is_zero_only_when_every_row_is_graded(tmp_path, monkeypatch, capsys):
     from cnnlab.cli import main
 
@@ -448,6 +450,7 @@ def test_the_exit_status_is_zero_only_when_every_row_is_graded(tmp_path, monkeyp
     assert main(["grade", "--lab", "99", str(subs), "--out", str(tmp_path / "o3")]) == 2
 
 
+@pytest.mark.slow
 def test_resume_keeps_unchanged_rows_and_grades_only_the_rest(tmp_path, monkeypatch):
     monkeypatch.setattr(grade_module, "_grade_steps", _fake_steps())
     subs, out = _notebooks(tmp_path / "subs", "a", "b", "c", "d"), tmp_path / "out"
@@ -477,6 +480,7 @@ def test_resume_keeps_unchanged_rows_and_grades_only_the_rest(tmp_path, monkeypa
     assert len(list(out.glob("scores-*.json.old"))) == 1  # the interrupted run's, kept aside
 
 
+@pytest.mark.slow
 def test_resume_refuses_another_labs_scores(tmp_path, monkeypatch):
     monkeypatch.setattr(grade_module, "_grade_steps", _fake_steps())
     subs, out = _notebooks(tmp_path / "subs", "a"), tmp_path / "out"
@@ -498,6 +502,7 @@ def _bang_notebook(path: Path) -> Path:
     return _write(nb, path)
 
 
+@pytest.mark.slow
 def test_parsing_past_its_deadline_is_an_error_row_and_the_batch_goes_on(tmp_path):
     subs = tmp_path / "subs"
     subs.mkdir()
@@ -521,6 +526,7 @@ def test_parsing_past_its_deadline_is_an_error_row_and_the_batch_goes_on(tmp_pat
     assert log.getvalue().splitlines()[-1] == "statuses: unreadable 2, refused 1, error 1"
 
 
+@pytest.mark.slow
 def test_the_parse_worker_costs_well_under_a_second(tmp_path):
     with ParseServer() as server:
         assert server.run(_job(tmp_path / "0", LAB01), 60)["ok"]  # imports: paid once a batch
@@ -580,12 +586,14 @@ def attacked_batch(tmp_path_factory):
     return {r.submission: r for r in results}, out, log.getvalue()
 
 
+@pytest.mark.slow
 def test_the_solved_notebook_with_odd_metadata_scores_full_marks(attacked_batch):
     rows, *_ = attacked_batch
     assert rows["x"].status == "graded" and rows["x"].total == TOTAL_01
     assert {e.status for e in rows["x"].exercises} == {"pass"}
 
 
+@pytest.mark.slow
 def test_answers_already_taken_cannot_be_overwritten_by_a_later_cell(attacked_batch):
     rows, *_ = attacked_batch
     attacked = {e.id: e for e in rows["=1+1"].exercises}
@@ -596,6 +604,7 @@ def test_answers_already_taken_cannot_be_overwritten_by_a_later_cell(attacked_ba
     assert rows["=1+1"].total == sum(e.points for e in rows["=1+1"].exercises)
 
 
+@pytest.mark.slow
 def test_the_kernel_cannot_kill_its_runner_from_the_sandbox(attacked_batch):
     """Its parent is the sandbox's first process, which ignores it; the runner is out of reach
     (a runner killed all the same is kernel_died, never running: see above)."""
@@ -607,6 +616,7 @@ def test_the_kernel_cannot_kill_its_runner_from_the_sandbox(attacked_batch):
         assert {e.status for e in row.exercises} <= set(EXERCISE_STATUS_MEANINGS)
 
 
+@pytest.mark.slow
 def test_the_attacked_batch_writes_every_row_and_moves_the_old_scores_aside(attacked_batch):
     rows, out, log = attacked_batch
     assert rows["link"].status == "refused"

@@ -28,8 +28,8 @@ from cnnlab.grading.hidden import (
     secret_sha256,
 )
 from cnnlab.notebooks import exercise_id
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SECRET = b"course-secret-for-the-tests-7f3a9c2e41d8b6"
 OTHER = b"another-course-secret-0123456789abcdef"
 
@@ -81,6 +81,7 @@ def _same(a, b) -> bool:
         return json.dumps(a, default=str) == json.dumps(b, default=str)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lab", list(LABS))
 def test_every_exercise_with_drawn_cases_gets_other_hidden_answers_from_another_secret(lab):
     drawn = case_seeds(lab, None)
@@ -142,6 +143,7 @@ def _row(out: Path) -> dict:
     return row
 
 
+@pytest.mark.slow
 def test_the_grader_draws_hidden_inputs_from_the_secret_and_regrades_identically(tmp_path):
     subs = _submission(tmp_path / "subs")
     points = exercise("02.conv_output_size")

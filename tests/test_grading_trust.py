@@ -21,9 +21,9 @@ from cnnlab.grading.hidden import graded_exercises
 from cnnlab.grading import grade
 from cnnlab.grading.runner import collect_records
 from cnnlab.notebooks import exercise_id
+from tests.conftest import ROOT
 
 grade_module = importlib.import_module("cnnlab.grading.grade")  # the module, not grade()
-ROOT = Path(__file__).resolve().parent.parent
 LAB01 = ROOT / "labs" / f"{LABS['01']}.ipynb"
 EXERCISES_01 = graded_exercises("01")
 TOTAL_01 = sum(ex.points for ex in EXERCISES_01)
@@ -222,6 +222,7 @@ def _statuses(result):
     return {e.id: e.status for e in result.exercises}
 
 
+@pytest.mark.slow
 def test_a_later_cell_rewriting_answers_or_forging_records_scores_zero(attacked):
     results, _ = attacked
     result = results["rewrite"]
@@ -229,18 +230,21 @@ def test_a_later_cell_rewriting_answers_or_forging_records_scores_zero(attacked)
     assert set(_statuses(result).values()) == {"not_attempted"}
 
 
+@pytest.mark.slow
 def test_replacing_the_kernel_side_probing_functions_scores_zero(attacked):
     results, _ = attacked
     assert results["patch"].total == 0
     assert set(_statuses(results["patch"]).values()) == {"not_attempted"}
 
 
+@pytest.mark.slow
 def test_walking_the_stack_finds_no_expected_answer(attacked):
     results, _ = attacked
     assert results["stack_walk"].total == 0
     assert _statuses(results["stack_walk"])["01.correlate2d"] == "not_attempted"
 
 
+@pytest.mark.slow
 def test_a_thread_forging_records_during_later_cells_gains_nothing(attacked):
     results, _ = attacked
     result = results["thread"]
@@ -250,6 +254,7 @@ def test_a_thread_forging_records_during_later_cells_gains_nothing(attacked):
     assert "pass" not in _statuses(result).values()
 
 
+@pytest.mark.slow
 def test_an_always_equal_object_is_not_plain_data_and_scores_zero(attacked):
     results, _ = attacked
     row = next(e for e in results["always_equal"].exercises if e.id == "01.convolve2d")
@@ -257,6 +262,7 @@ def test_an_always_equal_object_is_not_plain_data_and_scores_zero(attacked):
     assert all(status == "error" for _, _, status, _ in row.cases)
 
 
+@pytest.mark.slow
 def test_the_executed_notebook_keeps_no_probe_records(attacked):
     _, out = attacked
     text = (out / "executed" / "stack_walk.ipynb").read_text()

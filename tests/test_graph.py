@@ -6,7 +6,6 @@ printed under the JAX backend.
 """
 
 import os
-import pathlib
 import subprocess
 import sys
 
@@ -17,8 +16,7 @@ import keras
 from keras import layers
 
 from cnnlab import graph
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
 
 
 def _produced_before_use(trace):

@@ -502,6 +502,7 @@ def _loss(model, x, label):
         keras.losses.sparse_categorical_crossentropy(np.array([label]), probs))[0])
 
 
+@pytest.mark.slow
 def test_pgd_stays_in_the_ball_and_the_range_and_beats_fgsm(smooth):
     image = IMAGE.copy()
     image[0] = 0.0
@@ -720,16 +721,17 @@ def test_saliency_grad_cam_and_fgsm_agree_with_references_under_jax():
 
 
 @pytest.fixture(scope="module")
-def lite0():
+def lite0(lite0_imagenet):
     try:
         from cnnlab import pretrained
     except ModuleNotFoundError as exc:
         if exc.name != "cnnlab.pretrained":
             raise
         pytest.skip("cnnlab.pretrained (EfficientNet-Lite0 weights) is not written yet")
-    return pretrained, pretrained.efficientnet_lite0(weights="imagenet")
+    return pretrained, lite0_imagenet  # weights="imagenet", built once per session (conftest)
 
 
+@pytest.mark.slow
 def test_fgsm_flips_lite0_on_chelsea_with_a_few_intensity_levels(lite0):
     pretrained, model = lite0
     chelsea = imagenet_input("chelsea")

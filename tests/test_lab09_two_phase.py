@@ -8,7 +8,6 @@ first blocks instead of the last, the backbone never frozen), so each failure is
 that one step.
 """
 
-from pathlib import Path
 
 import keras
 import nbformat
@@ -19,8 +18,10 @@ from keras import layers
 from cnnlab.exercise import exercise, judge_record, probe_cases
 from cnnlab.exercises.lab09 import reference_two_phase_fine_tune
 from cnnlab.grading.hidden import graded_exercises
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # each test judges real two-phase fine-tunes (up to a minute)
+
 EXERCISE_ID = "09.two_phase_fine_tune"
 
 

@@ -9,6 +9,7 @@ session (``tests/lab_runs.py``).
 import re
 
 import numpy as np
+import pytest
 
 from cnnlab.exercise import judge_record, probe_cases
 from cnnlab.exercises import lab11
@@ -113,6 +114,7 @@ def test_nms_cases_pass_the_reference_and_catch_the_usual_mistakes():
         "iou_equal_to_the_threshold_is_kept"] == "fail"
 
 
+@pytest.mark.slow
 def test_lab11_prints_one_kept_box_per_coin(lab_run):
     printed = lab_run("11").printed()
     assert "27 synthetic candidate boxes, non_max_suppression (yours) keeps 7:" in printed
@@ -171,6 +173,7 @@ def _add_base(x, i, b):               # adds the new base without removing the o
     return mutant
 
 
+@pytest.mark.slow
 def test_mutation_map_cases_pass_the_reference_and_catch_the_usual_mistakes():
     assert set(_statuses("11.mutation_map", lab11.reference_mutation_map).values()) == {"pass"}
     assert set(_statuses("11.mutation_map", _mutations_by(_set_base)).values()) == {"pass"}
@@ -188,6 +191,7 @@ def test_mutation_map_cases_pass_the_reference_and_catch_the_usual_mistakes():
         assert "fail" in {s for name, s in statuses.items() if name in public}, mistake
 
 
+@pytest.mark.slow
 def test_lab11_mutation_map_lights_up_the_planted_motif(lab_run):
     printed = lab_run("11").printed()
     where = re.search(r"planted motif at positions (\d+)\.\.(\d+)", printed)
@@ -231,6 +235,7 @@ def _fcn_variant(merge="add", where="enc2", classes=None, size=None, wide=1):
     return build
 
 
+@pytest.mark.slow
 def test_build_fcn_structure_cases_accept_skips_and_refuse_the_rest():
     right = {"reference": lab11._reference_build_skip_fcn(), "add": _fcn_variant("add"),
              "concatenate": _fcn_variant("concat"),
@@ -253,6 +258,7 @@ def test_build_fcn_structure_cases_accept_skips_and_refuse_the_rest():
         assert set(statuses) >= public
 
 
+@pytest.mark.slow
 def test_lab11_skip_connection_raises_the_mean_iou(lab_run):
     printed = lab_run("11").printed()
     assert "build_skip_fcn (yours): 20,308 parameters (plain FCN 20,308), merge layers ['fuse']" \

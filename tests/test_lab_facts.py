@@ -9,7 +9,6 @@ by running a lab again.
 """
 
 import re
-from pathlib import Path
 
 import keras
 import nbformat
@@ -22,8 +21,7 @@ from cnnlab.datasets import load_sample_image
 from cnnlab.exercise import exercise, judge_record, probe_cases
 from cnnlab.models import build_lenet5
 from cnnlab.notebooks import exercise_id
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 
 def _markdown(stem: str) -> str:
@@ -72,6 +70,7 @@ def test_lab02_says_rotate_and_its_check_catches_the_unrotated_version():
     assert set(_public_statuses("02.conv_transpose", rotated_transpose).values()) == {"pass"}
 
 
+@pytest.mark.slow
 def test_lab02_prints_that_only_the_rotated_kernel_matches(lab_run):
     printed = lab_run("02").printed()
     assert "pad g, slide the kernel rotated by 180 degrees: True" in printed
@@ -127,6 +126,7 @@ def _erf_table():
     return table
 
 
+@pytest.mark.slow
 def test_lab02_prints_the_effective_receptive_fields_it_quotes(lab_run):
     table = _erf_table()
     printed = lab_run("02").printed()
@@ -260,6 +260,7 @@ def test_lab03_states_the_tie_rule_and_its_check_enforces_it():
     assert overwrite["random_6x6_size_2"] == "pass"
 
 
+@pytest.mark.slow
 def test_lab03_prints_that_its_backward_pass_matches_numeric_and_keras_gradients(lab_run):
     printed = lab_run("03").printed()
     errors = re.findall(r"relative error against the numeric gradient (\S+); equals Keras' "
@@ -280,6 +281,7 @@ def test_lenet5_receptive_fields_follow_its_subsampling_layers():
         (5, 5), (6, 6), (14, 14), (16, 16), (32, 32)]
 
 
+@pytest.mark.slow
 def test_lab04_prints_the_true_receptive_fields_and_dates_lenet5_1998(lab_run):
     assert "receptive fields: C1 5, S2 6, C3 14, S4 16, C5 32" in lab_run("04").printed()
     text = _markdown("04_mlp_to_convnet")
@@ -302,6 +304,7 @@ def test_a_filter_with_luminance_weighted_slices_sees_the_grayscale_image():
                            ops.correlate2d(rgb @ luminance, sobel), atol=1e-3)
 
 
+@pytest.mark.slow
 def test_lab01_edge_filter_is_on_the_luminance(lab_run):
     printed = lab_run("01").printed()
     assert "feature map 1 equals the Sobel filter of the grayscale image: True" in printed
@@ -332,6 +335,7 @@ def _digit_table(printed: str) -> dict:
 DIGIT_BAND = 12
 
 
+@pytest.mark.slow
 def test_lab09_digit_transfer_shows_the_relations_its_prose_teaches(lab_run):
     # Training results are pinned as the relations the lab teaches, within bands: never as the
     # literal percentages of one machine's run (issue 19: 70 % here, 71 % in the prose there).
@@ -371,6 +375,7 @@ def _densenet121_block_params(stage):
                if layer.name.startswith(f"conv{stage}_block"))
 
 
+@pytest.mark.slow
 def test_lab05_prints_the_dense_block_counts_its_prose_quotes(lab_run):
     printed = lab_run("05").printed()
     text = _markdown("05_architectures_and_cost")
@@ -402,6 +407,7 @@ def test_lab05_prints_the_dense_block_counts_its_prose_quotes(lab_run):
 # ------------------------------------------------------------ Lab 10: the top-9 patches
 
 
+@pytest.mark.slow
 def test_lab10_prints_the_top_patches_numbers_its_prose_quotes(lab_run):
     from cnnlab.datasets import SAMPLE_IMAGES, load_sample_image
 
@@ -430,6 +436,7 @@ def test_lab10_prints_the_top_patches_numbers_its_prose_quotes(lab_run):
     assert printed.count("finds the same nine crops") == 4
 
 
+@pytest.mark.slow
 def test_lab10_shows_the_top_patches_as_a_png_in_both_notebooks(lab_run):
     run = lab_run("10")
     for which in ("solution", "untouched"):
@@ -442,6 +449,7 @@ def test_lab10_shows_the_top_patches_as_a_png_in_both_notebooks(lab_run):
 # --------------------------------------- Lab 09: the two phases, a tenth of the rate, BN still
 
 
+@pytest.mark.slow
 def test_lab09_two_phases_print_a_tenth_of_the_rate_and_batchnorm_statistics_that_never_move(
         lab_run):
     # the prose: phase 2 at "a tenth" of the head's rate, a new Adam, BatchNorm frozen so its

@@ -14,14 +14,13 @@ The executed notebooks are kept, so tests of what a lab prints (``tests/test_lab
 read them instead of running the lab a third time.
 """
 
-from pathlib import Path
 
 import pytest
 
 from cnnlab.exercise import LABS, lab_exercises
 from cnnlab.grading.hidden import lab_points
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PRESENT = [lab for lab in LABS if (ROOT / "solutions" / f"{LABS[lab]}.ipynb").exists()]
 
 
@@ -35,6 +34,7 @@ def _errors(result):
     return [(e.index, e.exercise, e.ename, e.line, e.message) for e in result.cell_errors]
 
 
+@pytest.mark.slow
 def test_solution_runs_to_the_end_without_error_and_scores_full_marks(graded, record_property):
     lab, solution, untouched, _ = graded
     record_property("lab_seconds", {"lab": lab, "solution": solution.seconds,
@@ -46,6 +46,7 @@ def test_solution_runs_to_the_end_without_error_and_scores_full_marks(graded, re
     assert solution.total == sum(lab_points(lab).values())
 
 
+@pytest.mark.slow
 def test_untouched_lab_runs_to_the_end_without_error_and_scores_zero(graded):
     lab, _, untouched, _ = graded
     assert untouched.status == "graded", untouched.message
@@ -55,6 +56,7 @@ def test_untouched_lab_runs_to_the_end_without_error_and_scores_zero(graded):
     assert set(statuses.values()) == {"not_attempted"}, statuses
 
 
+@pytest.mark.slow
 def test_the_similarity_report_finds_the_solution_and_never_the_untouched_starter(graded):
     # the "solution" submission is the instructor's solution notebook itself: MOSS-style
     # comparison must find it as cnnlab's solution, exercise by exercise where a cell has code
@@ -70,6 +72,7 @@ def test_the_similarity_report_finds_the_solution_and_never_the_untouched_starte
         assert f"<h2>{entry.split(':')[0]}" in page, (lab, entry)
 
 
+@pytest.mark.slow
 def test_the_executed_notebooks_are_kept_with_their_outputs(graded):
     lab, _, _, run = graded
     for which in ("solution", "untouched"):

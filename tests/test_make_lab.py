@@ -19,8 +19,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 STAMP = ROOT / ".venv" / ".installed"
 NOTEBOOKS = sorted(ROOT.glob("labs/[0-9][0-9]_*.ipynb")) + sorted(
     ROOT.glob("solutions/[0-9][0-9]_*.ipynb"))
@@ -61,6 +61,7 @@ def test_image_pattern_finds_markdown_and_html_images():
         "../images/x.gif", "../images/y.png", "z.svg"]
 
 
+@pytest.mark.slow
 def test_make_lab_adds_extra_arguments_and_keeps_allow_root_as_root():
     dry = _make("-n", "lab", "DIR=solutions", "LAB_ARGS=--no-browser --ServerApp.ip=127.0.0.1")
     assert dry.returncode == 0, dry.stderr
@@ -70,12 +71,14 @@ def test_make_lab_adds_extra_arguments_and_keeps_allow_root_as_root():
     assert ("--allow-root" in dry.stdout) == (os.geteuid() == 0)
 
 
+@pytest.mark.slow
 def test_make_lab_refuses_a_dir_that_is_not_a_folder():
     result = _make("lab", "DIR=no_such_folder")
     assert result.returncode != 0
     assert "DIR=no_such_folder is not a folder" in result.stderr
 
 
+@pytest.mark.slow
 @needs_install
 def test_make_lab_serves_labs_first_and_every_notebook_image():
     port, token = _free_port(), "cnnlab-test-token"

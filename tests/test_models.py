@@ -257,6 +257,7 @@ def test_small_models_map_a_tiny_batch_to_class_probabilities(key):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", ["lenet5_classic", "lenet5_rbf", "resnet8_cifar"])
 def test_models_with_custom_layers_survive_save_and_load(key, tmp_path):
     build, input_shape, _ = SMALL_MODELS[key]
@@ -288,6 +289,7 @@ def test_alexnet_matches_the_lecture_62_3_million_with_6_percent_in_convolutions
     assert round(100 * conv / model.count_params()) == 6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config, millions, keras_name", [
     ("A", 133, None), ("B", 133, None), ("C", 134, None), ("D", 138, "VGG16"),
     ("E", 144, "VGG19"),
@@ -323,12 +325,14 @@ def test_vgg_block_stacks_same_convolutions_then_halves_the_map():
 # ResNet
 # --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_resnet50_equals_keras_resnet50_layer_by_layer():
     model, reference = _resnet(50), _keras_resnet50()
     assert model.count_params() == reference.count_params() == 25_636_712
     _assert_same_layers_as_keras(model, reference)
 
 
+@pytest.mark.slow
 def test_resnet50_without_top_equals_keras_without_its_classifier():
     model = _resnet(50, include_top=False)
     reference = _keras_resnet50()
@@ -342,6 +346,7 @@ TORCHVISION_COUNTS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_54
                       152: 60_192_808}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth", sorted(TORCHVISION_COUNTS))
 def test_resnet_counts_equal_torchvision_once_conv_biases_are_removed(depth):
     # 18 and 34 are built without conv biases (torchvision's convention); 50, 101 and 152
@@ -366,6 +371,7 @@ def test_resnet_cifar_matches_he_et_al_table_6(depth, millions):
         assert model.get_layer("stage2_block1_0_pad").count_params() == 0
 
 
+@pytest.mark.slow
 def test_resnet_cifar_option_b_adds_projection_shortcuts():
     model_a = _resnet_cifar(20, shortcut="A")
     model_b = _resnet_cifar(20, shortcut="B")
@@ -410,6 +416,7 @@ def test_zero_pad_shortcut_subsamples_and_appends_zero_channels():
 # GoogLeNet, MobileNet
 # --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_dense_block_b_equals_the_first_block_of_keras_densenet121_layer_by_layer():
     with _zero_init():
         reference = keras.applications.DenseNet121(weights=None)
@@ -468,6 +475,7 @@ def test_googlenet_aux_heads_add_two_classifier_outputs():
     assert model.get_layer("aux1_avg_pool").output.shape == (None, 4, 4, 512)
 
 
+@pytest.mark.slow
 def test_mobilenet_equals_keras_mobilenet_in_parameters():
     with _zero_init():
         model = models.build_mobilenet()
@@ -493,6 +501,7 @@ def test_depthwise_separable_block_costs_9c_plus_c_times_f():
 # Lecture 5: the factorised CIFAR-100 network
 # --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_factorized_convnet_has_the_documented_half_million_parameters():
     def conv(c_in, c_out, taps=3):
         """Weights and biases of a conv with `taps` taps (1x3 or 3x1: 3; 3x3: 9)."""

@@ -4,7 +4,6 @@ import ast
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -16,8 +15,8 @@ from cnnlab.notebooks import (
     exercise_id,
     strip_solutions,
 )
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))
 IDS = [p.stem[:2] for p in SOLUTIONS]
 
@@ -85,6 +84,7 @@ def test_build_labs_check_detects_out_of_date_and_stale_labs(tmp_path):
     assert build_labs(ROOT / "solutions", labs, check=True) == [first.name, "99_stale.ipynb"]
 
 
+@pytest.mark.slow
 def test_committed_labs_are_up_to_date_with_solutions():
     result = subprocess.run([sys.executable, "-m", "cnnlab.cli", "build-labs", "--check"],
                             cwd=ROOT, capture_output=True, text=True)
@@ -177,6 +177,7 @@ def test_exercise_parameters_never_shadow_an_imported_module(path):
                                   "shadow an imported name"
 
 
+@pytest.mark.slow
 def test_run_stops_at_the_first_error_and_names_the_cell(tmp_path):
     nb = _notebook(nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("1 / 0"),
                    nbformat.v4.new_code_cell("print('never')"))

@@ -264,6 +264,7 @@ def test_correlate2d_matches_single_channel_keras_conv2d(keras):
 CONV_CONFIGS = conv_configs(80, seed=2024)
 
 
+@pytest.mark.slow
 def test_conv2d_matches_keras_conv2d_on_random_configs(keras):
     rng = np.random.default_rng(4)
     for config in CONV_CONFIGS:

@@ -47,8 +47,8 @@ def photos():
 
 
 @pytest.fixture(scope="module")
-def lite0():
-    return pretrained.efficientnet_lite0()
+def lite0(lite0_imagenet):
+    return lite0_imagenet  # built once per session (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +187,7 @@ def test_packaged_weights_hold_296_tensors_and_4694024_float_parameters(state_di
 # The Keras model
 # --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_lite0_counts_4694024_parameters_with_top_and_3413024_without(lite0):
     trainable = sum(int(np.prod(weight.shape)) for weight in lite0.trainable_weights)
     assert (lite0.count_params(), trainable) == (4_694_024, 4_652_008)
@@ -214,6 +215,7 @@ def test_lite0_stages_have_the_issue_shapes_and_nine_residual_adds(lite0):
     assert lite0.get_layer("stem_bn").epsilon == 1e-3
 
 
+@pytest.mark.slow
 def test_lite0_without_top_pools_or_keeps_maps_at_any_size():
     maps = pretrained.efficientnet_lite0(weights=None, include_top=False, input_shape=(96, 96, 3))
     assert tuple(maps.output.shape) == (None, 3, 3, 1280)
@@ -386,6 +388,7 @@ def chelsea_numpy_logits(state_dict, photos):
     return _numpy_lite0_logits(state_dict, pretrained.preprocess_lite0(photos[0]))
 
 
+@pytest.mark.slow
 def test_keras_logits_match_an_independent_numpy_forward_pass(state_dict, photos,
                                                               chelsea_numpy_logits):
     logits_model = pretrained.efficientnet_lite0(classifier_activation=None)
@@ -395,6 +398,7 @@ def test_keras_logits_match_an_independent_numpy_forward_pass(state_dict, photos
     assert chelsea_numpy_logits.argmax() == 285
 
 
+@pytest.mark.slow
 def test_symmetric_padding_or_epsilon_1e_5_change_the_probabilities(state_dict, photos,
                                                                     chelsea_numpy_logits):
     right = _softmax(chelsea_numpy_logits)

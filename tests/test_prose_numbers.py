@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import nbformat
 import pytest
 
 from cnnlab.exercise import LABS
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 
 @dataclass(frozen=True)
@@ -407,6 +405,7 @@ def test_every_quote_is_in_the_prose_of_its_lab(lab):
     assert not missing, f"lab {lab}: the prose no longer says {missing} (update QUOTES with it)"
 
 
+@pytest.mark.slow
 def test_the_numbers_the_prose_quotes_are_the_ones_the_lab_prints(lab, lab_run):
     printed = lab_run(lab).printed()
     wrong = []

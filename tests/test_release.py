@@ -24,8 +24,7 @@ from cnnlab.grading.hidden import graded_exercises
 from cnnlab.grading.release import NOT_FOR_STUDENTS, release
 from cnnlab.notebooks import BEGIN, END
 from cnnlab.cli import main as cli_main
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")

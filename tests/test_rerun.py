@@ -20,12 +20,10 @@ import re
 import sys
 import time
 from copy import deepcopy
-from pathlib import Path
 
 import nbformat
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 #: lab -> the cells run again, found by a line of their code (in the notebook before the fix too)
 RERUN = {
@@ -87,6 +85,7 @@ def rerun_outputs(lab, path) -> dict:
     return {name: (first[name], second[name]) for name in first}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lab", sorted(RERUN))
 def test_cells_print_the_same_when_run_again(lab):
     outputs = rerun_outputs(lab, _solution(lab))

@@ -29,9 +29,11 @@ from cnnlab.exercise import LABS
 from cnnlab.grading import grade
 from cnnlab.grading import sandbox
 from cnnlab.grading.limits import Limits
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # each test runs submissions in sandboxed kernels (seconds each)
 
 grade_module = importlib.import_module("cnnlab.grading.grade")  # the module, not grade()
-ROOT = Path(__file__).resolve().parent.parent
 LAB01 = ROOT / "solutions" / f"{LABS['01']}.ipynb"
 SANDBOX_UID = 65534
 

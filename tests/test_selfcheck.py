@@ -308,6 +308,7 @@ def test_the_labs_answers_typed_in_pass_the_self_check_but_no_hidden_case(ex_id)
             [c for c in graded.cases if c.hidden]), (ex_id, statuses)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lab", list(LABS))
 def test_every_reference_passes_its_own_exercise_public_and_hidden(lab):
     # with the fixed seeds and with a course secret: every drawn input is one the reference

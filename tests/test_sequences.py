@@ -156,6 +156,7 @@ def test_mutation_map_of_a_gat_counter_is_minus_one_over_the_gat_it_holds():
     np.testing.assert_allclose(changes, by_hand, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_mutation_map_matches_scoring_each_mutant_alone_in_small_batches():
     import keras
     from keras import layers

@@ -34,9 +34,9 @@ from cnnlab.grading.shards import (
     shard_names,
 )
 from cnnlab.notebooks import exercise_id
+from tests.conftest import ROOT
 
 grade_module = importlib.import_module("cnnlab.grading.grade")  # the module, not grade()
-ROOT = Path(__file__).resolve().parent.parent
 ENGINE_VARIABLES = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_STEP",
                     "SLURM_ARRAY_TASK_COUNT", "JOB_COMPLETION_INDEX",
                     "AWS_BATCH_JOB_ARRAY_INDEX", "AWS_BATCH_JOB_ARRAY_SIZE")
@@ -77,6 +77,7 @@ def test_a_shard_is_every_nth_name_in_code_point_order_whatever_the_order_found(
     assert shard_names(list(reversed(subs)), Shard(1, 2)) == {"alice", "dave"}
 
 
+@pytest.mark.slow
 def test_the_selection_is_the_same_in_another_python_process_with_another_hash_seed(tmp_path):
     code = ("import json, sys; from pathlib import Path; "
             "from cnnlab.grading.grade import Submission; "
@@ -173,6 +174,7 @@ def test_parse_shard_reads_i_of_n():
     assert parse_shard("0/1") == Shard(0, 1) and parse_shard(" 3 / 8 ") == Shard(3, 8)
 
 
+@pytest.mark.slow
 def test_bad_shard_values_exit_2_with_a_message_and_grade_nothing(tmp_path, monkeypatch,
                                                                   capsys):
     monkeypatch.setattr(grade_module, "_grade_steps", _fake_steps())
@@ -232,6 +234,7 @@ def fake(monkeypatch):
     monkeypatch.setattr(grade_module, "_grade_steps", _fake_steps())
 
 
+@pytest.mark.slow
 def test_shards_merged_write_the_scores_and_feedback_of_one_run(tmp_path, fake, capsys):
     subs = _notebooks(tmp_path / "subs", *"abcdefghij")
     (subs / "K.IPYNB").write_text("{}")
@@ -263,6 +266,7 @@ def _grade_shards_allowing_refused(subs, results, count):
     return folders
 
 
+@pytest.mark.slow
 def test_each_shard_writes_a_manifest_of_the_batch_and_of_its_slice(tmp_path, fake):
     subs = _notebooks(tmp_path / "subs", "a", "b", "c")
     secret = tmp_path / "secret"
@@ -281,6 +285,7 @@ def test_each_shard_writes_a_manifest_of_the_batch_and_of_its_slice(tmp_path, fa
         ["b"]
 
 
+@pytest.mark.slow
 def test_the_default_out_becomes_one_folder_per_shard(tmp_path, fake, monkeypatch):
     subs = _notebooks(tmp_path / "subs", "a", "b", "c")
     monkeypatch.chdir(tmp_path)
@@ -293,6 +298,7 @@ def test_the_default_out_becomes_one_folder_per_shard(tmp_path, fake, monkeypatc
     assert not (tmp_path / "results" / "scores.csv").exists()
 
 
+@pytest.mark.slow
 def test_two_shards_into_one_folder_is_refused_before_grading(tmp_path, fake, capsys):
     subs = _notebooks(tmp_path / "subs", "a", "b")
     out = tmp_path / "out"
@@ -303,6 +309,7 @@ def test_two_shards_into_one_folder_is_refused_before_grading(tmp_path, fake, ca
     assert (out / "scores.json").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_a_shard_run_again_with_resume_keeps_its_rows_and_grades_only_the_rest(tmp_path, fake,
                                                                                capsys):
     subs = _notebooks(tmp_path / "subs", *"abcd")
@@ -319,6 +326,7 @@ def test_a_shard_run_again_with_resume_keeps_its_rows_and_grades_only_the_rest(t
     assert [r["submission"] for r in json.loads((out / "scores.json").read_text())] == ["b", "d"]
 
 
+@pytest.mark.slow
 def test_a_missing_shard_is_reported_and_the_rest_is_written(tmp_path, fake, capsys):
     subs = _notebooks(tmp_path / "subs", *"abcdef")
     folders = _grade_shards(subs, tmp_path / "r", 3)
@@ -332,6 +340,7 @@ def test_a_missing_shard_is_reported_and_the_rest_is_written(tmp_path, fake, cap
         ["a", "c", "d", "f"]
 
 
+@pytest.mark.slow
 def test_an_unfinished_shard_is_reported_with_its_missing_rows(tmp_path, fake, capsys):
     subs = _notebooks(tmp_path / "subs", *"abcd")
     folders = _grade_shards(subs, tmp_path / "r", 2)
@@ -343,6 +352,7 @@ def test_an_unfinished_shard_is_reported_with_its_missing_rows(tmp_path, fake, c
     assert f"{folders[1]} has 1 of its 2 row(s)" in err and "no row: d" in err
 
 
+@pytest.mark.slow
 def test_a_shard_merged_twice_is_a_duplicate_kept_once(tmp_path, fake, capsys):
     subs = _notebooks(tmp_path / "subs", *"abcd")
     folders = _grade_shards(subs, tmp_path / "r", 2)
@@ -355,6 +365,7 @@ def test_a_shard_merged_twice_is_a_duplicate_kept_once(tmp_path, fake, capsys):
     assert len(json.loads((out / "scores.json").read_text())) == 4
 
 
+@pytest.mark.slow
 def test_a_submission_graded_twice_with_different_results_is_an_error(tmp_path, fake, capsys):
     subs = _notebooks(tmp_path / "subs", *"abcd")
     folders = _grade_shards(subs, tmp_path / "r", 2)
@@ -372,6 +383,7 @@ def test_a_submission_graded_twice_with_different_results_is_an_error(tmp_path, 
     assert not (out / "scores.csv").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("change", ["lab", "secret", "batch", "count"])
 def test_shards_of_different_batches_are_refused_naming_them(tmp_path, fake, capsys, change):
     subs = _notebooks(tmp_path / "subs", *"abcd")
@@ -399,6 +411,7 @@ def test_shards_of_different_batches_are_refused_naming_them(tmp_path, fake, cap
     assert not (tmp_path / "m" / "scores.csv").exists()
 
 
+@pytest.mark.slow
 def test_merge_refuses_folders_that_are_not_shards_and_a_shard_as_out(tmp_path, fake, capsys):
     subs = _notebooks(tmp_path / "subs", "a", "b")
     whole = tmp_path / "whole"
@@ -416,6 +429,7 @@ def test_merge_refuses_folders_that_are_not_shards_and_a_shard_as_out(tmp_path, 
     assert usage.value.code == 2
 
 
+@pytest.mark.slow
 def test_a_row_that_would_not_write_back_as_it_was_read_is_refused(tmp_path, fake, capsys):
     subs = _notebooks(tmp_path / "subs", "a", "b")
     folders = _grade_shards(subs, tmp_path / "r", 2)
@@ -429,6 +443,7 @@ def test_a_row_that_would_not_write_back_as_it_was_read_is_refused(tmp_path, fak
     assert not (tmp_path / "m" / "scores.csv").exists()
 
 
+@pytest.mark.slow
 def test_a_row_of_another_shard_or_of_a_changed_file_is_refused(tmp_path, fake, capsys):
     subs = _notebooks(tmp_path / "subs", *"abcd")
     folders = _grade_shards(subs, tmp_path / "r", 2)
@@ -444,6 +459,7 @@ def test_a_row_of_another_shard_or_of_a_changed_file_is_refused(tmp_path, fake, 
     assert not (tmp_path / "m" / "scores.csv").exists()
 
 
+@pytest.mark.slow
 def test_merging_again_moves_the_earlier_scores_aside(tmp_path, fake, capsys):
     subs = _notebooks(tmp_path / "subs", "a", "b")
     folders = _grade_shards(subs, tmp_path / "r", 2)

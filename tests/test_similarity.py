@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -29,8 +28,8 @@ from cnnlab.grading.similarity import (
     similarity_html,
     write_similarity_html,
 )
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 EX = "01.correlate2d"
 
 
@@ -221,6 +220,7 @@ def test_independent_implementations_are_not_reported():
     assert all(score < DEFAULT_THRESHOLD - 0.2 for score in scores.values())
 
 
+@pytest.mark.slow
 def test_scores_are_the_same_in_every_process():
     # Python's hash() is salted per process; the fingerprints must not be
     assert kgram_hashes("forVinrange(V):", 12).tolist()[:1] == [_blake48("forVinrange(")]

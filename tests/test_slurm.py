@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from test_shards import csv_without_similar, graded, whole_run
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 SBATCH = ROOT / "examples" / "slurm" / "grade.sbatch"
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scancel")
 

@@ -76,6 +76,7 @@ def test_compare_histories_draws_train_solid_validation_dashed_one_colour_per_ru
     assert legend == ["base (train)", "base (validation)", "+BN (train)", "+BN (validation)"]
 
 
+@pytest.mark.slow
 def test_compare_histories_reads_keras_history_objects_and_their_initial_epoch(digits):
     x, y = digits
     model = _tiny_convnet()
@@ -197,6 +198,7 @@ def test_gradient_norms_match_finite_differences_on_a_dense_net_in_float64(digit
     assert given["out/kernel"] != pytest.approx(compiled["out/kernel"], rel=1e-3)
 
 
+@pytest.mark.slow
 def test_gradient_norms_match_finite_differences_on_a_conv_net_with_batchnorm(digits):
     x, y = digits
     x, y = x[:16].astype("float64"), y[:16]
@@ -319,6 +321,7 @@ def test_gradient_norms_without_a_loss_asks_for_one(digits):
 # --------------------------------------------------------------------------- quiet fits
 
 
+@pytest.mark.slow
 def test_fit_quietly_prints_exactly_one_line_per_epoch(digits, capsys):
     x, y = digits
     model = _tiny_convnet()
@@ -334,6 +337,7 @@ def test_fit_quietly_prints_exactly_one_line_per_epoch(digits, capsys):
     assert logged == pytest.approx(history.history["loss"][-1], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_fit_quietly_keeps_the_callers_callbacks_and_refuses_verbose(digits, capsys):
     x, y = digits
     model = _tiny_convnet()
@@ -346,6 +350,7 @@ def test_fit_quietly_keeps_the_callers_callbacks_and_refuses_verbose(digits, cap
         train.fit_quietly(model, x, y, epochs=1, verbose=1)
 
 
+@pytest.mark.slow
 def test_epoch_progress_bar_stays_on_one_line(digits):
     x, y = digits
     model = _tiny_convnet()
@@ -369,6 +374,7 @@ def _weights_after_one_epoch(seed, digits):
     return model.get_weights()
 
 
+@pytest.mark.slow
 def test_set_seed_makes_two_fits_end_with_identical_weights(digits):
     first = _weights_after_one_epoch(7, digits)
     again = _weights_after_one_epoch(7, digits)
@@ -434,12 +440,14 @@ def _digit_resnet_fingerprints(kit_root, mode):
     return fingerprints
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's thread pools")
 def test_set_deterministic_gives_lab09s_resnet_the_same_weights_on_one_core_or_two(kit_root):
     one_core, two_cores = _digit_resnet_fingerprints(kit_root, "pin")
     assert one_core == two_cores
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's thread pools")
 def test_set_deterministic_after_the_first_tensorflow_op_names_the_fix():
     script = textwrap.dedent("""
@@ -503,6 +511,7 @@ def test_l2_on_kernels_only_adds_one_term_per_kernel_and_none_for_biases_or_batc
     assert total < 0.9 * everything  # biases, gamma, beta (all >= 0.5 here) are not in it
 
 
+@pytest.mark.slow
 def test_l2_penalty_reaches_evaluate_of_a_model_compiled_and_run_before(digits):
     x, _ = digits
     x = x[:32]
@@ -634,6 +643,7 @@ def _fresh_run(model_weights, batch_norm, scale, x, y, epochs, seed=0):
     return model.fit(x, y, epochs=epochs, batch_size=16, shuffle=False, verbose=0).history["loss"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_weight_scale_sweep_resets_everything_between_scales(digits, batch_norm):
     # every row of the sweep equals a fresh model trained from the same draws: nothing (weights,

@@ -141,6 +141,7 @@ def _no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
+@pytest.mark.slow
 def test_imagenet_weights_load_from_the_keras_cache_when_the_hash_matches(keras_cache,
                                                                            monkeypatch):
     home, md5, expected = keras_cache
@@ -256,6 +257,7 @@ def test_preprocess_for_a_model_uses_its_input_size(lite0_64):
 # --------------------------------------------------------------------------- Lite0 and classify
 
 
+@pytest.mark.slow
 def test_classify_finds_a_cat_in_chelsea_and_draws_the_top_classes():
     from cnnlab.datasets import load_sample_image
 
@@ -273,6 +275,7 @@ def test_classify_finds_a_cat_in_chelsea_and_draws_the_top_classes():
 # --------------------------------------------------------------------------- BatchNorm
 
 
+@pytest.mark.slow
 def test_batchnorm_statistics_stay_put_when_the_backbone_is_unfrozen(synthetic_batch):
     x, y = synthetic_batch
     backbone = tiny_backbone()
@@ -289,6 +292,7 @@ def test_batchnorm_statistics_stay_put_when_the_backbone_is_unfrozen(synthetic_b
     assert not any("gamma" in path for path in changed)  # BN kept frozen: gamma untouched
 
 
+@pytest.mark.slow
 def test_inference_mode_protects_the_statistics_even_of_trainable_batchnorm(synthetic_batch):
     x, y = synthetic_batch
     backbone = tiny_backbone()
@@ -302,6 +306,7 @@ def test_inference_mode_protects_the_statistics_even_of_trainable_batchnorm(synt
     assert not np.array_equal(before["block1_bn/gamma"], _kernels(model)["block1_bn/gamma"])
 
 
+@pytest.mark.slow
 def test_the_guides_training_false_does_not_protect_the_statistics_on_keras3(synthetic_batch):
     """The pitfall Lab 09 shows (keras-team/keras#20285): base(x, training=False) in a
     Functional model, base.trainable = True, fit -> the moving statistics move anyway."""
@@ -318,6 +323,7 @@ def test_the_guides_training_false_does_not_protect_the_statistics_on_keras3(syn
     assert moved > 1e-3  # if Keras fixes #20285, this fails: update Lab 09's pitfall cell
 
 
+@pytest.mark.slow
 def test_frozen_batchnorm_alone_also_holds_without_inference_mode(synthetic_batch):
     x, y = synthetic_batch
     backbone = tiny_backbone()
@@ -334,6 +340,7 @@ def test_frozen_batchnorm_alone_also_holds_without_inference_mode(synthetic_batc
 # --------------------------------------------------------------------------- recompile
 
 
+@pytest.mark.slow
 def test_changing_trainable_without_recompiling_is_ignored_or_fails(synthetic_batch):
     """Keras 3 fixes the trained weights at compile time.  TensorFlow: fit keeps training the
     old set (the unfrozen backbone does not move).  JAX: fit raises about optimizer_variables."""
@@ -412,6 +419,7 @@ def test_unfreezing_a_quarter_of_lite0_unfreezes_its_last_five_blocks_without_ba
 # --------------------------------------------------------------------------- fine_tune
 
 
+@pytest.mark.slow
 def test_fine_tune_trains_the_head_then_the_unfrozen_blocks_and_merges_the_history(
         synthetic_batch):
     x, y = synthetic_batch
@@ -438,6 +446,7 @@ def test_fine_tune_trains_the_head_then_the_unfrozen_blocks_and_merges_the_histo
     assert figure.axes
 
 
+@pytest.mark.slow
 def test_fine_tune_keeps_the_head_when_fine_tuning_only_makes_it_worse(synthetic_batch):
     x, y = synthetic_batch
     model = build_transfer_model(tiny_backbone(), 3, dropout=0.0)
@@ -451,6 +460,7 @@ def test_fine_tune_keeps_the_head_when_fine_tuning_only_makes_it_worse(synthetic
     np.testing.assert_allclose(restored, head_best, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_fine_tune_with_mixed_precision_computes_in_float16_with_a_float32_output(
         synthetic_batch):
     x, y = synthetic_batch
@@ -465,6 +475,7 @@ def test_fine_tune_with_mixed_precision_computes_in_float16_with_a_float32_outpu
     assert model.predict(x[:2], verbose=0).dtype == np.float32
 
 
+@pytest.mark.slow
 def test_fine_tune_progress_shows_a_bar_and_verbose_is_a_deprecated_alias(synthetic_batch,
                                                                           capsys):
     x, y = synthetic_batch
@@ -486,6 +497,7 @@ def test_fine_tune_progress_shows_a_bar_and_verbose_is_a_deprecated_alias(synthe
         fine_tune(model, (x, y), None, progress="bar")
 
 
+@pytest.mark.slow
 def test_a_transfer_model_saves_and_loads_with_its_inference_mode(tmp_path, synthetic_batch):
     x, _ = synthetic_batch
     model = build_transfer_model(tiny_backbone(), 3)
@@ -608,6 +620,7 @@ def _untrained_copy(model, seed=0):
     return copy
 
 
+@pytest.mark.slow
 def test_imagenet_features_beat_the_same_network_untrained_on_real_textures(lite0_64,
                                                                             tmp_path_factory):
     """Phase 1 of fine_tune (a new linear head on the frozen backbone), on cached features:

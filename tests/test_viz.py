@@ -117,6 +117,7 @@ def test_frame_count_matches_arithmetic_for_other_configurations(kwargs):
     assert viz.conv_animation(**kwargs).n_frames == h * w
 
 
+@pytest.mark.slow
 def test_generator_writes_every_gif_with_one_frame_per_output_cell(written_gifs):
     for name, side in DUMOULIN_OUTPUT_SIDES.items():
         with Image.open(written_gifs / f"{name}.gif") as gif:
@@ -124,6 +125,7 @@ def test_generator_writes_every_gif_with_one_frame_per_output_cell(written_gifs)
     assert sorted(p.stem for p in written_gifs.glob("*.gif")) == sorted(figures.ANIMATIONS)
 
 
+@pytest.mark.slow
 def test_generator_prints_one_line_per_file(tmp_path, capsys):
     figures.main([str(tmp_path), "--dpi", "20", "--only", "no_padding_strides", "dilation"])
     lines = capsys.readouterr().out.splitlines()

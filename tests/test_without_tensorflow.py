@@ -10,11 +10,10 @@ unchanged), interpretation and the device report.
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.jax  # a JAX subprocess: `make test-jax` runs it, `make test` does not
 
 SCRIPT = r'''

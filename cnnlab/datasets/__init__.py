@@ -71,7 +71,6 @@ labs/06_data_augmentation, labs/07_training_convnets_well, labs/08_pretrained_co
 labs/09_transfer_learning, labs/10_looking_inside, labs/11_beyond_images
 """
 
-from cnnlab.cli import fetch_datasets_main as fetch_main
 from cnnlab.datasets.catalog import (
     CLASS_NAMES,
     DATASETS,
@@ -104,7 +103,6 @@ __all__ = [
     "SubsetWarning",
     "class_names",
     "fetch",
-    "fetch_main",
     "load_cifar10",
     "load_cifar100",
     "load_dataset",
@@ -115,3 +113,16 @@ __all__ = [
     "load_sample_image",
     "load_textures",
 ]
+
+
+def __getattr__(name):
+    # The command line moved to cnnlab.cli (issue 18); the old name keeps working, with a warning.
+    if name == "fetch_main":
+        import warnings
+
+        warnings.warn("cnnlab.datasets.fetch_main moved: call cnnlab.cli.fetch_datasets_main "
+                      "(or `cnnlab fetch` in a shell)", DeprecationWarning, stacklevel=2)
+        from cnnlab import cli
+
+        return cli.fetch_datasets_main
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

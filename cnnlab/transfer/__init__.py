@@ -18,7 +18,7 @@ module per job:
   ``unfreeze``, ``trainable_summary``;
 * :mod:`~cnnlab.transfer.fine_tuning`: ``fine_tune`` in two phases;
 * :mod:`~cnnlab.transfer.features`: ``extract_features`` and its disk cache;
-* ``device_report`` comes from :mod:`cnnlab.devices`, ``fetch_weights_main`` (the
+* ``device_report`` comes from :mod:`cnnlab.devices`, ``fetch_weights_main`` (deprecated: the
   ``cnnlab fetch weights`` command) from :mod:`cnnlab.cli`.
 
 Everything here runs on any Keras backend (``keras.ops``); only the optional tf.data inputs
@@ -27,7 +27,6 @@ need TensorFlow.
 Used in: labs/08_pretrained_convnets, labs/09_transfer_learning
 """
 
-from cnnlab.cli import fetch_weights_main
 from cnnlab.devices import DeviceReport, device_report
 from cnnlab.transfer.backbones import (
     BACKBONES,
@@ -66,7 +65,6 @@ __all__ = [
     "device_report",
     "extract_features",
     "fetch_weights",
-    "fetch_weights_main",
     "fine_tune",
     "freeze",
     "load_backbone",
@@ -74,3 +72,16 @@ __all__ = [
     "trainable_summary",
     "unfreeze",
 ]
+
+
+def __getattr__(name):
+    # The command line moved to cnnlab.cli (issue 18); the old name keeps working, with a warning.
+    if name == "fetch_weights_main":
+        import warnings
+
+        warnings.warn("cnnlab.transfer.fetch_weights_main moved: call cnnlab.cli.fetch_weights_main "
+                      "(or `cnnlab fetch` in a shell)", DeprecationWarning, stacklevel=2)
+        from cnnlab import cli
+
+        return cli.fetch_weights_main
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
