@@ -34,6 +34,7 @@ from matplotlib.ticker import MaxNLocator
 from keras import layers
 
 from cnnlab._checks import renamed as _renamed
+from cnnlab.devices import for_backend
 from cnnlab.graph import nested_layers
 
 __all__ = [
@@ -274,34 +275,66 @@ def _gradients(model, x, y, loss, training):
     differentiates (compiled loss + ``model.losses``, e.g. L2 penalties); with ``loss=`` it is
     that loss alone.  Moving statistics (BatchNorm) and RNG states are not advanced.
     """
-    backend = keras.backend.backend()
-    variables = model.trainable_variables
     fn = None if loss is None else _loss_callable(loss)
-    if backend == "jax":
-        import jax
+    gradients = for_backend({"tensorflow": _tape_gradients, "jax": _jax_gradients,
+                             "torch": _torch_gradients},
+                            what="gradient_norms (automatic differentiation)")
+    return gradients(model, x, y, fn, training)
 
-        trainable = [v.value for v in variables]
-        non_trainable = [v.value for v in model.non_trainable_variables]
-        if fn is None:
-            metrics = [v.value for v in model.metrics_variables]
-            optimizer = getattr(model, "optimizer", None)
-            optimizer_vars = [v.value for v in optimizer.variables] if optimizer else None
 
-            def value(tv):
-                return model.compute_loss_and_updates(
-                    tv, non_trainable, metrics, x, y, None, training=training,
-                    optimizer_variables=optimizer_vars)[0]
-        else:
-            def value(tv):
-                y_pred, _ = model.stateless_call(tv, non_trainable, x, training=training)
-                return fn(y, y_pred)
+def _jax_gradients(model, x, y, fn, training):
+    """:func:`_gradients` under JAX: ``jax.value_and_grad`` of a stateless call, jitted."""
+    import jax
 
-        loss_value, grads = jax.jit(jax.value_and_grad(value))(trainable)
-        return float(loss_value), list(grads)
+    trainable = [v.value for v in model.trainable_variables]
+    non_trainable = [v.value for v in model.non_trainable_variables]
+    if fn is None:
+        metrics = [v.value for v in model.metrics_variables]
+        optimizer = getattr(model, "optimizer", None)
+        optimizer_vars = [v.value for v in optimizer.variables] if optimizer else None
 
-    if backend not in ("tensorflow", "torch"):
-        raise ValueError(f"gradient_norms needs automatic differentiation; backend {backend!r} "
-                         "has none: set KERAS_BACKEND to tensorflow, jax or torch")
+        def value(tv):
+            return model.compute_loss_and_updates(
+                tv, non_trainable, metrics, x, y, None, training=training,
+                optimizer_variables=optimizer_vars)[0]
+    else:
+        def value(tv):
+            y_pred, _ = model.stateless_call(tv, non_trainable, x, training=training)
+            return fn(y, y_pred)
+
+    loss_value, grads = jax.jit(jax.value_and_grad(value))(trainable)
+    return float(loss_value), list(grads)
+
+
+def _tape_gradients(model, x, y, fn, training):
+    """:func:`_gradients` under TensorFlow: ``tf.GradientTape`` around a forward pass."""
+    import tensorflow as tf
+
+    def differentiate(value, variables):
+        with tf.GradientTape() as tape:
+            loss_value = value()
+        return loss_value, tape.gradient(loss_value, variables)
+
+    return _stateful_gradients(model, x, y, fn, training, differentiate)
+
+
+def _torch_gradients(model, x, y, fn, training):
+    """:func:`_gradients` under PyTorch: ``torch.autograd.grad`` of a forward pass (not
+    exercised by the test suite, which has no torch)."""
+    import torch
+
+    def differentiate(value, variables):
+        loss_value = value()
+        return loss_value, torch.autograd.grad(loss_value, [v.value for v in variables],
+                                               allow_unused=True)
+
+    return _stateful_gradients(model, x, y, fn, training, differentiate)
+
+
+def _stateful_gradients(model, x, y, fn, training, differentiate):
+    """One forward pass differentiated by ``differentiate(value, variables) -> (loss,
+    gradients)``, with the non-trainable variables (BatchNorm's moving statistics) put back."""
+    variables = model.trainable_variables
     saved = [keras.ops.convert_to_numpy(v.value) for v in model.non_trainable_variables]
 
     def value():
@@ -311,18 +344,7 @@ def _gradients(model, x, y, loss, training):
         return fn(y, y_pred)
 
     try:
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            with tf.GradientTape() as tape:
-                loss_value = value()
-            grads = tape.gradient(loss_value, variables)
-        else:  # torch (autograd); not exercised by the test suite, which has no torch
-            import torch
-
-            loss_value = value()
-            grads = torch.autograd.grad(loss_value, [v.value for v in variables],
-                                        allow_unused=True)
+        loss_value, grads = differentiate(value, variables)
     finally:
         for v, old in zip(model.non_trainable_variables, saved):
             v.assign(old)
@@ -487,21 +509,25 @@ def set_deterministic(threads=1):
     if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
         raise ValueError(f"threads must be a whole number >= 1, got {threads!r}; "
                          "e.g. set_deterministic(threads=1)")
-    if keras.backend.backend() != "tensorflow":
-        return None
+    pin = for_backend({"tensorflow": _pin_tensorflow_threads}, default=None)
+    return None if pin is None else pin(int(threads))
+
+
+def _pin_tensorflow_threads(threads):
+    """:func:`set_deterministic` under TensorFlow: its intra-op pool set to ``threads``."""
     import tensorflow as tf
 
     threading = tf.config.threading
-    if threading.get_intra_op_parallelism_threads() != int(threads):
+    if threading.get_intra_op_parallelism_threads() != threads:
         try:
-            threading.set_intra_op_parallelism_threads(int(threads))
+            threading.set_intra_op_parallelism_threads(threads)
         except RuntimeError as exc:
             raise RuntimeError(
                 f"TensorFlow already runs with {threading.get_intra_op_parallelism_threads()} "
                 f"intra-op threads (0 = one per core) and cannot change them now ({exc}); "
                 "restart the kernel and call set_deterministic() before the first TensorFlow "
                 "operation, e.g. in the parameters cell") from None
-    return int(threads)
+    return threads
 
 
 # --------------------------------------------------------------------------- weight-scale sweep

@@ -137,6 +137,28 @@ def test_every_pixel_matches_bilinear_on_a_padded_copy(photos, fill_mode):
     np.testing.assert_allclose(gen.apply_transform(x, params), expected, atol=0.02)
 
 
+def test_a_backend_without_a_compiler_runs_the_same_gather_eagerly(photos, monkeypatch):
+    from cnnlab import devices
+    from cnnlab.augment import _resampling
+
+    x = photos["coffee"].astype("float64")
+    params = {"theta": 33.0, "tx": 7.5, "ty": -4.25, "shear": 9.0, "zx": 1.2, "zy": 0.9}
+    padded = np.pad(x, ((80, 80), (80, 80), (0, 0)), mode="edge")
+    src_r, src_c = source_coordinates(params, 64, 64)
+    expected = np.stack([scipy.ndimage.map_coordinates(padded[..., k], [src_r + 80,
+                                                                         src_c + 80], order=1)
+                         for k in range(3)], axis=-1)
+    for backend in ("numpy", devices.keras_backend()):
+        monkeypatch.setattr(_resampling, "_COMPILED", {})
+        monkeypatch.setattr(devices, "keras_backend", lambda name=backend: name)
+        monkeypatch.setattr(_resampling, "keras_backend", lambda name=backend: name)
+        got = ImageDataGenerator(fill_mode="nearest").apply_transform(x, params)
+        np.testing.assert_allclose(got, expected, atol=0.02)
+        ((key, run),) = _resampling._COMPILED.items()
+        assert key[0] == backend
+        assert ("_eager" in run.__qualname__) is (backend == "numpy"), run.__qualname__
+
+
 def test_wrap_repeats_with_period_n_where_legacy_uses_n_minus_1(photos):
     x = photos["chelsea"].astype("float32")
     shift = {"tx": 20.0}  # integer shift: output column c reads column c + 20

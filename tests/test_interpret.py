@@ -126,6 +126,17 @@ def test_input_gradient_equals_finite_differences(logits64, smooth):
         np.testing.assert_allclose(got, reference, atol=1e-5)
 
 
+def test_input_gradient_on_a_backend_without_gradients_names_the_ones_to_set(monkeypatch,
+                                                                            smooth):
+    from cnnlab import devices
+
+    monkeypatch.setattr(devices, "keras_backend", lambda: "numpy")
+    with pytest.raises(ValueError, match="input_gradient is not available on the 'numpy' "
+                                         "backend; set KERAS_BACKEND to jax or tensorflow or "
+                                         "torch"):
+        interpret.input_gradient(lambda t: smooth(t)[:, 1], IMAGE[None])
+
+
 def test_saliency_is_max_abs_logit_gradient_over_channels(smooth, smooth_sequential, logits64):
     reference = _finite_difference_gradient(_score64(logits64, 2), IMAGE)
     for model in (smooth, smooth_sequential):

@@ -5,12 +5,14 @@ References are independent of the code under test: finite differences of a NumPy
 History objects for curves, and the same model under JAX in a subprocess.
 """
 
+import ast
 import io
 import json
 import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import cnnlab  # noqa: F401 - quiets TensorFlow; must come before keras
 import keras
@@ -472,6 +474,31 @@ def test_set_deterministic_rejects_what_is_not_a_thread_count(threads):
         train.set_deterministic(threads)
 
 
+def test_set_deterministic_leaves_another_backends_threads_alone(monkeypatch):
+    from cnnlab import devices
+
+    calls = []
+    monkeypatch.setattr(train, "_pin_tensorflow_threads", calls.append)
+    monkeypatch.setattr(devices, "keras_backend", lambda: "jax")
+    assert train.set_deterministic(3) is None and calls == []
+    monkeypatch.setattr(devices, "keras_backend", lambda: "tensorflow")
+    train.set_deterministic(np.int64(3))
+    assert calls == [3] and type(calls[0]) is int
+
+
+def test_gradient_norms_on_a_backend_without_gradients_names_the_ones_to_set(digits,
+                                                                             monkeypatch):
+    from cnnlab import devices
+
+    x, y = digits
+    model = _tiny_convnet()
+    monkeypatch.setattr(devices, "keras_backend", lambda: "numpy")
+    with pytest.raises(ValueError, match="gradient_norms \\(automatic differentiation\\) is "
+                                         "not available on the 'numpy' backend; set "
+                                         "KERAS_BACKEND to jax or tensorflow or torch"):
+        train.gradient_norms(model, x[:8], y[:8])
+
+
 # --------------------------------------------------------------------------- l2_on_kernels_only
 
 
@@ -684,3 +711,60 @@ def test_weight_scale_sweep_wants_a_compiled_model_and_positive_scales():
     uncompiled = keras.Sequential([keras.Input((8, 8, 1)), layers.Conv2D(1, 3)])
     with pytest.raises(ValueError, match="compile"):
         train.weight_scale_sweep(uncompiled, [0.1], np.zeros((1, 8, 8, 1)), [0])
+
+
+# --------------------------------------------------------------------------- one backend switch
+
+_BACKEND_CALLS = ("keras.backend.backend", "backend.backend", "keras.config.backend",
+                  "keras_backend", "devices.keras_backend")
+
+
+def _backend_comparisons(source):
+    """``(line, code)`` of each comparison in ``source`` of the Keras backend (a call such as
+    ``keras.backend.backend()``, or a name assigned from one) to a backend name."""
+    from cnnlab.devices import BACKENDS
+
+    tree = ast.parse(source)
+
+    def is_backend_call(node):
+        return (isinstance(node, ast.Call) and not node.args
+                and ast.unparse(node.func) in _BACKEND_CALLS)
+
+    names = {target.id for node in ast.walk(tree)
+             if isinstance(node, ast.Assign) and is_backend_call(node.value)
+             for target in node.targets if isinstance(target, ast.Name)}
+
+    def is_backend(node):
+        return is_backend_call(node) or (isinstance(node, ast.Name) and node.id in names)
+
+    def names_a_backend(node):
+        values = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else [node]
+        return any(isinstance(value, ast.Constant) and value.value in BACKENDS
+                   for value in values)
+
+    return [(node.lineno, ast.unparse(node)) for node in ast.walk(tree)
+            if isinstance(node, ast.Compare)
+            and any(is_backend(side) for side in (node.left, *node.comparators))
+            and any(names_a_backend(side) for side in (node.left, *node.comparators))]
+
+
+def test_the_backend_comparison_finder_sees_each_way_of_writing_the_switch():
+    source = textwrap.dedent("""
+        import keras
+        if keras.backend.backend() == "jax": pass
+        backend = keras.backend.backend()
+        if backend not in ("tensorflow", "torch"): pass
+        if "torch" == devices.keras_backend(): pass
+        if backend == "float32" or mode == "jax": pass
+    """)
+    assert [line for line, _ in _backend_comparisons(source)] == [3, 5, 6]
+
+
+def test_only_devices_compares_the_keras_backend_to_a_backend_name_one_backend_switch():
+    # cnnlab.devices.for_backend is the one backend switch; every other module hands it one
+    # function per backend instead of its own if/elif chain on keras.backend.backend()
+    package = Path(train.__file__).parent
+    found = {str(path.relative_to(package.parent)): hits
+             for path in sorted(package.rglob("*.py")) if path != package / "devices.py"
+             for hits in [_backend_comparisons(path.read_text(encoding="utf-8"))] if hits}
+    assert found == {}, "give cnnlab.devices.for_backend one function per backend instead"

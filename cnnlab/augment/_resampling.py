@@ -33,6 +33,8 @@ import threading
 
 import numpy as np
 
+from cnnlab.devices import for_backend, keras_backend
+
 __all__ = ["FILL_MODES", "transform_matrix", "batch_matrices", "resample_batch"]
 
 FILL_MODES = ("constant", "nearest", "reflect", "wrap")
@@ -214,44 +216,62 @@ def _compiled_kernel(fill_mode, order, channel_shift):
     """The gather for this backend, compiled once per static option set and cached.
 
     TensorFlow: ``tf.function(jit_compile=True)`` (XLA), falling back to a plain graph if XLA
-    is unavailable; JAX: ``jax.jit``; any other backend: eager ``keras.ops``.  This is the one
-    place cnnlab.augment names a backend: compiling is backend-specific, the kernel is not.
+    is unavailable; JAX: ``jax.jit``; any other backend: eager ``keras.ops``, one function each
+    chosen by ``cnnlab.devices.for_backend``.  This is the one place cnnlab.augment names a
+    backend: compiling is backend-specific, the kernel is not.
     """
-    import keras
-
-    backend = keras.backend.backend()
-    key = (backend, fill_mode, order, channel_shift)
+    key = (keras_backend(), fill_mode, order, channel_shift)
     with _COMPILED_LOCK:
         if key in _COMPILED:
             return _COMPILED[key]
         kernel = functools.partial(_gather_kernel, fill_mode=fill_mode, order=order,
                                    channel_shift=channel_shift)
-        if backend == "tensorflow":
-            import tensorflow as tf  # data-pipeline code: the compiled augmentation kernel
-
-            xla = tf.function(kernel, jit_compile=True)
-            graph = tf.function(kernel)
-            state = {"xla": True}
-
-            def run(*args):
-                if state["xla"]:
-                    try:
-                        return xla(*args).numpy()
-                    except Exception:  # XLA missing on this build: keep the plain graph
-                        state["xla"] = False
-                return graph(*args).numpy()
-        elif backend == "jax":
-            import jax
-
-            jitted = jax.jit(kernel)
-
-            def run(*args):
-                return np.asarray(jitted(*args))
-        else:
-            def run(*args):
-                return keras.ops.convert_to_numpy(kernel(*args))
-        _COMPILED[key] = run
+        compile_kernel = for_backend({"tensorflow": _xla_compiled, "jax": _jax_compiled},
+                                     default=_eager)
+        run = _COMPILED[key] = compile_kernel(kernel)
         return run
+
+
+def _xla_compiled(kernel):
+    """``kernel`` under TensorFlow: ``tf.function(jit_compile=True)`` (XLA), falling back to a
+    plain graph the first time XLA fails (missing on this build); returns NumPy."""
+    import tensorflow as tf  # data-pipeline code: the compiled augmentation kernel
+
+    xla = tf.function(kernel, jit_compile=True)
+    graph = tf.function(kernel)
+    state = {"xla": True}
+
+    def run(*args):
+        if state["xla"]:
+            try:
+                return xla(*args).numpy()
+            except Exception:  # XLA missing on this build: keep the plain graph
+                state["xla"] = False
+        return graph(*args).numpy()
+
+    return run
+
+
+def _jax_compiled(kernel):
+    """``kernel`` under JAX: ``jax.jit``; returns NumPy."""
+    import jax
+
+    jitted = jax.jit(kernel)
+
+    def run(*args):
+        return np.asarray(jitted(*args))
+
+    return run
+
+
+def _eager(kernel):
+    """``kernel`` on any other backend: eager ``keras.ops``; returns NumPy."""
+    import keras
+
+    def run(*args):
+        return keras.ops.convert_to_numpy(kernel(*args))
+
+    return run
 
 
 def resample_batch(images, matrices, fill_mode="nearest", cval=0.0, order=1, pad_to=None,

@@ -19,6 +19,8 @@ import numpy as np
 from keras import layers as klayers
 from keras import ops
 
+from cnnlab.devices import for_backend
+
 __all__ = ["input_gradient"]
 
 _CONV_TYPES = (
@@ -47,38 +49,44 @@ def input_gradient(fn, x):
     Used in: labs/10_looking_inside
     """
     x = np.asarray(x, dtype=np.float32)
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
+    gradient = for_backend({"tensorflow": _tape_gradient, "jax": _jax_gradient,
+                            "torch": _torch_gradient}, what="input_gradient")
+    return np.asarray(ops.convert_to_numpy(gradient(fn, x)), dtype=np.float32)
 
-        tensor = tf.convert_to_tensor(x)
-        with tf.GradientTape() as tape:
-            tape.watch(tensor)
-            total = ops.sum(fn(tensor))
-        grad = tape.gradient(total, tensor)
-        if grad is None:
-            raise ValueError(
-                "the function's output does not depend on its input through differentiable "
-                "operations; if a preprocess= function uses NumPy, write it with keras.ops or "
-                "plain arithmetic (e.g. (x - 127.0) / 128.0)"
-            )
-    elif backend == "jax":
-        import jax
 
-        grad = jax.grad(lambda t: ops.sum(fn(t)))(ops.convert_to_tensor(x))
-    elif backend == "torch":
-        import torch
+def _tape_gradient(fn, x):
+    """``d sum(fn(x)) / d x`` with ``tf.GradientTape`` (TensorFlow)."""
+    import tensorflow as tf
 
-        tensor = ops.convert_to_tensor(x).detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(ops.sum(fn(tensor)), tensor, allow_unused=True)
-        if grad is None:
-            grad = torch.zeros_like(tensor)
-    else:
+    tensor = tf.convert_to_tensor(x)
+    with tf.GradientTape() as tape:
+        tape.watch(tensor)
+        total = ops.sum(fn(tensor))
+    grad = tape.gradient(total, tensor)
+    if grad is None:
         raise ValueError(
-            f"gradients are not available on the {backend!r} backend; "
-            "set KERAS_BACKEND to tensorflow, jax or torch"
+            "the function's output does not depend on its input through differentiable "
+            "operations; if a preprocess= function uses NumPy, write it with keras.ops or "
+            "plain arithmetic (e.g. (x - 127.0) / 128.0)"
         )
-    return np.asarray(ops.convert_to_numpy(grad), dtype=np.float32)
+    return grad
+
+
+def _jax_gradient(fn, x):
+    """``d sum(fn(x)) / d x`` with ``jax.grad`` (JAX), op by op (not jitted)."""
+    import jax
+
+    return jax.grad(lambda t: ops.sum(fn(t)))(ops.convert_to_tensor(x))
+
+
+def _torch_gradient(fn, x):
+    """``d sum(fn(x)) / d x`` with ``torch.autograd.grad`` (PyTorch); zeros when ``fn``
+    does not use ``x``."""
+    import torch
+
+    tensor = ops.convert_to_tensor(x).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(ops.sum(fn(tensor)), tensor, allow_unused=True)
+    return torch.zeros_like(tensor) if grad is None else grad
 
 
 # --------------------------------------------------------------------------- validation
