@@ -660,6 +660,15 @@ def test_every_old_name_of_cnnlab_transfer_still_imports_from_the_package():
     assert not hasattr(package, "_blocks"), "lab09 reads the public backbone_blocks"
 
 
+def test_the_old_fetch_weights_main_is_the_command_line_with_a_deprecation_warning():
+    from cnnlab import cli
+
+    with pytest.warns(DeprecationWarning, match="cnnlab.cli.fetch_weights_main"):
+        assert transfer.fetch_weights_main is cli.fetch_weights_main
+    with pytest.raises(AttributeError, match="no attribute 'fetch_nothing'"):
+        transfer.fetch_nothing  # noqa: B018
+
+
 def test_lite0_and_decode_predictions_have_one_home_each():
     from cnnlab import pretrained
     from cnnlab.transfer import lite0, predictions

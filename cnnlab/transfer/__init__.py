@@ -79,8 +79,9 @@ def __getattr__(name):
     if name == "fetch_weights_main":
         import warnings
 
-        warnings.warn("cnnlab.transfer.fetch_weights_main moved: call cnnlab.cli.fetch_weights_main "
-                      "(or `cnnlab fetch` in a shell)", DeprecationWarning, stacklevel=2)
+        warnings.warn("cnnlab.transfer.fetch_weights_main moved: call "
+                      "cnnlab.cli.fetch_weights_main (or `cnnlab fetch` in a shell)",
+                      DeprecationWarning, stacklevel=2)
         from cnnlab import cli
 
         return cli.fetch_weights_main
