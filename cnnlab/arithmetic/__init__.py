@@ -24,7 +24,7 @@ labs/05_architectures_and_cost
 
 from cnnlab.arithmetic.keras_adapter import receptive_field_rows
 from cnnlab.arithmetic.params import conv_params, dense_params
-from cnnlab.arithmetic.receptive_field import LayerSpec, ReceptiveField, receptive_field
+from cnnlab.arithmetic.receptive_fields import LayerSpec, ReceptiveField, receptive_field
 from cnnlab.arithmetic.sizes import (
     conv_output_size,
     conv_transpose_output_size,

@@ -2,7 +2,7 @@
 
 A built Keras model is walked by ``cnnlab.graph`` (the one walker over Keras layer graphs,
 shared with ``cnnlab.counters``); each built-in layer is turned into the receptive-field step
-of ``cnnlab.arithmetic.receptive_field`` (a convolution slides, padding shifts, Flatten sees
+of ``cnnlab.arithmetic.receptive_fields`` (a convolution slides, padding shifts, Flatten sees
 the whole input, a layer without a rule raises a ValueError naming it), and cnnlab's own
 layers declare theirs with ``receptive_field_step()``.  Labs 02, 05, 10 and 11 call
 ``receptive_field(model)`` on real models; ``cnnlab.summary`` fills its RF column with
@@ -15,7 +15,7 @@ This is the only module of ``cnnlab.arithmetic`` that reaches Keras, and only th
 from __future__ import annotations
 
 from cnnlab._checks import is_sequence, per_axis
-from cnnlab.arithmetic.receptive_field import (
+from cnnlab.arithmetic.receptive_fields import (
     _SLIDING,
     _WHOLE,
     ReceptiveField,

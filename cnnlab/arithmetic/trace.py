@@ -14,7 +14,7 @@ import math
 from cnnlab._checks import HINTS, integer
 from cnnlab._tables import html_table, text_table
 from cnnlab.arithmetic.params import conv_params, dense_params
-from cnnlab.arithmetic.receptive_field import (
+from cnnlab.arithmetic.receptive_fields import (
     _POOLS,
     _check_input_shape,
     _format_axes,

@@ -237,7 +237,7 @@ def _filter_case(name, config, hidden=False):
 
 FILTER_SHAPES = Exercise(
     id="01.filter_shapes",
-    implementations=("cnnlab.arithmetic.conv_params",),
+    implementations=("cnnlab.arithmetic.params.conv_params",),
     name="filter_shapes",
     title="Filter shapes: (3, 3, 1, 32) then (3, 3, 32, 64)",
     reference=lambda: reference_filter_shapes,

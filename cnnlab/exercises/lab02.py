@@ -79,7 +79,7 @@ def _sizes_case(name, configs, hidden=False, hint=""):
 
 CONV_OUTPUT_SIZE = Exercise(
     id="02.conv_output_size",
-    implementations=("cnnlab.arithmetic.conv_output_size",),
+    implementations=("cnnlab.arithmetic.sizes.conv_output_size",),
     name="conv_output_size",
     title="The output-size formula W2 = (W1 - F + 2P) / S + 1",
     reference=lambda: reference_conv_output_size,
@@ -193,7 +193,7 @@ def _params_case(name, network, hidden=False):
 
 PREDICT_SHAPES = Exercise(
     id="02.predict_shapes",
-    implementations=("cnnlab.arithmetic.trace_shapes",),
+    implementations=("cnnlab.arithmetic.trace.trace_shapes",),
     name="predict_shapes",
     title="Predict the output shape of every layer",
     reference=lambda: reference_predict_shapes,
@@ -203,8 +203,8 @@ PREDICT_SHAPES = Exercise(
 COUNT_PARAMS = Exercise(
     id="02.count_params",
     implementations=(
-        "cnnlab.arithmetic.trace_shapes",
-        "cnnlab.arithmetic.conv_params",
+        "cnnlab.arithmetic.trace.trace_shapes",
+        "cnnlab.arithmetic.params.conv_params",
         "cnnlab.counters.count_params",
     ),
     name="predict_params",
@@ -255,7 +255,7 @@ def _field_case(name, stacks, hidden=False, hint=""):
 
 RECEPTIVE_FIELD = Exercise(
     id="02.receptive_field",
-    implementations=("cnnlab.arithmetic.receptive_field",),
+    implementations=("cnnlab.arithmetic.receptive_fields.receptive_field",),
     name="receptive_field_size",
     title="Receptive field of a stack: stride and dilation",
     reference=lambda: reference_receptive_field_size,
@@ -373,7 +373,7 @@ def _drawn_erf_case(name, seed):
 
 EFFECTIVE_RECEPTIVE_FIELD = Exercise(
     id="02.effective_receptive_field",
-    implementations=("cnnlab.interpret.effective_receptive_field",),
+    implementations=("cnnlab.interpret.attribution.effective_receptive_field",),
     name="effective_receptive_field",
     title="The effective receptive field: where the gradient of one unit falls",
     reference=lambda: _reference_erf_of_model,

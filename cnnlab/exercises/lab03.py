@@ -235,7 +235,7 @@ def _pooled_case(name, questions, hidden=False):
 
 POOLED_SIZES = Exercise(
     id="03.pooled_sizes",
-    implementations=("cnnlab.arithmetic.pool_output_size",),
+    implementations=("cnnlab.arithmetic.sizes.pool_output_size",),
     name="pooled_size",
     title="Pooling output sizes",
     reference=lambda: reference_pooled_size,
@@ -365,7 +365,7 @@ def _costs_case(name, config, hidden=False):
 DOWNSAMPLING_COSTS = Exercise(
     id="03.downsampling_costs",
     implementations=(
-        "cnnlab.arithmetic.conv_params",
+        "cnnlab.arithmetic.params.conv_params",
         "cnnlab.counters.count_params",
         "cnnlab.counters.count_macs",
         "cnnlab.counters.summary",

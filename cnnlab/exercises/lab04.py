@@ -48,7 +48,7 @@ def _dense_case(name, input_shape, units, hidden=False, hint=""):
 
 DENSE_PARAMS = Exercise(
     id="04.dense_params",
-    implementations=("cnnlab.arithmetic.dense_params",),
+    implementations=("cnnlab.arithmetic.params.dense_params",),
     name="dense_params",
     title="A Dense layer on a flattened image",
     reference=lambda: reference_dense_params,
@@ -106,8 +106,8 @@ PARAM_COUNTS = Exercise(
     id="04.param_counts",
     implementations=(
         "cnnlab.counters.count_params",
-        "cnnlab.models.build_mlp",
-        "cnnlab.models.build_convnet",
+        "cnnlab.models.classic.build_mlp",
+        "cnnlab.models.classic.build_convnet",
     ),
     name="predict_param_counts",
     title="Predict: parameters of the MLP and of the ConvNet",
@@ -170,7 +170,7 @@ _SHAPES_HINT = ("the lecture's layers in order: Conv2D(32, 5, relu), MaxPool2D(2
 
 BUILD_MY_CONVNET = Exercise(
     id="04.build_my_convnet",
-    implementations=("cnnlab.models.build_convnet",),
+    implementations=("cnnlab.models.classic.build_convnet",),
     name="build_my_convnet",
     title="Write the lecture's ConvNet",
     reference=_reference_build_convnet,
@@ -289,7 +289,7 @@ def _lenet_case(name, config, hidden=False, expected=None):
 
 LENET_PARAMS = Exercise(
     id="04.lenet_params",
-    implementations=("cnnlab.models.build_lenet5", "cnnlab.counters.count_params"),
+    implementations=("cnnlab.models.classic.build_lenet5", "cnnlab.counters.count_params"),
     name="lenet5_param_counts",
     title="LeNet-5's parameters, layer by layer",
     reference=lambda: reference_lenet5_param_counts,

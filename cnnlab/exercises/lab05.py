@@ -96,7 +96,7 @@ def _conv_dense_cases(label, args, hidden=False):
 
 CONV_VS_DENSE = Exercise(
     id="05.conv_vs_dense",
-    implementations=("cnnlab.arithmetic.conv_params", "cnnlab.arithmetic.dense_params"),
+    implementations=("cnnlab.arithmetic.params.conv_params", "cnnlab.arithmetic.params.dense_params"),
     name="conv_vs_dense",
     title="AlexNet's first layer, and the dense layer it replaces",
     reference=lambda: reference_conv_vs_dense,
@@ -437,7 +437,7 @@ def _residual_case(label, input_shape, filters, seed, hidden=False):
 
 RESIDUAL_BLOCK = Exercise(
     id="05.residual_block",
-    implementations=("cnnlab.models.residual_block",),
+    implementations=("cnnlab.models.modern.residual_block",),
     name="residual_block",
     title="A residual block: relu(F(x) + x)",
     reference=lambda: reference_residual_block,
@@ -556,7 +556,7 @@ def _dense_cases(label, input_shape, num_layers, growth_rate, seed, hidden=False
 
 DENSE_BLOCK = Exercise(
     id="05.dense_block",
-    implementations=("cnnlab.models.dense_block",),
+    implementations=("cnnlab.models.modern.dense_block",),
     name="dense_block",
     title="A dense block: every layer sees every earlier map",
     reference=lambda: reference_dense_block,
@@ -659,7 +659,7 @@ def _ratio_case(label, args, hidden=False):
 
 SEPARABLE_RATIO = Exercise(
     id="05.separable_ratio",
-    implementations=("cnnlab.arithmetic.conv_params",),
+    implementations=("cnnlab.arithmetic.params.conv_params",),
     name="separable_cost_ratio",
     title="Depthwise separable convolution: 1/N + 1/K^2 of the cost",
     reference=lambda: reference_separable_cost_ratio,

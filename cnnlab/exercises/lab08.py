@@ -171,9 +171,8 @@ def _top_k_case(name, make, k, part=0, hidden=False, hint=""):
 TOP_K = Exercise(
     id="08.top_k",
     implementations=(
-        "cnnlab.pretrained.decode_predictions",
-        "cnnlab.transfer.decode_predictions",
-        "cnnlab.transfer.classify",
+        "cnnlab.transfer.predictions.decode_predictions",
+        "cnnlab.transfer.predictions.classify",
     ),
     name="top_k",
     title="Top-k classes of one prediction row",
@@ -236,7 +235,7 @@ _CAFFE_HINT = ("caffe mode: reverse the channels (RGB -> BGR: x[..., ::-1]), the
 
 PREPROCESS_CAFFE = Exercise(
     id="08.preprocess_caffe",
-    implementations=("cnnlab.transfer.preprocess_for",),
+    implementations=("cnnlab.transfer.preprocessing.preprocess_for",),
     name="preprocess_caffe",
     title="ResNet50's input normalization: RGB to BGR, minus the ImageNet mean",
     reference=lambda: reference_preprocess_caffe,

@@ -103,7 +103,7 @@ _RESCALED_HINT = ("a batch whose values all lie in 0..1 was rescaled already: ra
 
 PREPROCESS_CONTRACT = Exercise(
     id="09.preprocess_contract",
-    implementations=("cnnlab.transfer.preprocess_for", "cnnlab.pretrained.preprocess_lite0"),
+    implementations=("cnnlab.transfer.preprocessing.preprocess_for", "cnnlab.pretrained.preprocess_lite0"),
     name="preprocess_checked",
     title="The preprocessing contract: check the input, then (x - 127) / 128",
     reference=lambda: reference_preprocess_checked,
@@ -297,7 +297,7 @@ def _freeze_case(name, num_blocks, n_blocks, hidden=False, hint="", **options):
 
 FREEZE_TO_COUNT = Exercise(
     id="09.freeze_to_count",
-    implementations=("cnnlab.transfer.unfreeze", "cnnlab.transfer.trainable_summary"),
+    implementations=("cnnlab.transfer.heads.unfreeze", "cnnlab.transfer.heads.trainable_summary"),
     name="freeze_all_but_last",
     title="Freeze all but the last blocks, and count what still trains",
     reference=lambda: reference_freeze_all_but_last,
@@ -502,7 +502,7 @@ def _two_phase_case(name, num_blocks, n_blocks, head_lr, hidden=False, hint="", 
 
 TWO_PHASE_FINE_TUNE = Exercise(
     id="09.two_phase_fine_tune",
-    implementations=("cnnlab.transfer.fine_tune", "cnnlab.transfer.unfreeze"),
+    implementations=("cnnlab.transfer.fine_tuning.fine_tune", "cnnlab.transfer.heads.unfreeze"),
     name="two_phase_fine_tune",
     title="Fine-tune in two phases: the head, then the last blocks at a tenth of the rate",
     reference=lambda: reference_two_phase_fine_tune,

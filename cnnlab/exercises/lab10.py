@@ -168,7 +168,7 @@ def _keras_occlusion_case(name, seed, shape, class_index, patch, stride, hidden=
 
 OCCLUSION_LOOP = Exercise(
     id="10.occlusion_loop",
-    implementations=("cnnlab.interpret.occlusion_map",),
+    implementations=("cnnlab.interpret.attribution.occlusion_map",),
     name="occlusion_map_by_hand",
     title="Occlusion: slide a grey square and record the drop",
     reference=lambda: reference_occlusion_map_by_hand,
@@ -239,7 +239,7 @@ def _keras_saliency_case(name, seed, shape, class_index, hidden=False):
 
 SALIENCY = Exercise(
     id="10.saliency",
-    implementations=("cnnlab.interpret.saliency_map", "cnnlab.interpret.input_gradient"),
+    implementations=("cnnlab.interpret.attribution.saliency_map", "cnnlab.interpret.surgery.input_gradient"),
     name="saliency_by_finite_differences",
     title="Saliency is a gradient: finite differences",
     reference=lambda: reference_saliency_by_finite_differences,
@@ -303,7 +303,7 @@ def _layer_case(name, build, answer, hidden=False, hint=""):
 
 GRADCAM_LAYER = Exercise(
     id="10.gradcam_layer",
-    implementations=("cnnlab.interpret.grad_cam_layer",),
+    implementations=("cnnlab.interpret.attribution.grad_cam_layer",),
     name="grad_cam_layer_name",
     title="Which layer does Grad-CAM look at?",
     reference=lambda: reference_grad_cam_layer_name,
@@ -353,7 +353,7 @@ def _random_maps(seed, shape, negative=False):
 
 GRADCAM_WEIGHTS = Exercise(
     id="10.gradcam_weights",
-    implementations=("cnnlab.interpret.grad_cam",),
+    implementations=("cnnlab.interpret.attribution.grad_cam",),
     name="grad_cam_heatmap",
     title="Grad-CAM's weights and heat map",
     reference=lambda: reference_grad_cam_heatmap,
@@ -398,7 +398,7 @@ def _image_and_gradient(seed, shape, dtype="uint8"):
 
 FGSM_STEP = Exercise(
     id="10.fgsm_step",
-    implementations=("cnnlab.interpret.fgsm", "cnnlab.interpret.pgd"),
+    implementations=("cnnlab.interpret.adversarial.fgsm", "cnnlab.interpret.adversarial.pgd"),
     name="fgsm_step",
     title="The fast gradient sign step",
     reference=lambda: reference_fgsm_step,
@@ -504,8 +504,8 @@ def _drawn_patch_sizes(seed):
 
 TOP_PATCHES = Exercise(
     id="10.top_patches",
-    implementations=("cnnlab.interpret.top_activating_patches",
-                     "cnnlab.interpret.top_k_activations"),
+    implementations=("cnnlab.interpret.features.top_activating_patches",
+                     "cnnlab.interpret.features.top_k_activations"),
     name="top_patches",
     title="Zeiler & Fergus's top-k patches of a channel",
     reference=lambda: reference_top_patches,

@@ -123,6 +123,14 @@ def _index_statement(node, module, package, table) -> None:
         for alias in node.names:
             if alias.name != "*":
                 table[alias.asname or alias.name] = f"{base}.{alias.name}"
+    elif (isinstance(node, ast.Assign) and len(node.targets) == 1
+          and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "_HOMES"
+          and isinstance(node.value, ast.Dict)):
+        # A module's lazy re-exports (read by its __getattr__, as cnnlab.pretrained's
+        # efficientnet_lite0): ``_HOMES = {"name": "cnnlab.home.module"}``.
+        for key, home in zip(node.value.keys, node.value.values):
+            if isinstance(key, ast.Constant) and isinstance(home, ast.Constant):
+                table[key.value] = f"{home.value}.{key.value}"
     elif isinstance(node, (ast.Assign, ast.AnnAssign)):
         targets = node.targets if isinstance(node, ast.Assign) else [node.target]
         value = node.value
