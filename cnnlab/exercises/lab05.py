@@ -96,7 +96,10 @@ def _conv_dense_cases(label, args, hidden=False):
 
 CONV_VS_DENSE = Exercise(
     id="05.conv_vs_dense",
-    implementations=("cnnlab.arithmetic.params.conv_params", "cnnlab.arithmetic.params.dense_params"),
+    implementations=(
+        "cnnlab.arithmetic.params.conv_params",
+        "cnnlab.arithmetic.params.dense_params",
+    ),
     name="conv_vs_dense",
     title="AlexNet's first layer, and the dense layer it replaces",
     reference=lambda: reference_conv_vs_dense,

@@ -91,7 +91,10 @@ _BN_HINT = ("with BN the convolutions have no bias (BN's beta replaces it); each
 
 FACTORIZED_PARAMS = Exercise(
     id="07.factorized_params",
-    implementations=("cnnlab.models.factorized.build_factorized_convnet", "cnnlab.counters.count_params"),
+    implementations=(
+        "cnnlab.models.factorized.build_factorized_convnet",
+        "cnnlab.counters.count_params",
+    ),
     name="factorized_convnet_params",
     title="The factorised ConvNet's parameters, by hand",
     reference=lambda: reference_factorized_convnet_params,

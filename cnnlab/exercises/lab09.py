@@ -103,7 +103,10 @@ _RESCALED_HINT = ("a batch whose values all lie in 0..1 was rescaled already: ra
 
 PREPROCESS_CONTRACT = Exercise(
     id="09.preprocess_contract",
-    implementations=("cnnlab.transfer.preprocessing.preprocess_for", "cnnlab.pretrained.preprocess_lite0"),
+    implementations=(
+        "cnnlab.transfer.preprocessing.preprocess_for",
+        "cnnlab.pretrained.preprocess_lite0",
+    ),
     name="preprocess_checked",
     title="The preprocessing contract: check the input, then (x - 127) / 128",
     reference=lambda: reference_preprocess_checked,

@@ -239,7 +239,10 @@ def _keras_saliency_case(name, seed, shape, class_index, hidden=False):
 
 SALIENCY = Exercise(
     id="10.saliency",
-    implementations=("cnnlab.interpret.attribution.saliency_map", "cnnlab.interpret.surgery.input_gradient"),
+    implementations=(
+        "cnnlab.interpret.attribution.saliency_map",
+        "cnnlab.interpret.surgery.input_gradient",
+    ),
     name="saliency_by_finite_differences",
     title="Saliency is a gradient: finite differences",
     reference=lambda: reference_saliency_by_finite_differences,
