@@ -47,6 +47,17 @@ __all__ = [
 # Argument checks and padding arithmetic (shared by every public function)
 # ----------------------------------------------------------------------------------------
 
+def _check_channels(images, kernel, axis, which):
+    """``ValueError`` unless ``kernel``'s input-channel ``axis`` (Conv2D: 2, the third;
+    Conv2DTranspose: 3, the last) equals the channels of ``images`` (their last axis)."""
+    if kernel.shape[axis] != images.shape[-1]:
+        raise ValueError(
+            f"channel mismatch: images of shape {images.shape} have C_in={images.shape[-1]} "
+            f"channels but kernel of shape {kernel.shape} expects C_in={kernel.shape[axis]}; "
+            f"the {which} axis of kernel must equal the last axis of images"
+        )
+
+
 def _check_padding(padding, allowed=("valid", "same")):
     name = padding.lower() if isinstance(padding, str) else padding
     if name not in allowed:
@@ -243,12 +254,7 @@ def conv2d(images, kernel, bias=None, strides=1, padding="valid", dilation_rate=
             f"kernel must have shape (kh, kw, C_in, C_out) like Conv2D.kernel; "
             f"got shape {kernel.shape}.{hint}"
         )
-    if kernel.shape[2] != images.shape[-1]:
-        raise ValueError(
-            f"channel mismatch: images of shape {images.shape} have C_in={images.shape[-1]} "
-            f"channels but kernel of shape {kernel.shape} expects C_in={kernel.shape[2]}; "
-            f"the third axis of kernel must equal the last axis of images"
-        )
+    _check_channels(images, kernel, axis=2, which="third")
     _check_kernel_not_empty(kernel.shape, "kernel")
     padding = _check_padding(padding)
     strides = _pair(strides, "strides")
@@ -438,13 +444,7 @@ def conv_transpose2d(images, kernel, strides=1, padding="valid"):
                 f"kernel must have shape (kh, kw, C_out, C_in) like Conv2DTranspose.kernel "
                 f"for images of shape {images.shape}; got shape {kernel.shape}"
             )
-        if kernel.shape[3] != images.shape[-1]:
-            raise ValueError(
-                f"channel mismatch: images of shape {images.shape} have C_in={images.shape[-1]} "
-                f"channels but "
-                f"kernel of shape {kernel.shape} expects C_in={kernel.shape[3]}; the last "
-                f"axis of kernel must equal the last axis of images"
-            )
+        _check_channels(images, kernel, axis=3, which="last")
     else:
         raise ValueError(
             f"images must have shape (H', W'), (H', W', C_in) or (N, H', W', C_in); got shape "

@@ -227,6 +227,18 @@ def pool_output_size(n, pool_size, strides=None, padding="valid", strict=False):
                           ("n", "pool_size"))
 
 
+def _window_axes(n, kernel_size, strides, dilation_rate, **others):
+    """``(scalar, rank, ns, ks, ss, ds)``: the sizes of a sliding window, one int per spatial
+    axis (``scalar``: every size was one int, the result is one value too).  ``others`` are
+    further per-axis arguments that count for the rank (checked by their callers)."""
+    rank = _rank_of(n=n, kernel_size=kernel_size, strides=strides, dilation_rate=dilation_rate,
+                    **others)
+    scalar = rank is None
+    rank = 1 if scalar else rank
+    return (scalar, rank, per_axis(n, rank, "n"), per_axis(kernel_size, rank, "kernel_size"),
+            per_axis(strides, rank, "strides"), per_axis(dilation_rate, rank, "dilation_rate"))
+
+
 def same_padding(n, kernel_size, strides=1, dilation_rate=1):
     """Zeros ``(before, after)`` that ``padding="same"`` adds, as Keras/TensorFlow pads.
 
@@ -242,13 +254,7 @@ def same_padding(n, kernel_size, strides=1, dilation_rate=1):
 
     Used in: labs/02_conv_arithmetic
     """
-    rank = _rank_of(n=n, kernel_size=kernel_size, strides=strides, dilation_rate=dilation_rate)
-    scalar = rank is None
-    rank = 1 if scalar else rank
-    ns = per_axis(n, rank, "n")
-    ks = per_axis(kernel_size, rank, "kernel_size")
-    ss = per_axis(strides, rank, "strides")
-    ds = per_axis(dilation_rate, rank, "dilation_rate")
+    scalar, rank, ns, ks, ss, ds = _window_axes(n, kernel_size, strides, dilation_rate)
     pairs = tuple(
         _same_pair(ns[i], _effective_kernel(ks[i], ds[i]), ss[i]) for i in range(rank)
     )
@@ -342,14 +348,8 @@ def conv_transpose_output_size(n, kernel_size, strides=1, padding="valid", outpu
 
     Used in: labs/02_conv_arithmetic
     """
-    rank = _rank_of(n=n, kernel_size=kernel_size, strides=strides, dilation_rate=dilation_rate,
-                    output_padding=output_padding)
-    scalar = rank is None
-    rank = 1 if scalar else rank
-    ns = per_axis(n, rank, "n")
-    ks = per_axis(kernel_size, rank, "kernel_size")
-    ss = per_axis(strides, rank, "strides")
-    ds = per_axis(dilation_rate, rank, "dilation_rate")
+    scalar, rank, ns, ks, ss, ds = _window_axes(n, kernel_size, strides, dilation_rate,
+                                                output_padding=output_padding)
     ops_ = (None,) * rank if output_padding is None else per_axis(
         output_padding, rank, "output_padding", 0)
     pads = _padding_per_axis(padding, rank, _TRANSPOSE_PADDINGS)
