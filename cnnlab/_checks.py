@@ -27,8 +27,8 @@ import operator
 import sys
 import warnings
 
-__all__ = ["HINTS", "integer", "is_sequence", "per_axis", "pair", "before_after", "choice",
-           "renamed"]
+__all__ = ["HINTS", "integer", "is_sequence", "per_axis", "pair", "before_after", "number_pair",
+           "choice", "renamed"]
 
 #: What each argument means, appended to its error message.
 HINTS = {
@@ -109,6 +109,26 @@ def before_after(value, name: str) -> tuple[int, int]:
         raise ValueError(f"{name}={value!r} is not a (before, after) pair; write e.g. "
                          f"{name}=(1, 2)")
     return integer(value[0], f"{name}[0]", 0), integer(value[1], f"{name}[1]", 0)
+
+
+def number_pair(value, name: str) -> tuple:
+    """``value`` as ``(rows, columns)`` of real numbers, kept as given (a receptive field's
+    start may be a half pixel, a ``Fraction``): one number for both, or a pair.
+    ``TypeError`` for anything else, a ``ValueError`` for a sequence of the wrong length."""
+    import numbers
+
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return (value, value)
+    if not is_sequence(value):
+        raise TypeError(f"{name} must be a number or a (rows, cols) pair, got {value!r}")
+    items = tuple(value)
+    if len(items) != 2:
+        raise ValueError(f"{name}={value!r} has {len(items)} values; give a number or a "
+                         f"(rows, cols) pair")
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, numbers.Real):
+            raise TypeError(f"{name} must be a number or a (rows, cols) pair, got {value!r}")
+    return items
 
 
 def choice(value, name: str, allowed) -> str:

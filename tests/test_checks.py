@@ -44,3 +44,16 @@ def test_before_after_and_choice():
         _checks.choice("full", "padding", ("valid", "same"))
     with pytest.raises(TypeError):
         _checks.choice(1, "padding", ("valid", "same"))
+
+
+def test_number_pair_keeps_fractions_and_refuses_what_is_no_number():
+    from fractions import Fraction
+
+    assert _checks.number_pair(Fraction(1, 2), "start") == (Fraction(1, 2), Fraction(1, 2))
+    assert _checks.number_pair((3, 2.5), "jump") == (3, 2.5)
+    with pytest.raises(TypeError, match="size must be a number or a"):
+        _checks.number_pair("3", "size")
+    with pytest.raises(TypeError, match="size must be a number or a"):
+        _checks.number_pair((3, None), "size")
+    with pytest.raises(ValueError, match="has 3 values"):
+        _checks.number_pair((1, 2, 3), "size")

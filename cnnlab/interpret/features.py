@@ -20,6 +20,7 @@ from keras import layers as klayers
 from keras import ops
 from tqdm.auto import tqdm
 
+from cnnlab._checks import number_pair
 from cnnlab.interpret.surgery import (
     _choose_layers,
     _fit_images,
@@ -246,18 +247,6 @@ def top_k_activations(activations, k=9, one_per_image=True):
             "values": a[images, rows, cols]}
 
 
-def _pair(value, name):
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return (value, value)
-    try:
-        pair = tuple(value)
-    except TypeError:
-        pair = ()
-    if len(pair) != 2 or not all(isinstance(v, numbers.Real) for v in pair):
-        raise ValueError(f"{name} must be a number or a (rows, cols) pair, got {value!r}")
-    return pair
-
-
 def field_window(row, col, size, jump, start):
     """``(top, left, bottom, right)``: the input pixels that unit ``(row, col)`` of a layer sees.
 
@@ -272,7 +261,7 @@ def field_window(row, col, size, jump, start):
     exercise 10.top_patches
     """
     (size_r, size_c), (jump_r, jump_c), (start_r, start_c) = (
-        _pair(size, "size"), _pair(jump, "jump"), _pair(start, "start"))
+        number_pair(size, "size"), number_pair(jump, "jump"), number_pair(start, "start"))
     top = int(round(start_r + row * jump_r - (size_r - 1) / 2))
     left = int(round(start_c + col * jump_c - (size_c - 1) / 2))
     return top, left, top + int(size_r), left + int(size_c)
