@@ -104,7 +104,7 @@ def fine_tune(model, train, val, head_epochs=5, fine_tune_epochs=5, head_lr=1e-3
     if progress:
         from cnnlab.train import EpochProgress
 
-        callbacks = [*(callbacks or []), EpochProgress(bar=True)]
+        callbacks = [*(callbacks or []), EpochProgress(progress=True)]
     backbone = _find_backbone(model)
     if backbone is model:
         raise ValueError("fine_tune expects a model from build_transfer_model(backbone, ...), "
