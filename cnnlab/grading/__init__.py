@@ -9,8 +9,11 @@ from outside.  Results leave the kernel as plain data and are
 judged here, in a process student code never reaches.  An exercise cell that uses cnnlab's own
 implementation of that exercise is flagged for the instructor (:mod:`cnnlab.grading.integrity`).
 Whatever goes wrong with one submission becomes its own row (statuses:
-:data:`cnnlab.grading.grade.STATUS_MEANINGS`); the modules, one job each: ``grade`` (the batch
-and the judge), ``prepare`` (parsing, in worker processes), ``limits`` (caps on what a submission
+:data:`cnnlab.grading.results.STATUS_MEANINGS`); the modules, one job each: ``grade`` (the
+batch driver), ``results`` (the rows and their statuses), ``submissions`` (which files a batch
+grades, and ``--resume``), ``isolation`` (running one submission and watching it from outside),
+``progress`` (reading what the run reported), ``judge`` (an exercise's status, points and
+messages), ``prepare`` (parsing, in worker processes), ``limits`` (caps on what a submission
 controls), ``reports`` (scores and feedback), ``sandbox`` (bubblewrap, cgroups, the kernel's
 launcher), ``runner`` and ``export`` (the kernel's side), ``hidden`` (every exercise's points and
 hidden cases, and the course secret their inputs are drawn from), ``similarity`` (MOSS-style
