@@ -27,14 +27,40 @@ Used in: ``cnnlab grade`` (``export``, ``merge``), ``cnnlab export gradescope`` 
 ``make grade``.
 """
 
-from cnnlab.grading.grade import (
-    CellError,
-    ExerciseResult,
-    SubmissionResult,
-    default_jobs,
-    grade,
-    prepare_submission,
-)
+import importlib
+import sys
+import types
 
 __all__ = ["grade", "prepare_submission", "default_jobs", "SubmissionResult", "ExerciseResult",
            "CellError"]
+
+# The names above are imported from cnnlab.grading.grade on first use, not with the package: the
+# kernel imports cnnlab.grading.export (the grader's exporter cell), and importing grade.py
+# there (nbformat, jsonschema: about 1 s of a quiet machine's CPU) cost every submission's run.
+
+
+def __getattr__(name: str):
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module("cnnlab.grading.grade"), name)
+    setattr(sys.modules[__name__], name, value)
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """This package: ``cnnlab.grading.grade`` stays the function :func:`cnnlab.grading.grade.
+    grade` (what ``from cnnlab.grading import grade`` gives) also once the submodule of that
+    name is imported, when the import system names the module there."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "grade" and isinstance(value, types.ModuleType) \
+                and value.__name__ == f"{__name__}.grade":
+            value = value.grade
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -173,8 +173,7 @@ def chosen_shard(spec: str | None, shards: int | None, environ) -> Shard | None:
 def shard_names(submissions, shard: Shard) -> set[str]:
     """The row names of ``submissions`` (the whole batch, as
     :func:`cnnlab.grading.submissions.submissions_in` lists it) that ``shard`` grades: every
-    ``count``-th name in code-point order, from the
-    ``index``-th on."""
+    ``count``-th name in code-point order, from the ``index``-th on."""
     return set(sorted(sub.name for sub in submissions)[shard.index::shard.count])
 
 
