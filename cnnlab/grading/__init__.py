@@ -9,8 +9,11 @@ from outside.  Results leave the kernel as plain data and are
 judged here, in a process student code never reaches.  An exercise cell that uses cnnlab's own
 implementation of that exercise is flagged for the instructor (:mod:`cnnlab.grading.integrity`).
 Whatever goes wrong with one submission becomes its own row (statuses:
-:data:`cnnlab.grading.grade.STATUS_MEANINGS`); the modules, one job each: ``grade`` (the batch
-and the judge), ``prepare`` (parsing, in worker processes), ``limits`` (caps on what a submission
+:data:`cnnlab.grading.results.STATUS_MEANINGS`); the modules, one job each: ``grade`` (the
+batch driver), ``results`` (the rows and their statuses), ``submissions`` (which files a batch
+grades, and ``--resume``), ``isolation`` (running one submission and watching it from outside),
+``progress`` (reading what the run reported), ``judge`` (an exercise's status, points and
+messages), ``prepare`` (parsing, in worker processes), ``limits`` (caps on what a submission
 controls), ``reports`` (scores and feedback), ``sandbox`` (bubblewrap, cgroups, the kernel's
 launcher), ``runner`` and ``export`` (the kernel's side), ``hidden`` (every exercise's points and
 hidden cases, and the course secret their inputs are drawn from), ``similarity`` (MOSS-style
@@ -24,14 +27,40 @@ Used in: ``cnnlab grade`` (``export``, ``merge``), ``cnnlab export gradescope`` 
 ``make grade``.
 """
 
-from cnnlab.grading.grade import (
-    CellError,
-    ExerciseResult,
-    SubmissionResult,
-    default_jobs,
-    grade,
-    prepare_submission,
-)
+import importlib
+import sys
+import types
 
 __all__ = ["grade", "prepare_submission", "default_jobs", "SubmissionResult", "ExerciseResult",
            "CellError"]
+
+# The names above are imported from cnnlab.grading.grade on first use, not with the package: the
+# kernel imports cnnlab.grading.export (the grader's exporter cell), and importing grade.py
+# there (nbformat, jsonschema: about 1 s of a quiet machine's CPU) cost every submission's run.
+
+
+def __getattr__(name: str):
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module("cnnlab.grading.grade"), name)
+    setattr(sys.modules[__name__], name, value)
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """This package: ``cnnlab.grading.grade`` stays the function :func:`cnnlab.grading.grade.
+    grade` (what ``from cnnlab.grading import grade`` gives) also once the submodule of that
+    name is imported, when the import system names the module there."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "grade" and isinstance(value, types.ModuleType) \
+                and value.__name__ == f"{__name__}.grade":
+            value = value.grade
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

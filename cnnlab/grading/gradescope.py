@@ -236,7 +236,7 @@ def results_json(row: dict, catalog: dict, execution_time: float = 0.0) -> dict:
     lines = [f"Lab {row.get('lab', '?')}: {total:g} / {float(row.get('max', 0.0)):g} points "
              f"({status})."]
     if status != "graded":
-        from cnnlab.grading.grade import STATUS_MEANINGS
+        from cnnlab.grading.results import STATUS_MEANINGS
 
         lines.append(f"Not fully graded: {STATUS_MEANINGS.get(status, status)}.")
     if row.get("message"):

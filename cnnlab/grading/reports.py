@@ -76,7 +76,7 @@ def move_aside(path) -> Path | None:
 
 
 def feedback_text(result) -> str:
-    """The Markdown feedback of one :class:`~cnnlab.grading.grade.SubmissionResult`."""
+    """The Markdown feedback of one :class:`~cnnlab.grading.results.SubmissionResult`."""
     lines = [f"# Feedback for {result.submission}", "",
              f"Score: **{result.total:g} / {result.max_total:g}** ({result.status})", ""]
     if result.message:

@@ -171,9 +171,9 @@ def chosen_shard(spec: str | None, shards: int | None, environ) -> Shard | None:
 
 
 def shard_names(submissions, shard: Shard) -> set[str]:
-    """The row names of ``submissions`` (:func:`cnnlab.grading.grade._submissions`' list, the
-    whole batch) that ``shard`` grades: every ``count``-th name in code-point order, from the
-    ``index``-th on."""
+    """The row names of ``submissions`` (the whole batch, as
+    :func:`cnnlab.grading.submissions.submissions_in` lists it) that ``shard`` grades: every
+    ``count``-th name in code-point order, from the ``index``-th on."""
     return set(sorted(sub.name for sub in submissions)[shard.index::shard.count])
 
 
@@ -211,7 +211,7 @@ def start_shard(shard: Shard, lab, paths, out, secret: bytes | None = None,
     ``"results"`` (the default) becomes ``results/shard-i-of-N``.  A folder that already holds
     another shard's manifest is refused (each shard needs its own); this shard's earlier
     manifest is moved aside, as the scores are.  Used in: ``cnnlab grade --shard``."""
-    from cnnlab.grading.grade import _submissions
+    from cnnlab.grading.submissions import submissions_in as _submissions
     from cnnlab.grading.hidden import secret_sha256
     from cnnlab.grading.reports import move_aside, write_atomic
 
@@ -375,9 +375,9 @@ def merge_shards(folders) -> MergeReport:
 
 
 def _results(rows, exercises):
-    """The rows as :class:`~cnnlab.grading.grade.SubmissionResult`, each checked to write back
+    """The rows as :class:`~cnnlab.grading.results.SubmissionResult`, each checked to write back
     exactly as it was read (:func:`cnnlab.grading.reports.score_row`)."""
-    from cnnlab.grading.grade import _kept_row
+    from cnnlab.grading.submissions import kept_row as _kept_row
     from cnnlab.grading.reports import score_row
 
     results = []
