@@ -190,11 +190,11 @@ def test_run_stops_at_the_first_error_and_names_the_cell(tmp_path):
     assert "01_broken.ipynb  failed" in result.stdout
 
 
-# A cell that trains (fit, fine_tune, a sweep) shows its progress: an `EpochProgress(bar=True)`
+# A cell that trains (fit, fine_tune, a sweep) shows its progress: an `EpochProgress(progress=True)`
 # callback or a `tqdm` bar over its runs, or `fit_quietly`'s line per epoch (issue 15 §1).  The
 # exceptions train for a few seconds at most; each names why, with its measured smoke time.
 TRAINS = re.compile(r"\.fit\(|\bfit_quietly\(|fine_tune\(|\bweight_scale_sweep\(")
-SHOWS_PROGRESS = re.compile(r"EpochProgress\(bar=True\)|\btqdm\(|\bfit_quietly\(|"
+SHOWS_PROGRESS = re.compile(r"EpochProgress\(progress=True\)|\btqdm\(|\bfit_quietly\(|"
                             r"\bweight_scale_sweep\(")  # the sweep's progress=True is its default
 SHORT_FITS = {
     ("01", "learner.fit(pairs_x, pairs_y"): "one epoch on nine pairs: under a second",
@@ -229,7 +229,7 @@ def test_every_cell_that_trains_shows_its_progress_or_is_a_named_short_fit():
         if not SHOWS_PROGRESS.search(source) and not allowed:
             silent.append(f"Lab {lab}: {lines[0]}")
     assert not silent, ("cells that train without a progress bar (add "
-                        "callbacks=[EpochProgress(bar=True)] or a tqdm over the runs, or name a "
+                        "callbacks=[EpochProgress(progress=True)] or a tqdm over the runs, or name a "
                         "short fit in SHORT_FITS): " + "; ".join(silent))
     stale = set(SHORT_FITS) - short_seen
     assert not stale, f"SHORT_FITS names cells that no longer train: {sorted(stale)}"
