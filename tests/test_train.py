@@ -771,3 +771,20 @@ def test_only_devices_compares_the_keras_backend_to_a_backend_name_one_backend_s
              for path in sorted(package.rglob("*.py")) if path != package / "devices.py"
              for hits in [_backend_comparisons(path.read_text(encoding="utf-8"))] if hits}
     assert found == {}, "give cnnlab.devices.for_backend one function per backend instead"
+
+
+def test_the_train_package_re_exports_every_name_from_the_module_that_defines_it():
+    # issue 18: cnnlab.train was one 682-line module; it is a package with one module per job
+    import importlib
+
+    homes = {"EpochProgress": "progress", "GradientNorms": "gradients",
+             "compare_histories": "histories", "fit_quietly": "progress",
+             "gradient_norms": "gradients", "l2_on_kernels_only": "regularization",
+             "set_deterministic": "determinism", "set_seed": "determinism",
+             "weight_scale_sweep": "initialization"}
+    assert sorted(train.__all__) == sorted(homes)
+    for name, home in homes.items():
+        module = importlib.import_module(f"cnnlab.train.{home}")
+        assert getattr(train, name) is getattr(module, name)
+        assert name in module.__all__
+        assert getattr(module, name).__module__ == module.__name__

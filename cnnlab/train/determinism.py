@@ -4,6 +4,8 @@ An ablation compares models, not luck: two runs after the same ``set_seed`` buil
 initial weights and shuffle the same way; ``set_deterministic`` pins TensorFlow's intra-op
 threads so the same seeded fit gives the same weights on any number of cores.  Labs 06, 07 and
 09 seed with it; Lab 09 (labs/09_transfer_learning) also pins the threads.
+
+Used in: no lab notebook directly; the labs import these names from cnnlab.train
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ residual connections and BatchNorm keep them up.  ``gradient_norms`` measures th
 the loss gradient for every kernel, with one function per Keras backend (TensorFlow's
 GradientTape, JAX's ``value_and_grad``, torch's autograd) chosen by
 :func:`cnnlab.devices.for_backend`.  Lab 07 (labs/07_training_convnets_well) uses it.
+
+Used in: no lab notebook directly; the labs import these names from cnnlab.train
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ The Fix deck's CIFAR-100 ablation (base -> +BatchNorm -> +augmentation -> +regul
 read off train (solid) and validation (dashed) curves of several runs, one subplot per metric;
 a ``"phase_boundary"`` key marks where fine-tuning starts (Lab 09's two-phase transfer).
 Labs 06, 07 and 09 draw their runs with it (imported from ``cnnlab.train``).
+
+Used in: no lab notebook directly; the labs import these names from cnnlab.train
 """
 
 from __future__ import annotations

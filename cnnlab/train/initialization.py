@@ -3,6 +3,8 @@
 CS231n's *Batch normalization and initialization*: one model trained from conv kernels drawn
 at several scales, the state reset in between.  Without BatchNorm only a narrow band of scales
 trains; with it, nearly any scale does.  Lab 07 (labs/07_training_convnets_well) uses it.
+
+Used in: no lab notebook directly; the labs import these names from cnnlab.train
 """
 
 from __future__ import annotations

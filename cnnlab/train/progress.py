@@ -3,6 +3,8 @@
 A notebook that trains several models (the Fix deck's ablations) stays readable when each
 ``fit`` prints one line per epoch (or one tqdm bar over the epochs).  Labs 06, 07 and 09 fit
 with it; ``cnnlab.transfer.fine_tune`` shows its phases with ``EpochProgress``.
+
+Used in: no lab notebook directly; the labs import these names from cnnlab.train
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 The Fix deck's ablation: "only the weights of the convolution and linear layers are
 regularized (not the bias, nor the coefficients of the Batch Norm)".  Lab 07
 (labs/07_training_convnets_well) adds its regularization step with it.
+
+Used in: no lab notebook directly; the labs import these names from cnnlab.train
 """
 
 from __future__ import annotations
