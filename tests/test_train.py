@@ -476,9 +476,10 @@ def test_set_deterministic_rejects_what_is_not_a_thread_count(threads):
 
 def test_set_deterministic_leaves_another_backends_threads_alone(monkeypatch):
     from cnnlab import devices
+    from cnnlab.train import determinism
 
     calls = []
-    monkeypatch.setattr(train, "_pin_tensorflow_threads", calls.append)
+    monkeypatch.setattr(determinism, "_pin_tensorflow_threads", calls.append)
     monkeypatch.setattr(devices, "keras_backend", lambda: "jax")
     assert train.set_deterministic(3) is None and calls == []
     monkeypatch.setattr(devices, "keras_backend", lambda: "tensorflow")
@@ -695,7 +696,9 @@ def test_weight_scale_sweep_draws_kernels_at_the_asked_scale_and_fresh_batchnorm
     model = _sweep_net(batch_norm=True)
     bn = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)][0]
     bn.moving_mean.assign(np.full(bn.moving_mean.shape, 5.0, "float32"))
-    train._reset_for_scale(model, 3.0, np.random.default_rng(0))
+    from cnnlab.train.initialization import _reset_for_scale
+
+    _reset_for_scale(model, 3.0, np.random.default_rng(0))
     kernels = np.concatenate([keras.ops.convert_to_numpy(layer.kernel).ravel()
                               for layer in model.layers if isinstance(layer, layers.Conv2D)])
     assert kernels.std() == pytest.approx(3.0, rel=0.15)
@@ -763,8 +766,25 @@ def test_the_backend_comparison_finder_sees_each_way_of_writing_the_switch():
 def test_only_devices_compares_the_keras_backend_to_a_backend_name_one_backend_switch():
     # cnnlab.devices.for_backend is the one backend switch; every other module hands it one
     # function per backend instead of its own if/elif chain on keras.backend.backend()
-    package = Path(train.__file__).parent
+    package = Path(cnnlab.__file__).parent
     found = {str(path.relative_to(package.parent)): hits
              for path in sorted(package.rglob("*.py")) if path != package / "devices.py"
              for hits in [_backend_comparisons(path.read_text(encoding="utf-8"))] if hits}
     assert found == {}, "give cnnlab.devices.for_backend one function per backend instead"
+
+
+def test_the_train_package_re_exports_every_name_from_the_module_that_defines_it():
+    # issue 18: cnnlab.train was one 682-line module; it is a package with one module per job
+    import importlib
+
+    homes = {"EpochProgress": "progress", "GradientNorms": "gradients",
+             "compare_histories": "histories", "fit_quietly": "progress",
+             "gradient_norms": "gradients", "l2_on_kernels_only": "regularization",
+             "set_deterministic": "determinism", "set_seed": "determinism",
+             "weight_scale_sweep": "initialization"}
+    assert sorted(train.__all__) == sorted(homes)
+    for name, home in homes.items():
+        module = importlib.import_module(f"cnnlab.train.{home}")
+        assert getattr(train, name) is getattr(module, name)
+        assert name in module.__all__
+        assert getattr(module, name).__module__ == module.__name__

@@ -3,59 +3,15 @@
 from __future__ import annotations
 
 import math
-import numbers
 import textwrap
 import warnings
 
 import numpy as np
 
 from cnnlab.augment import _arrays, _iterators, _resampling, _transforms
+from cnnlab.augment import _generator_arguments as _arguments
 
 __all__ = ["ImageDataGenerator"]
-
-
-def _is_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _check_number(name, value, minimum=None):
-    if not _is_number(value):
-        raise ValueError(f"{name}={value!r} must be a number")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name}={value!r} must be >= {minimum}")
-    return value
-
-
-def _check_shift_range(name, value):
-    """Keras 2's shift spec: float (fraction if < 1, else pixels), int pixels, or choices."""
-    if _is_number(value):
-        if value < 0:
-            raise ValueError(f"{name}={value!r} must be >= 0 (the shift is drawn from "
-                             f"[-{-value}, {-value}]; give the positive bound)")
-        return int(value) if isinstance(value, numbers.Integral) else float(value)
-    if isinstance(value, (list, tuple, np.ndarray)):
-        choices = np.asarray(value)
-        if choices.ndim == 1 and choices.size and np.issubdtype(choices.dtype, np.number):
-            return tuple(choices.tolist())
-    raise ValueError(
-        f"{name}={value!r} is not valid: give a float (a fraction of the image if < 1, pixels "
-        f"otherwise, e.g. 0.2), an int number of pixels (e.g. 10), or a list of allowed shifts "
-        f"(e.g. [-10, 0, 10])"
-    )
-
-
-def _draw_shift(rs, spec, size):
-    """One shift draw exactly as Keras 2's get_random_transform makes it (same stream use)."""
-    if not spec:
-        return 0.0
-    if isinstance(spec, float):
-        shift = rs.uniform(-spec, spec)
-    else:  # an int n (choose from range(n)) or a list of choices, times a random sign
-        shift = rs.choice(list(spec) if isinstance(spec, tuple) else spec)
-        shift = shift * rs.choice([-1, 1])
-    if np.max(spec) < 1:
-        shift = shift * size
-    return float(shift)
 
 
 class ImageDataGenerator:
@@ -95,59 +51,22 @@ class ImageDataGenerator:
                  cval=0.0, horizontal_flip=False, vertical_flip=False, rescale=None,
                  preprocessing_function=None, data_format=None, validation_split=0.0,
                  interpolation_order=1, dtype=None):
-        import keras
+        data_format, np_dtype = _arguments.checked_format_and_dtype(data_format, dtype)
+        _arguments.check_arguments(
+            fill_mode=fill_mode, interpolation_order=interpolation_order,
+            validation_split=validation_split, rotation_range=rotation_range,
+            shear_range=shear_range, channel_shift_range=channel_shift_range, cval=cval,
+            zca_epsilon=zca_epsilon, rescale=rescale,
+            preprocessing_function=preprocessing_function, horizontal_flip=horizontal_flip,
+            vertical_flip=vertical_flip)
 
-        if data_format is None:
-            data_format = keras.config.image_data_format()
-        if data_format not in ("channels_last", "channels_first"):
-            raise ValueError('`data_format` should be `"channels_last"` (channel after row and '
-                             'column) or `"channels_first"` (channel before row and column). '
-                             f"Received: {data_format!r}; 'channels_last' is (N, height, "
-                             "width, channels)")
-        if dtype is None:
-            dtype = keras.config.floatx()
-        try:
-            np_dtype = np.dtype(dtype)
-        except TypeError:
-            np_dtype = None
-        if np_dtype is None or not np.issubdtype(np_dtype, np.floating):
-            raise ValueError(f"dtype={dtype!r} must be a float dtype such as 'float32'")
-        if fill_mode not in _resampling.FILL_MODES:
-            raise ValueError(f"fill_mode={fill_mode!r} is not valid: use one of "
-                             f"{list(_resampling.FILL_MODES)}")
-        if interpolation_order not in (0, 1) or isinstance(interpolation_order, bool):
-            raise ValueError(
-                f"interpolation_order={interpolation_order!r} is not supported: use 1 "
-                "(bilinear, the default) or 0 (nearest); Keras 2's spline orders 2-5 are not "
-                "implemented here"
-            )
-        if not _is_number(validation_split) or not 0 <= validation_split < 1:
-            raise ValueError("`validation_split` must be strictly between 0 and 1. Received: "
-                             f"{validation_split!r}; e.g. 0.2 holds out a fifth of the images")
-        for name, value in [("rotation_range", rotation_range), ("shear_range", shear_range),
-                            ("channel_shift_range", channel_shift_range)]:
-            _check_number(name, value, minimum=0)
-        _check_number("cval", cval)
-        _check_number("zca_epsilon", zca_epsilon, minimum=0)
-        if rescale is not None and not _is_number(rescale):
-            raise ValueError(f"rescale={rescale!r} must be a number such as 1/255, or None")
-        if preprocessing_function is not None and not callable(preprocessing_function):
-            raise TypeError("preprocessing_function must be a function that takes one image "
-                            "(rank 3) and returns one of the same shape")
-        for name, value in [("horizontal_flip", horizontal_flip),
-                            ("vertical_flip", vertical_flip)]:
-            if not isinstance(value, (bool, np.bool_)):
-                raise ValueError(f"{name}={value!r} must be True or False")
-
-        self.featurewise_center = bool(featurewise_center)
-        self.samplewise_center = bool(samplewise_center)
-        self.featurewise_std_normalization = bool(featurewise_std_normalization)
         self.samplewise_std_normalization = bool(samplewise_std_normalization)
         self.zca_whitening = bool(zca_whitening)
         self.zca_epsilon = zca_epsilon
         self.rotation_range = rotation_range
-        self.width_shift_range = _check_shift_range("width_shift_range", width_shift_range)
-        self.height_shift_range = _check_shift_range("height_shift_range", height_shift_range)
+        self.width_shift_range = _arguments.shift_range("width_shift_range", width_shift_range)
+        self.height_shift_range = _arguments.shift_range("height_shift_range",
+                                                         height_shift_range)
         self.shear_range = shear_range
         self.channel_shift_range = channel_shift_range
         self.fill_mode = fill_mode
@@ -164,52 +83,13 @@ class ImageDataGenerator:
             self.channel_axis, self.row_axis, self.col_axis = 3, 1, 2
         else:
             self.channel_axis, self.row_axis, self.col_axis = 1, 2, 3
-
-        if _is_number(zoom_range):
-            if zoom_range < 0:
-                raise ValueError(f"zoom_range={zoom_range!r} must be >= 0")
-            self.zoom_range = [1 - zoom_range, 1 + zoom_range]
-        elif isinstance(zoom_range, (list, tuple)) and len(zoom_range) == 2 and all(
-                _is_number(v) for v in zoom_range):
-            self.zoom_range = [zoom_range[0], zoom_range[1]]
-        else:
-            raise ValueError("`zoom_range` should be a float or a tuple or list of two floats. "
-                             f"Received: {zoom_range!r}; a float z means [1 - z, 1 + z], e.g. "
-                             "0.2 or (0.8, 1.2)")
-        if min(self.zoom_range) <= 0:
-            raise ValueError(
-                f"zoom_range={zoom_range!r} reaches a zoom of {min(self.zoom_range)}, which "
-                "shrinks the image to a point or mirrors it; keep both zooms above 0 "
-                "(a float zoom_range must be below 1)"
-            )
-        if brightness_range is not None:
-            if not (isinstance(brightness_range, (list, tuple)) and len(brightness_range) == 2
-                    and all(_is_number(v) and v >= 0 for v in brightness_range)):
-                raise ValueError(
-                    "`brightness_range should be tuple or list of two floats. Received: "
-                    f"{brightness_range!r}; give a pair of factors >= 0, e.g. (0.5, 1.5) (1 "
-                    "keeps the brightness)"
-                )
-            brightness_range = tuple(brightness_range)
-        self.brightness_range = brightness_range
-
-        if self.zca_whitening:
-            if not self.featurewise_center:
-                self.featurewise_center = True
-                warnings.warn("zca_whitening=True turns featurewise_center on", UserWarning,
-                              stacklevel=2)
-            if self.featurewise_std_normalization:
-                self.featurewise_std_normalization = False
-                warnings.warn("zca_whitening=True turns featurewise_std_normalization off",
-                              UserWarning, stacklevel=2)
-        if self.featurewise_std_normalization and not self.featurewise_center:
-            self.featurewise_center = True
-            warnings.warn("featurewise_std_normalization=True turns featurewise_center on",
-                          UserWarning, stacklevel=2)
-        if self.samplewise_std_normalization and not self.samplewise_center:
-            self.samplewise_center = True
-            warnings.warn("samplewise_std_normalization=True turns samplewise_center on",
-                          UserWarning, stacklevel=2)
+        self.zoom_range = _arguments.zoom_pair(zoom_range)
+        self.brightness_range = _arguments.brightness_pair(brightness_range)
+        # zca_whitening and the std normalizations need (and turn on) their centering
+        (self.featurewise_center, self.featurewise_std_normalization,
+         self.samplewise_center) = _arguments.statistics_flags(
+            bool(featurewise_center), bool(featurewise_std_normalization),
+            bool(samplewise_center), self.samplewise_std_normalization, self.zca_whitening)
 
         self.mean = None
         self.std = None
@@ -336,8 +216,8 @@ class ImageDataGenerator:
             if self.rotation_range else 0.0
         # Keras 2 drew the height shift first and then applied it across the width (and the
         # width shift down the height): same draws here, each applied along its own axis.
-        ty = _draw_shift(rs, self.height_shift_range, height)
-        tx = _draw_shift(rs, self.width_shift_range, width)
+        ty = _arguments.draw_shift(rs, self.height_shift_range, height)
+        tx = _arguments.draw_shift(rs, self.width_shift_range, width)
         shear = rs.uniform(-self.shear_range, self.shear_range) if self.shear_range else 0.0
         if self.zoom_range[0] == 1 and self.zoom_range[1] == 1:
             zx, zy = 1.0, 1.0
