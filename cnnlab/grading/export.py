@@ -104,6 +104,11 @@ def kernel_probes(lab: str, seeds: dict | None = None) -> dict[str, tuple[str, d
 # The exporter: built once, before any student code, and never looked up again
 
 
+#: The module whose frames stand between a caller and a watched cnnlab function without being
+#: either (the deprecated-argument wrapper of :func:`cnnlab._checks.renamed`).
+_TRANSPARENT = "cnnlab._checks"
+
+
 def _call_watcher(watch: dict, digest_of):
     """``(run, report)``: ``run(thunk)`` calls ``thunk()`` with a profile hook (this thread and
     any thread started meanwhile) that notes each call of a function in ``watch``
@@ -129,6 +134,10 @@ def _call_watcher(watch: dict, digest_of):
                 if digest is None:
                     digest = digests[code] = digest_of(code)
                 caller = frame.f_back
+                # cnnlab._checks.renamed's wrapper (an old argument name) is transparent: the
+                # caller is whoever called the wrapper
+                while caller is not None and caller.f_globals.get("__name__") == _TRANSPARENT:
+                    caller = caller.f_back
                 module = "" if caller is None else str(caller.f_globals.get("__name__", ""))
                 # cnnlab calling its own code is fine; this module calls the answer itself
                 # (an answer that is cnnlab's function, or reaches it through C code: a partial,
