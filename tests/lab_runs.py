@@ -1,8 +1,9 @@
 """Each lab graded once per test session: the solution and the untouched lab, side by side.
 
 ``tests/test_labs.py`` asserts on the results, ``tests/test_lab_facts.py`` reads what the executed
-notebooks printed, ``tests/test_grading.py`` registers Lab 01's adversarial batch (which holds
-both notebooks): one execution per notebook and purpose, whoever asks first.
+notebooks printed: one execution per notebook, whoever asks first.  The whole notebook runs (demo
+cells included), so Lab 01's adversarial batch in ``tests/test_grading.py``, graded as
+``cnnlab grade`` does with demo cells skipped, is not one of these runs.
 """
 
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ def printed_text(nb) -> str:
     return "".join(texts)
 
 
-#: lab -> LabRun, filled once per session (tests/test_grading.py registers Lab 01's batch)
+#: lab -> LabRun, filled once per session
 LAB_RUNS: dict[str, LabRun] = {}
 
 
