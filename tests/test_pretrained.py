@@ -466,8 +466,13 @@ def test_missing_packages_name_the_pip_install(monkeypatch):
 def test_the_weight_plans_blocks_are_the_built_models_blocks_in_order(lite0):
     built = [layer.name[:-len("_dwconv")] for layer in lite0.layers
              if layer.name.endswith("_dwconv")]
-    assert lite0_loader._lite0_block_names() == built
+    from cnnlab.models import lite0_block_names
+
+    assert lite0_block_names() == built
     assert len(built) == 16
+    planned = [name[:-len("_dwconv")] for name in lite0_loader._lite0_weight_plan()
+               if name.endswith("_dwconv")]
+    assert planned == built
 
 
 def test_lite0_weights_path_verify_checks_the_sha256():

@@ -50,7 +50,7 @@ from cnnlab.models.classic import (
     build_vgg,
     vgg_block,
 )
-from cnnlab.models.efficientnet import build_efficientnet_lite0
+from cnnlab.models.efficientnet import build_efficientnet_lite0, lite0_block_names
 from cnnlab.models.factorized import build_factorized_convnet
 from cnnlab.models.modern import (
     bottleneck_block,
@@ -69,6 +69,7 @@ __all__ = [
     "build_alexnet",
     "build_convnet",
     "build_efficientnet_lite0",
+    "lite0_block_names",
     "build_factorized_convnet",
     "build_googlenet",
     "build_lenet5",

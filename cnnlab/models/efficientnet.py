@@ -11,7 +11,7 @@ from keras import layers
 
 from cnnlab.models._arguments import _check_choice, _check_input_shape, _check_positive_int
 
-__all__ = ["build_efficientnet_lite0"]
+__all__ = ["build_efficientnet_lite0", "lite0_block_names"]
 
 
 # --------------------------------------------------------------------------------------
@@ -24,6 +24,19 @@ _LITE0_STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2,
 # TensorFlow's EfficientNet BatchNormalization epsilon (PyTorch's default 1e-5 gives other
 # probabilities with the same weights).
 _LITE0_BN_EPSILON = 1e-3
+
+
+def lite0_block_names() -> list[str]:
+    """The names of EfficientNet-Lite0's 16 MBConv blocks, in order: ``block1a``, ``block2a``,
+    ``block2b`` ... ``block7a`` (the stage's digit, then a letter per repeat, as
+    ``keras.applications.EfficientNetB0`` names them).  The ImageNet weights file numbers its
+    blocks 0..15 in this order (``cnnlab.transfer.lite0`` maps one onto the other).
+
+    Used in: no lab notebook directly (the layer names Lab 08 and Lab 09 print start so)
+    """
+    return [f"block{stage}{chr(ord('a') + repeat)}"
+            for stage, (*_, repeats) in enumerate(_LITE0_STAGES, start=1)
+            for repeat in range(repeats)]
 
 
 def _mbconv_block(x, filters, kernel_size, strides, expand_ratio, name,
@@ -104,11 +117,11 @@ def build_efficientnet_lite0(input_shape=(224, 224, 3), num_classes=1000, includ
                       kernel_initializer=kernel_initializer, name="stem_conv")(inputs)
     x = layers.BatchNormalization(epsilon=_LITE0_BN_EPSILON, name="stem_bn")(x)
     x = layers.ReLU(6.0, name="stem_activation")(x)
-    for stage, (expand, kernel, strides, filters, repeats) in enumerate(_LITE0_STAGES, 1):
+    names = iter(lite0_block_names())
+    for expand, kernel, strides, filters, repeats in _LITE0_STAGES:
         for repeat in range(repeats):
             x = _mbconv_block(x, filters, kernel, strides if repeat == 0 else 1, expand,
-                              name=f"block{stage}{chr(ord('a') + repeat)}",
-                              kernel_initializer=kernel_initializer)
+                              name=next(names), kernel_initializer=kernel_initializer)
     x = layers.Conv2D(1280, 1, use_bias=False, kernel_initializer=kernel_initializer,
                       name="top_conv")(x)
     x = layers.BatchNormalization(epsilon=_LITE0_BN_EPSILON, name="top_bn")(x)

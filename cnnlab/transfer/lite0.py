@@ -25,20 +25,6 @@ from cnnlab import pretrained
 
 __all__ = ["efficientnet_lite0"]
 
-# Blocks per stage of EfficientNet-Lite0 (cnnlab.models.build_efficientnet_lite0 builds them
-# so; tests/test_pretrained.py checks these names against the built model's layers): the
-# weights file numbers its 16 blocks 0..15 in this order.
-_LITE0_REPEATS = (1, 2, 2, 3, 3, 4, 1)
-
-
-def _lite0_block_names():
-    """lukemelas' block index -> Keras block name (stage digit, letter per repeat)."""
-    names = []
-    for stage, repeats in enumerate(_LITE0_REPEATS, start=1):
-        names.extend(f"block{stage}{chr(ord('a') + repeat)}" for repeat in range(repeats))
-    return names
-
-
 def _conv_kernel(array):
     """(out, in, kh, kw) -> Keras Conv2D (kh, kw, in, out)."""
     return array.transpose(2, 3, 1, 0)
@@ -56,8 +42,10 @@ def _bn(prefix):
 
 def _lite0_weight_plan(include_top=True):
     """``{keras_layer: [(state_dict_key, transform or None), ...]}`` in Keras weight order."""
+    from cnnlab.models import lite0_block_names  # the builder's own names (loads Keras)
+
     plan = {"stem_conv": [("_conv_stem.weight", _conv_kernel)], "stem_bn": _bn("_bn0")}
-    for index, block in enumerate(_lite0_block_names()):
+    for index, block in enumerate(lite0_block_names()):
         source = f"_blocks.{index}"
         if index > 0:  # block 0 (expand ratio 1) has no expansion convolution
             plan[f"{block}_expand_conv"] = [(f"{source}._expand_conv.weight", _conv_kernel)]
