@@ -181,11 +181,11 @@ def device_report():
     notes = []
     devices, gpus, tpus = gpu_probe()
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None and visible.strip() in ("", "-1"):
+    hidden = visible is not None and visible.strip() in ("", "-1")
+    if hidden:
         notes.append(f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU from this process; "
                      "unset it to use them")
-    if not gpus and _nvidia_driver_present() and not (visible is not None
-                                                      and visible.strip() in ("", "-1")):
+    if not gpus and not hidden and _nvidia_driver_present():
         fix = {"tensorflow": "pip install 'tensorflow[and-cuda]'",
                "jax": "pip install 'jax[cuda12]'", "torch": "a CUDA build of torch"}
         notes.append(f"an NVIDIA driver is installed but {backend} sees no GPU: this is a "

@@ -698,3 +698,24 @@ def test_the_feature_cache_and_the_datasets_share_one_cache_root(tmp_path, monke
     (tmp_path / "f.bin").write_bytes(data)
     assert _cache.file_digest(tmp_path / "f.bin") == hashlib.sha256(data).hexdigest()
     assert _cache.file_digest(tmp_path / "f.bin", "md5") == hashlib.md5(data).hexdigest()
+
+
+@pytest.mark.parametrize("visible, notes", [
+    (None, ["CPU-only build"]),                 # a driver, no GPU seen: the build is to blame
+    ("-1", ["hides every GPU"]),                # hidden on purpose: that note alone
+    ("0", ["CPU-only build"]),
+])
+def test_device_report_says_why_a_gpu_is_not_used(monkeypatch, visible, notes):
+    from cnnlab import devices
+
+    monkeypatch.setattr(devices, "gpu_probe", lambda: (["CPU:0"], [], []))
+    monkeypatch.setattr(devices, "_nvidia_driver_present", lambda: True)
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    report = devices.device_report()
+    assert len(report.notes) == len(notes)
+    for note, expected in zip(report.notes, notes):
+        assert expected in note
+    assert not report.mixed_precision_helps
