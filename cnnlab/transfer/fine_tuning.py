@@ -20,7 +20,8 @@ import keras
 import numpy as np
 
 from cnnlab.devices import device_report
-from cnnlab.transfer.heads import _find_backbone, _walk, freeze, unfreeze
+from cnnlab.graph import nested_layers
+from cnnlab.transfer.heads import _find_backbone, freeze, unfreeze
 
 __all__ = ["fine_tune"]
 
@@ -30,7 +31,7 @@ _UNSET = object()
 def _apply_mixed_precision(model) -> None:
     """Compute in float16 with float32 variables; the output layer stays float32."""
     output_layers = {id(layer) for layer in model.layers if layer.name == "predictions"}
-    for layer in _walk(model):
+    for layer in nested_layers(model, include_self=True):
         if id(layer) not in output_layers and layer.dtype_policy.name == "float32":
             layer.dtype_policy = "mixed_float16"
 

@@ -29,6 +29,8 @@ import keras
 import numpy as np
 from keras import layers
 
+from cnnlab.graph import nested_layers  # the one reader of private Keras attributes
+
 __all__ = [
     "InferenceMode",
     "TrainableSummary",
@@ -125,14 +127,6 @@ def build_transfer_model(backbone, num_classes, dropout=0.2, augmentation=None, 
     return keras.Model(inputs, outputs, name=name or f"{backbone.name}_transfer")
 
 
-def _walk(layer):
-    """``layer`` and every layer nested inside it (depth first), read by
-    :func:`cnnlab.graph.nested_layers`, which fails loudly if Keras renames what it reads."""
-    from cnnlab.graph import nested_layers
-
-    return nested_layers(layer, include_self=True)
-
-
 def _set_trainable(layer, value: bool) -> None:
     """``trainable = value`` on ``layer`` and on every layer inside it.
 
@@ -140,12 +134,13 @@ def _set_trainable(layer, value: bool) -> None:
     assignment when ``layer.trainable`` already has the value (its attribute tracking
     short-circuits ``self.x = x``), so ``model.trainable = True`` on a trainable model does not
     reach a backbone frozen inside it."""
-    for sub in _walk(layer):
+    for sub in nested_layers(layer, include_self=True):
         sub.trainable = value
 
 
 def _batch_norms(layer):
-    return [sub for sub in _walk(layer) if isinstance(sub, layers.BatchNormalization)]
+    return [sub for sub in nested_layers(layer, include_self=True)
+            if isinstance(sub, layers.BatchNormalization)]
 
 
 def freeze(model):
@@ -294,7 +289,7 @@ class TrainableSummary:
 
 def _statistics_ids(model) -> set:
     ids = set()
-    for layer in _walk(model):
+    for layer in nested_layers(model, include_self=True):
         if isinstance(layer, layers.BatchNormalization):
             ids.update(id(v) for v in (layer.moving_mean, layer.moving_variance))
         elif isinstance(layer, layers.Normalization):
