@@ -59,8 +59,8 @@ LAYERS = {
 _LAYER_OF_PREFIX = {prefix: layer for layer, (_, prefixes) in LAYERS.items()
                     for prefix in prefixes}
 
-#: Today's violations, each to be removed by the change named beside it; the test fails on a
-#: violation not listed here AND on a listed one that no longer occurs (delete its line then).
+#: The imports allowed to break the rules, each with its reason; the test fails on a violation
+#: not listed here AND on a listed one that no longer occurs (delete its line then).
 EXPECTED_VIOLATIONS = {
     # Issue 18 removed the six this list started with.  What stays are lazy imports, each inside
     # a function that runs only on the path named beside it:
