@@ -32,7 +32,7 @@ def lite0_block_names() -> list[str]:
     ``keras.applications.EfficientNetB0`` names them).  The ImageNet weights file numbers its
     blocks 0..15 in this order (``cnnlab.transfer.lite0`` maps one onto the other).
 
-    Used in: no lab notebook directly (the layer names Lab 08 and Lab 09 print start so)
+    Used in: no lab notebook directly; the Lite0 weight loader (cnnlab.transfer.lite0) reads it
     """
     return [f"block{stage}{chr(ord('a') + repeat)}"
             for stage, (*_, repeats) in enumerate(_LITE0_STAGES, start=1)
