@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cnnlab.exercise import LABS  # noqa: E402
 from cnnlab.grading import grade  # noqa: E402
+from cnnlab.grading.warm_kernels import WarmKernels  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_TARGET = 0.10  # at most 10 % more with the sandbox
@@ -76,6 +77,9 @@ def warm_up(lab: str) -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-warm-up-"))
     (folder / "cut.ipynb").write_text('{"cells": [')
     batch_seconds(lab, folder, sandbox=False)
+    batch_seconds(lab, folder)  # and the warm-kernel server (started by a sandboxed batch)
+    for server in WarmKernels.servers():
+        server.socket_path()
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -86,7 +90,7 @@ def compare_sandbox(labs, repeats: int) -> int:
         best = {True: float("inf"), False: float("inf")}
         for _ in range(repeats):
             for sandbox in (True, False):
-                seconds, rows = batch_seconds(lab, folder, sandbox=sandbox)
+                seconds, rows = batch_seconds(lab, folder, sandbox=sandbox, warm_kernels=False)
                 statuses = {r.status for r in rows}
                 if statuses != {"graded"}:
                     print(f"lab {lab}, sandbox {sandbox}: rows {statuses}, not all graded")
@@ -105,6 +109,40 @@ def compare_sandbox(labs, repeats: int) -> int:
             missed = True
     if missed:
         print(f"TARGET MISSED: the sandbox may cost at most {SANDBOX_TARGET:.0%}")
+        return 1
+    return 0
+
+
+def compare_kernels(labs, repeats: int, jobs: int) -> int:
+    """Warm kernels against cold ones, demo cells skipped: what the warm-kernel server saves."""
+    table, missed = [], False
+    for n, lab in enumerate(labs):
+        folder = submissions(lab)
+        best, results = {True: float("inf"), False: float("inf")}, {}
+        modes = (True, False) if n % 2 == 0 else (False, True)
+        for _ in range(repeats):
+            for warm in modes:
+                seconds, rows = batch_seconds(lab, folder, jobs=jobs, warm_kernels=warm)
+                if {r.status for r in rows} != {"graded"}:
+                    print(f"lab {lab}, warm {warm}: not all graded")
+                    missed = True
+                results.setdefault(warm, scored(rows))
+                best[warm] = min(best[warm], seconds)
+                print(f"  lab {lab} {'warm' if warm else 'cold'}: {seconds:.1f} s per submission",
+                      flush=True)
+        if results[True] != results[False]:
+            print(f"lab {lab}: warm and cold kernels score differently: {results}")
+            missed = True
+        shutil.rmtree(folder, ignore_errors=True)
+        table.append((lab, best[False], best[True]))
+    print(f"\n{'lab':<6}{'cold (s/sub)':>14}{'warm (s/sub)':>14}{'ratio':>8}")
+    for lab, cold, warm in table:
+        print(f"{lab:<6}{cold:>14.1f}{warm:>14.1f}{warm / cold:>8.2f}")
+    cold = sum(row[1] for row in table) / len(table)
+    warm = sum(row[2] for row in table) / len(table)
+    print(f"{'mean':<6}{cold:>14.1f}{warm:>14.1f}{warm / cold:>8.2f}")
+    if missed:
+        print("TARGET MISSED: warm and cold kernels must give the same scores")
         return 1
     return 0
 
@@ -149,20 +187,23 @@ def compare_demo(labs, repeats: int, jobs: int) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--compare", choices=("demo", "sandbox"), default="demo",
+    parser.add_argument("--compare", choices=("demo", "sandbox", "kernels"), default="demo",
                         help="demo: whole notebook against demo cells skipped (default); "
-                             "sandbox: with and without the sandbox")
+                             "sandbox: with and without the sandbox (cold kernels); "
+                             "kernels: warm against cold kernels (demo cells skipped)")
     parser.add_argument("--labs", nargs="+", help="default: every lab (demo), 02 09 (sandbox)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=2, help="demo: submissions at once (2)")
     args = parser.parse_args(argv)
-    labs = args.labs or (list(LABS) if args.compare == "demo" else ["02", "09"])
+    labs = args.labs or (["02", "09"] if args.compare == "sandbox" else list(LABS))
     unknown = [lab for lab in labs if lab not in LABS]
     if unknown:
         parser.error(f"unknown lab(s) {', '.join(unknown)}; labs are {', '.join(LABS)}")
     warm_up(labs[0])
     if args.compare == "sandbox":
         return compare_sandbox(labs, args.repeats)
+    if args.compare == "kernels":
+        return compare_kernels(labs, args.repeats, args.jobs)
     return compare_demo(labs, args.repeats, args.jobs)
 
 

@@ -7,6 +7,7 @@
                  [--max-answer-mb MB] [--max-json-depth N] [--parse-timeout S] [--resume]
                  [--no-sandbox] [--max-processes N] [--max-output-kb KB] [--sandbox-uid U]
                  [--secret FILE] [--shard I/N] [--shards N] [--whole-notebook]
+                 [--cold-kernels]
                                             exit 0 when every row is graded, 1 if not
     cnnlab grade merge OUT/ SHARD_DIR...    one scores.csv/json and feedback/ from the shards
     cnnlab grade export --format canvas|moodle --roster R.csv RESULTS... --out F.csv
@@ -84,7 +85,8 @@ def _grade(args) -> int:
             max_json_depth=args.max_json_depth, parse_timeout=args.parse_timeout,
             resume=args.resume, sandbox=not args.no_sandbox, only=only,
             max_processes=args.max_processes, max_output_kb=args.max_output_kb,
-            sandbox_uid=args.sandbox_uid, secret=secret, whole_notebook=args.whole_notebook)
+            sandbox_uid=args.sandbox_uid, secret=secret, whole_notebook=args.whole_notebook,
+            warm_kernels=not args.cold_kernels)
     except (ValueError, FileNotFoundError) as exc:
         print(f"cnnlab grade: {exc}", file=sys.stderr)
         return 2
@@ -280,6 +282,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-sandbox", action="store_true",
                    help="run kernels without bubblewrap (only for code you trust: it then runs "
                         "with your rights, sees your files and the network)")
+    p.add_argument("--cold-kernels", action="store_true",
+                   help="start every kernel afresh (default, as root with cgroups: fork it, "
+                        "TensorFlow already imported, into its own sandbox; see "
+                        "cnnlab.grading.warm_kernels)")
     p.add_argument("--max-processes", type=int, default=512,
                    help="processes and threads a submission may have at once (default 512)")
     p.add_argument("--max-output-kb", type=int, default=1000,

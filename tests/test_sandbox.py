@@ -29,6 +29,7 @@ from cnnlab.exercise import LABS
 from cnnlab.grading import grade
 from cnnlab.grading import sandbox
 from cnnlab.grading.limits import Limits
+from cnnlab.grading.warm_kernels import WarmKernels
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow  # each test runs submissions in sandboxed kernels (seconds each)
@@ -80,13 +81,28 @@ def host(tmp_path_factory):
     shutil.rmtree(base, ignore_errors=True)
 
 
-def _options(host, **extra) -> dict:
+#: Every attack below runs against both ways a kernel starts: afresh in its sandbox (cold), and
+#: forked with TensorFlow already imported into that same sandbox (warm, the default as root).
+KERNELS = ("cold", "warm")
+
+
+def _warm_server(**changes) -> WarmKernels:
+    """The warm-kernel server ``grade()`` uses for this kit (shared: started once)."""
+    plan = {"cwd": ROOT / "labs", "kit": ROOT, "solutions": ROOT / "solutions",
+            "profile": "smoke", "bwrap": shutil.which("bwrap"),
+            "uids": sandbox.UidPool(SANDBOX_UID)}
+    return WarmKernels.shared({**plan, **changes})
+
+
+def _options(host, kernels="cold", **extra) -> dict:
     options = {"timeout_cell": 30, "timeout_notebook": 60, "profile": "smoke",
                "cwd": str(ROOT / "labs"), "keep_executed": True, "max_output_bytes": 10_000,
                "limits_mode": sandbox.LIMITS_CGROUP, "max_memory": 2**30, "max_processes": 64,
                "sandbox": True, "uids": sandbox.UidPool(SANDBOX_UID), "kit": str(ROOT),
                "solutions": str(ROOT / "solutions"), "bwrap": shutil.which("bwrap"),
                "hidden": [str(host["subs"]), str(host["out"])]}
+    if kernels == "warm":
+        options["warm"] = _warm_server()
     options.update(extra)
     return options
 
@@ -102,6 +118,8 @@ def _run(cells, options):
         outcome = grade_module._run_sandboxed(workdir, options, Limits())
         progress, problem = grade_module._read_progress(outcome.lines, Limits())
         assert not problem
+        if options.get("warm") and isinstance(options["warm"], WarmKernels):
+            assert not any(line.startswith(b'{"cold"') for line in outcome.lines), outcome.lines
         texts = []
         if (workdir / "executed.ipynb").exists():  # not when the runner was stopped
             executed = nbformat.read(workdir / "executed.ipynb", as_version=4)
@@ -180,8 +198,8 @@ print("started")
 '''
 
 
-@pytest.fixture(scope="module")
-def probed(host):
+@pytest.fixture(scope="module", params=KERNELS)
+def probed(host, request):
     """One sandboxed run of a notebook that probes the network, reads what it must not, writes
     where it must not and leaves processes behind writing markers."""
     server = socket.socket()
@@ -263,7 +281,7 @@ def probed(host):
         ESCAPE.format(markers=str(host["markers"]), targets=targets),
         "print('x' * 50_000)",  # over the 10 kB cap
     ]
-    outcome, progress, texts = _run(cells, _options(host))
+    outcome, progress, texts = _run(cells, _options(host, request.param))
     grader_env = set(os.environ)
     del os.environ["CNNLAB_TEST_SECRET"]
     del os.environ["CNNLAB_GRADING_SECRET"]
@@ -338,17 +356,19 @@ def test_output_over_the_cap_is_dropped_with_a_note(probed):
 
 
 @needs_sandbox
-def test_a_child_allocating_over_max_memory_stops_the_whole_submission(host):
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_a_child_allocating_over_max_memory_stops_the_whole_submission(host, kernels):
     child = ("import subprocess, sys\n"
              "subprocess.run([sys.executable, '-c', 'b = bytearray(3 * 2**29); "
              "b[::4096] = b\"x\" * len(b[::4096]); import time; time.sleep(30)'])\n")
-    outcome, progress, _ = _run([child, "print('after')"], _options(host))
+    outcome, progress, _ = _run([child, "print('after')"], _options(host, kernels))
     assert outcome.ended == "memory"  # 1.5 GiB in a child, against 1 GiB for the submission
     assert _uid_processes(SANDBOX_UID) == []
 
 
 @needs_sandbox
-def test_a_fork_bomb_is_stopped_by_the_process_limit(host):
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_a_fork_bomb_is_stopped_by_the_process_limit(host, kernels):
     bomb = """
     import os, time
     n = 0
@@ -361,7 +381,7 @@ def test_a_fork_bomb_is_stopped_by_the_process_limit(host):
     except OSError as exc:
         print("stopped after", n, type(exc).__name__)
     """
-    outcome, progress, texts = _run([bomb], _options(host, max_processes=48))
+    outcome, progress, texts = _run([bomb], _options(host, kernels, max_processes=48))
     words = texts[0].split()
     assert words[:2] == ["stopped", "after"] and int(words[2]) < 48
     assert outcome.ended == "finished"
@@ -424,8 +444,148 @@ def test_without_cgroups_each_process_is_limited_on_its_own(host):
 
 
 @needs_sandbox
-def test_a_cell_past_its_timeout_is_interrupted_inside_the_sandbox_and_the_rest_runs(host):
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_a_cell_past_its_timeout_is_interrupted_inside_the_sandbox_and_the_rest_runs(host, kernels):
     outcome, progress, texts = _run(["while True: pass", "print('after')"],
-                                    _options(host, timeout_cell=5))
+                                    _options(host, kernels, timeout_cell=5))
     assert progress["cells"]["0"]["ename"] == "CellTimeoutError"
     assert texts[1].strip() == "after" and outcome.ended == "finished"
+
+
+# --------------------------------------------------------------------------------------------
+# Warm kernels: forked from a server that has imported TensorFlow, into the same sandbox
+
+
+IDENTITY = """
+import json, os, re, socket, subprocess, sys
+before = sorted(m for m in sys.modules if m.split(".")[0] == "cnnlab")
+status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+seen = {key: status.get(key, "").split() for key in
+        ("Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb",
+         "NoNewPrivs", "Seccomp")}
+seen["cnnlab_before_import"] = before
+try:
+    os.open("/dev/tty", os.O_RDWR)
+    seen["terminal"] = "opened"
+except OSError as exc:
+    seen["terminal"] = type(exc).__name__
+seen["new_user_namespace"] = subprocess.run(["unshare", "--user", "true"],
+                                            capture_output=True).returncode == 0
+try:
+    os.setuid(0)
+    seen["setuid_0"] = "done"
+except OSError as exc:
+    seen["setuid_0"] = type(exc).__name__
+seen["sys_path"] = sys.path
+seen["cwd"] = os.getcwd()
+seen["env"] = {k: v for k, v in os.environ.items() if k != "PWD"}
+seen["hostname"] = socket.gethostname()
+seen["network"] = sorted(name for _, name in socket.if_nameindex())  # its own namespace
+# the mount points, with the per-run folder of the grader made alike
+seen["mounts"] = sorted(re.sub(r"cnnlab-grade-[^/]+", "RUN", line.split()[4])
+                        for line in open("/proc/self/mountinfo"))
+seen["processes"] = sorted(open(f"/proc/{p}/comm").read().strip() for p in os.listdir("/proc")
+                           if p.isdigit())
+try:
+    socket.socket(socket.AF_UNIX).connect(SERVER)
+    seen["server_socket"] = "connected"
+except OSError as exc:
+    seen["server_socket"] = type(exc).__name__
+print(json.dumps(seen))
+"""
+
+
+@pytest.fixture(scope="module")
+def identities(host):
+    """What a kernel can learn about itself, started cold and warm."""
+    server = _warm_server().socket_path()
+    assert server, _warm_server().problem
+    seen = {}
+    for kernels in KERNELS:
+        outcome, progress, texts = _run([IDENTITY.replace("SERVER", repr(server))],
+                                        _options(host, kernels))
+        assert outcome.ended == "finished", progress
+        seen[kernels] = json.loads(texts[0])
+    return seen
+
+
+@needs_sandbox
+def test_a_warm_kernel_has_exactly_the_cold_kernels_rights_and_view(identities):
+    cold, warm = identities["cold"], dict(identities["warm"])
+    # one process more: the sleep that holds the sandbox while the kernel is forked into it
+    # (killing it ends the sandbox, the kernel with it, as leaving a cold kernel's does)
+    assert warm.pop("processes") == sorted(cold.pop("processes") + ["sleep"])
+    assert warm == cold
+    # and what that is, independently: the sandbox's uid, no capability in any set, no way up
+    assert warm["Uid"] == warm["Gid"] == [str(SANDBOX_UID)] * 4 and warm["Groups"] == []
+    assert {warm[k][0] for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")} == {
+        "0000000000000000"}
+    assert warm["NoNewPrivs"] == ["1"] and warm["terminal"] == "OSError"  # no terminal to reach
+    assert warm["setuid_0"] != "done" and not warm["new_user_namespace"]
+    assert warm["network"] == ["lo"] and warm["cwd"] == sandbox.SANDBOX_CWD
+    assert warm["server_socket"] == "FileNotFoundError"  # the server is out of its reach
+    assert warm["cnnlab_before_import"] == []  # the server imported nothing of cnnlab
+
+
+@needs_sandbox
+def test_the_warm_kernel_server_holds_no_grading_secret(host, monkeypatch):
+    """The server is started while the grader's environment holds the course secret; neither
+    its environment nor its memory (which every warm kernel inherits) contains it."""
+    secret = "course-secret-" + os.urandom(12).hex()
+    monkeypatch.setenv("CNNLAB_GRADING_SECRET", secret)
+    server = _warm_server(profile="cpu")  # a server of its own, started now
+    try:
+        assert server.socket_path(), server.problem
+        pid = server.pid
+        assert secret.encode() not in Path(f"/proc/{pid}/environ").read_bytes()
+        scanned = 0
+        with open(f"/proc/{pid}/mem", "rb", buffering=0) as memory:
+            for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+                fields = line.split()
+                if not fields[1].startswith("r") or (len(fields) > 5 and
+                                                     fields[5].startswith("/")):
+                    continue  # unreadable, or a file's own pages
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                try:
+                    memory.seek(start)
+                    chunk = memory.read(end - start)
+                except OSError:
+                    continue
+                scanned += len(chunk)
+                assert secret.encode() not in chunk, line
+        assert scanned > 50 * 2**20  # TensorFlow's heap was there to search
+    finally:
+        server.close()
+
+
+@needs_sandbox
+def test_when_the_server_cannot_start_a_kernel_it_starts_cold(host):
+    class Gone:
+        def socket_path(self):
+            return str(host["base"] / "no-server.sock")
+
+    outcome, progress, texts = _run(["print(6 * 7)"], _options(host, warm=Gone()))
+    assert texts[0].strip() == "42" and outcome.ended == "finished"
+    assert any(line.startswith(b'{"cold"') for line in outcome.lines)
+    assert _uid_processes(SANDBOX_UID) == []
+
+
+@needs_sandbox
+def test_a_lab_scores_the_same_with_warm_and_cold_kernels(host, tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    name = LABS["02"]
+    shutil.copy(ROOT / "solutions" / f"{name}.ipynb", subs / "solution.ipynb")
+    shutil.copy(ROOT / "labs" / f"{name}.ipynb", subs / "untouched.ipynb")
+    scored, logs = {}, {}
+    for kernels in KERNELS:
+        log = io.StringIO()
+        rows = grade("02", [subs], out=tmp_path / kernels, jobs=2, stream=log,
+                     warm_kernels=kernels == "warm")
+        logs[kernels] = log.getvalue()
+        scored[kernels] = {r.submission: (r.status, r.total, [(e.id, e.points, e.status)
+                                                              for e in r.exercises])
+                           for r in rows}
+    assert "kernels: warm" in logs["warm"] and "kernels: cold" in logs["cold"]
+    assert scored["warm"] == scored["cold"]
+    assert scored["warm"]["solution"][1] > 0 and scored["warm"]["untouched"][1] == 0

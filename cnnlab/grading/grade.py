@@ -58,6 +58,7 @@ from cnnlab.grading.progress import ROW_STATUS as _ROW_STATUS
 from cnnlab.grading.progress import how_it_ended as _how_it_ended
 from cnnlab.grading.progress import read_progress as _read_progress
 from cnnlab.grading.progress import truncations as _truncations
+from cnnlab.grading.warm_kernels import WarmKernels
 from cnnlab.grading.reports import Reports
 from cnnlab.grading.results import (
     EXERCISE_STATUS_MEANINGS,
@@ -266,7 +267,8 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
           max_memory_gb=4.0, profile="smoke", solutions=None, stream=None, keep_executed=False,
           max_notebook_mb=20, max_answer_mb=10, max_json_depth=100, parse_timeout=30,
           resume=False, sandbox=True, max_processes=512, max_output_kb=1000,
-          sandbox_uid="65534", limits_mode=None, secret=None, whole_notebook=False):
+          sandbox_uid="65534", limits_mode=None, secret=None, whole_notebook=False,
+          warm_kernels=True):
     """Grade every notebook in ``paths`` (files or folders) for ``lab``; write and return results.
 
     A folder contributes every file directly in it whose name ends in ``.ipynb`` in any case;
@@ -301,6 +303,10 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
     reads: training runs, plots) are skipped, each left as a comment in its place; with
     ``whole_notebook=True`` (``--whole-notebook``) they run too, as in the lab.  Only the
     instructor's tags count: a submission's metadata is never read for this.
+    With ``warm_kernels`` (the default; ``--cold-kernels`` turns it off), where the grader
+    runs as root with cgroup v1 and the sandbox, each kernel is forked with TensorFlow already
+    imported into its own sandbox (:mod:`cnnlab.grading.warm_kernels`) instead of starting
+    afresh; a kernel that cannot start warm starts cold.
     Returns every row, in the order the submissions were found.  Used in:
     ``cnnlab grade``, ``make grade``.
     """
@@ -343,6 +349,12 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
                "solutions": str(solutions), "seeds": seeds,
                "secret_sha256": secret_sha256(secret), "whole_notebook": bool(whole_notebook),
                "demo_names": set() if whole_notebook else demo_only_names(template)}
+    warm = (sandbox_on and warm_kernels and os.geteuid() == 0
+            and limits_mode == _sandbox.LIMITS_CGROUP)
+    if warm:  # started now, beside the parsing; the first kernel waits for it
+        options["warm"] = WarmKernels.shared({
+            "cwd": Path(options["cwd"]), "kit": solutions.parent, "solutions": solutions,
+            "profile": profile, "bwrap": bwrap, "uids": options["uids"]})
     submissions = _submissions(paths)
     if only is not None:  # one shard of the batch (cnnlab.grading.shards); names as in the whole
         submissions = [sub for sub in submissions if sub.name in only]
@@ -370,7 +382,8 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
               f"{options['secret_sha256'][:12]}...)", file=stream, flush=True)
     demos = sum(1 for cell in template.cells if cell.cell_type == "code" and is_demo(cell))
     print(f"grading {len(todo)} submission(s) of lab {number} with {jobs} job(s); sandbox: "
-          f"{'bubblewrap' if sandbox_on else 'none'}; limits: {limits_mode}; demo cells: "
+          f"{'bubblewrap' if sandbox_on else 'none'}; limits: {limits_mode}; kernels: "
+          f"{'warm' if warm else 'cold'}; demo cells: "
           + (f"{demos} run (--whole-notebook)" if whole_notebook else
              f"{demos} skipped (--whole-notebook runs them)"), file=stream, flush=True)
 

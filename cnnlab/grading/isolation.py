@@ -170,6 +170,9 @@ def run_sandboxed(workdir: Path, options: dict, limits: Limits) -> RunOutcome:
                 cgroup_procs=config.get("cgroup_procs", ()),
                 rlimit_as=config.get("rlimit_as", 0),
                 rlimit_nproc=options["max_processes"] if cgroups is None else 0)
+        warm = options.get("warm")
+        if warm is not None and cgroups is not None and "sandbox" in config:
+            config["warm_socket"] = warm.socket_path()  # None: the server could not start
         (workdir / "config.json").write_text(json.dumps(config))
         return run_isolated(workdir, options["timeout_notebook"], options["max_memory"],
                              cgroups, limits.record_bytes)

@@ -71,7 +71,7 @@ def read_progress(lines, limits: Limits) -> tuple[dict, str]:
                 cells[str(data["cell"])[:20]] = data.get("entry")
             elif isinstance(data, dict) and ("cells" in data or "end" in data):
                 final = data
-            elif not (isinstance(data, dict) and data.keys() & {"kernel", "truncated"}):
+            elif not (isinstance(data, dict) and data.keys() & {"kernel", "truncated", "cold"}):
                 raise UntrustedInputError(f"a line is {type(data).__name__}, not a record")
         record = final if final is not None else {"cells": cells, "end": "running"}
         return _progress_record(record), ""
