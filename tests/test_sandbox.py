@@ -486,6 +486,12 @@ seen["mounts"] = sorted(re.sub(r"cnnlab-grade-[^/]+", "RUN", line.split()[4])
                         for line in open("/proc/self/mountinfo"))
 seen["processes"] = sorted(open(f"/proc/{p}/comm").read().strip() for p in os.listdir("/proc")
                            if p.isdigit())
+import matplotlib.pyplot as plt  # the server imported matplotlib; the kernel picks the backend
+plt.figure()
+seen["backend"] = plt.get_backend()
+seen["post_execute"] = sorted(getattr(hook, "__name__", "?") for hook
+                              in get_ipython().events.callbacks["post_execute"])
+plt.close("all")
 try:
     socket.socket(socket.AF_UNIX).connect(SERVER)
     seen["server_socket"] = "connected"
@@ -525,6 +531,8 @@ def test_a_warm_kernel_has_exactly_the_cold_kernels_rights_and_view(identities):
     assert warm["network"] == ["lo"] and warm["cwd"] == sandbox.SANDBOX_CWD
     assert warm["server_socket"] == "FileNotFoundError"  # the server is out of its reach
     assert warm["cnnlab_before_import"] == []  # the server imported nothing of cnnlab
+    # figures show inline, as in JupyterLab: the backend was left for the kernel to load
+    assert "inline" in warm["backend"] and "flush_figures" in warm["post_execute"]
 
 
 @needs_sandbox
@@ -589,3 +597,23 @@ def test_a_lab_scores_the_same_with_warm_and_cold_kernels(host, tmp_path):
     assert "kernels: warm" in logs["warm"] and "kernels: cold" in logs["cold"]
     assert scored["warm"] == scored["cold"]
     assert scored["warm"]["solution"][1] > 0 and scored["warm"]["untouched"][1] == 0
+
+
+@needs_sandbox
+def test_a_batch_of_one_starts_its_kernel_cold_and_a_batch_of_two_warm(tmp_path):
+    """A server costs about what it saves one kernel: a batch of one (Gradescope grades one
+    submission per container) does without it, as does --cold-kernels.  (Cut notebooks: the
+    batch header is all this needs, no kernel runs.)"""
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    (folder / "a.ipynb").write_text('{"cells": [')
+
+    def header(**options) -> str:
+        log = io.StringIO()
+        grade("01", [folder], out=tmp_path / "out", stream=log, **options)
+        return log.getvalue()
+
+    assert "kernels: cold" in header()
+    (folder / "b.ipynb").write_text('{"cells": [')
+    assert "kernels: warm" in header()
+    assert "kernels: cold" in header(warm_kernels=False)

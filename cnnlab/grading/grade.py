@@ -306,7 +306,8 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
     With ``warm_kernels`` (the default; ``--cold-kernels`` turns it off), where the grader
     runs as root with cgroup v1 and the sandbox, each kernel is forked with TensorFlow already
     imported into its own sandbox (:mod:`cnnlab.grading.warm_kernels`) instead of starting
-    afresh; a kernel that cannot start warm starts cold.
+    afresh, when there are two submissions or more to grade; a kernel that cannot start warm
+    starts cold.
     Returns every row, in the order the submissions were found.  Used in:
     ``cnnlab grade``, ``make grade``.
     """
@@ -349,12 +350,6 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
                "solutions": str(solutions), "seeds": seeds,
                "secret_sha256": secret_sha256(secret), "whole_notebook": bool(whole_notebook),
                "demo_names": set() if whole_notebook else demo_only_names(template)}
-    warm = (sandbox_on and warm_kernels and os.geteuid() == 0
-            and limits_mode == _sandbox.LIMITS_CGROUP)
-    if warm:  # started now, beside the parsing; the first kernel waits for it
-        options["warm"] = WarmKernels.shared({
-            "cwd": Path(options["cwd"]), "kit": solutions.parent, "solutions": solutions,
-            "profile": profile, "bwrap": bwrap, "uids": options["uids"]})
     submissions = _submissions(paths)
     if only is not None:  # one shard of the batch (cnnlab.grading.shards); names as in the whole
         submissions = [sub for sub in submissions if sub.name in only]
@@ -367,6 +362,13 @@ def grade(lab, paths, out="results", jobs=None, timeout_cell=60, timeout_noteboo
         print(f"moved the earlier scores aside: {old}", file=stream)
     done = {r.submission for r in kept}
     todo = [sub for sub in submissions if sub.name not in done]
+    # one kernel alone starts cold: the server would cost what it saves (Gradescope's case)
+    warm = (sandbox_on and warm_kernels and os.geteuid() == 0 and len(todo) > 1
+            and limits_mode == _sandbox.LIMITS_CGROUP)
+    if warm:  # started now, beside the parsing; the first kernel waits for it
+        options["warm"] = WarmKernels.shared({
+            "cwd": Path(options["cwd"]), "kit": solutions.parent, "solutions": solutions,
+            "profile": profile, "bwrap": bwrap, "uids": options["uids"]})
     if resume:
         print(f"resuming: kept {len(kept)} row(s) from {out / 'scores.json'}", file=stream)
     if not sandbox_on:

@@ -24,6 +24,11 @@ sandbox's uid and execs ``bwrap``.  Inside, the kernel has:
   not (the PID namespace ends with its first process), and the grader kills the cgroup's
   processes (or the sandbox's first process) from outside at the end.
 
+Where the grader is root with cgroup v1, the kernel is usually not exec'd in the sandbox but
+forked into it, TensorFlow already imported (:mod:`cnnlab.grading.warm_kernels`): bwrap then runs
+``sleep`` as the sandbox's first process, and the same plan, launcher, uid, cgroups and limits
+apply.
+
 Used in: ``cnnlab grade``.
 """
 
