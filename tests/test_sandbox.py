@@ -541,7 +541,9 @@ def test_the_warm_kernel_server_holds_no_grading_secret(host, monkeypatch):
     its environment nor its memory (which every warm kernel inherits) contains it."""
     secret = "course-secret-" + os.urandom(12).hex()
     monkeypatch.setenv("CNNLAB_GRADING_SECRET", secret)
-    server = _warm_server(profile="cpu")  # a server of its own, started now
+    server = WarmKernels({"cwd": ROOT / "labs", "kit": ROOT, "solutions": ROOT / "solutions",
+                          "profile": "smoke", "bwrap": shutil.which("bwrap"),
+                          "uids": sandbox.UidPool(SANDBOX_UID)})  # its own, started now
     try:
         assert server.socket_path(), server.problem
         pid = server.pid

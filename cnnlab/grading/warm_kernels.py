@@ -63,6 +63,10 @@ _FLAGS = {"mnt": 0x00020000, "cgroup": 0x02000000, "uts": 0x04000000, "ipc": 0x0
 _PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS, _PR_CAPBSET_DROP = 1, 38, 24
 _PR_CAP_AMBIENT, _PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 _READY = b"ready\n"
+#: The grader's variables a sandbox's plan reads (its environment, the data it binds): a
+#: server serves the batches that agree on them.
+_PLAN_ENVIRONMENT = ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "PYTHONPATH", "LANG", "CNNLAB_DATA",
+                     "KERAS_HOME", "HOME", "MPLCONFIGDIR", "XDG_CACHE_HOME")
 
 
 class WarmKernelError(RuntimeError):
@@ -423,7 +427,7 @@ class WarmKernels:
 
         key = json.dumps({k: v for k, v in plan_options.items() if k != "uids"},
                          sort_keys=True, default=str)
-        key += json.dumps(sorted(os.environ.items()))
+        key += json.dumps({k: os.environ.get(k) for k in _PLAN_ENVIRONMENT})
         server = cls._shared.pop(key, None)
         if server is None or server.problem:
             server = cls(plan_options)
