@@ -477,6 +477,10 @@ try:
 except OSError as exc:
     seen["setuid_0"] = type(exc).__name__
 seen["sys_path"] = sys.path
+main = sys.modules["__main__"]
+seen["main"] = [main is get_ipython().user_module, getattr(main, "__file__", None),
+                sorted(k for k in vars(main) if not k.startswith("_"))[:20]]
+seen["argv"] = [os.path.basename(sys.argv[0]), *sys.argv[1:2]]
 seen["cwd"] = os.getcwd()
 seen["env"] = {k: v for k, v in os.environ.items() if k != "PWD"}
 seen["hostname"] = socket.gethostname()
