@@ -481,6 +481,7 @@ main = sys.modules["__main__"]
 seen["main"] = [main is get_ipython().user_module, getattr(main, "__file__", None),
                 sorted(k for k in vars(main) if not k.startswith("_"))[:20]]
 seen["argv"] = [os.path.basename(sys.argv[0]), *sys.argv[1:2]]
+seen["parent"] = os.getppid()  # the sandbox's init, which ignores the kernel's signals
 seen["cwd"] = os.getcwd()
 seen["env"] = {k: v for k, v in os.environ.items() if k != "PWD"}
 seen["hostname"] = socket.gethostname()
@@ -533,6 +534,7 @@ def test_a_warm_kernel_has_exactly_the_cold_kernels_rights_and_view(identities):
     assert warm["NoNewPrivs"] == ["1"] and warm["terminal"] == "OSError"  # no terminal to reach
     assert warm["setuid_0"] != "done" and not warm["new_user_namespace"]
     assert warm["network"] == ["lo"] and warm["cwd"] == sandbox.SANDBOX_CWD
+    assert warm["parent"] == 1  # (a parent outside the namespace reads 0: kill(0) hits itself)
     assert warm["server_socket"] == "FileNotFoundError"  # the server is out of its reach
     assert warm["cnnlab_before_import"] == []  # the server imported nothing of cnnlab
     # figures show inline, as in JupyterLab: the backend was left for the kernel to load

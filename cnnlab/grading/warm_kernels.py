@@ -19,8 +19,9 @@ in every submission, whatever the lab).  A *warm-kernel server* pays that once p
 3. The server forks.  The child joins the cgroups, sets the rlimits, enters the sandbox's mount,
    network, IPC, UTS, cgroup and PID namespaces, drops supplementary groups, enters its user
    namespace, becomes the sandbox's uid, drops every capability (bounding, ambient, permitted,
-   effective, inheritable) and sets ``no_new_privs``; it then forks the kernel inside the PID
-   namespace (a new session, killed if its parent dies) and waits for it.  Whatever the kernel
+   effective, inheritable) and sets ``no_new_privs``; it then starts the kernel inside the PID
+   namespace (a new session, a child of the namespace's init as a cold kernel is) and waits
+   for it.  Whatever the kernel
    does, it does as a cold kernel would: same uid, namespaces, files, cgroups and limits.
 4. When the kernel ends, the server kills the sandbox's ``sleep`` (through a pidfd), so the
    sandbox ends as a cold one does; when the sandbox is killed from outside, its PID namespace
@@ -220,18 +221,19 @@ def _enter(request: dict, fds: dict, libc) -> None:
     _check(libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
 
 
-def _kernel(request: dict, log_fd: int, libc) -> None:
-    """The kernel, inside the sandbox's PID namespace: what ``python -m ipykernel_launcher``
-    does, minus the imports already done."""
+def _kernel(request: dict, log_fd: int, alive: int) -> None:
+    """The kernel, inside the sandbox's PID namespace, a child of its init (pid 1) as a cold
+    kernel is: what ``python -m ipykernel_launcher`` does, minus the imports already done.
+    ``alive``: a pipe's end its parent's waiter reads until every holder has gone."""
     code = 1
     try:
         os.setsid()  # as bwrap --new-session
-        _check(libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
-        os.closerange(3, 1 << 16)
+        os.closerange(3, alive)
+        os.closerange(alive + 1, 1 << 16)
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
@@ -257,23 +259,34 @@ def _kernel(request: dict, log_fd: int, libc) -> None:
 
 
 def _child(request: dict, fds: dict, report_fd: int) -> None:
-    """The server's child: enter the sandbox, fork the kernel into its PID namespace, report
-    on ``report_fd`` (``ok`` or the error), wait for the kernel and end with it."""
+    """The server's child: enter the sandbox, start the kernel in its PID namespace (through a
+    middle process that exits at once, so the kernel's parent is the namespace's init, as a cold
+    kernel's is: it cannot signal it), report on ``report_fd`` (``ok`` or the error), then wait
+    until the kernel (and whatever it forked) has ended, and end: the server then ends the
+    sandbox."""
     code = 70
     try:
         signal.set_wakeup_fd(-1)  # the server's signal plumbing is not the kernel's
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         libc = _libc()
         _enter(request, fds, libc)
-        kernel = os.fork()
-        if kernel == 0:
+        ended, alive = os.pipe()  # (close-on-exec: a program the kernel runs does not hold it)
+        middle = os.fork()
+        if middle == 0:
             os.close(report_fd)
-            _kernel(request, fds["log"], libc)
+            os.close(ended)
+            if os.fork() == 0:
+                _kernel(request, fds["log"], alive)
+            os._exit(0)
+        os.close(alive)
         os.write(report_fd, b"ok")
         os.close(report_fd)
-        os.closerange(0, 1 << 16)
-        _, status = os.waitpid(kernel, 0)
-        code = os.waitstatus_to_exitcode(status) & 0xFF
+        os.waitpid(middle, 0)
+        os.closerange(0, ended)
+        os.closerange(ended + 1, 1 << 16)
+        while os.read(ended, 4096):
+            pass
+        code = 0
     except BaseException as exc:  # noqa: BLE001 - the runner gets it and starts a cold kernel
         try:
             os.write(report_fd, f"{type(exc).__name__}: {exc}".encode()[:2000])
