@@ -513,10 +513,13 @@ def identities(host):
     assert server, _warm_server().problem
     seen = {}
     for kernels in KERNELS:
-        outcome, progress, texts = _run([IDENTITY.replace("SERVER", repr(server))],
-                                        _options(host, kernels))
+        first_operation = ("import cnnlab, keras, numpy\n"
+                           "keras.ops.convert_to_tensor(numpy.ones(3))\nprint('quiet')")
+        outcome, progress, texts = _run([IDENTITY.replace("SERVER", repr(server)),
+                                         first_operation], _options(host, kernels))
         assert outcome.ended == "finished", progress
         seen[kernels] = json.loads(texts[0])
+        seen[kernels]["first_operation"] = texts[1]
     return seen
 
 
@@ -534,6 +537,7 @@ def test_a_warm_kernel_has_exactly_the_cold_kernels_rights_and_view(identities):
     assert warm["NoNewPrivs"] == ["1"] and warm["terminal"] == "OSError"  # no terminal to reach
     assert warm["setuid_0"] != "done" and not warm["new_user_namespace"]
     assert warm["network"] == ["lo"] and warm["cwd"] == sandbox.SANDBOX_CWD
+    assert warm["first_operation"] == "quiet\n"  # TensorFlow's device lines stay out of cells
     assert warm["parent"] == 1  # (a parent outside the namespace reads 0: kill(0) hits itself)
     assert warm["server_socket"] == "FileNotFoundError"  # the server is out of its reach
     assert warm["cnnlab_before_import"] == []  # the server imported nothing of cnnlab

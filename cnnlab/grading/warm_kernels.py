@@ -371,6 +371,12 @@ def serve(listener_fd: int, mount_fd: int, cwd: str) -> None:
             __import__(name)
         except Exception as exc:  # noqa: BLE001 - the kernel imports it itself, or fails as cold
             print(f"warm kernels: {name} not preloaded: {exc}", file=sys.stderr, flush=True)
+    tensorflow = sys.modules.get("tensorflow")
+    if tensorflow is not None:  # as `import cnnlab` does in a cold kernel, quietly: a kernel's
+        try:  # first operation then prints no device-discovery lines ("failed call to cuInit")
+            tensorflow.config.list_physical_devices()
+        except Exception:  # noqa: BLE001 - only a log line
+            pass
     if "matplotlib_inline.backend_inline" in sys.modules:  # its hooks need the kernel's shell
         raise SystemExit("warm kernels: matplotlib's backend was imported by the preload")
     listener = socket.socket(fileno=listener_fd)
