@@ -125,33 +125,43 @@ def compare_sandbox(labs, repeats: int) -> int:
     return 0
 
 
-def compare_kernels(labs, repeats: int, jobs: int) -> int:
-    """Warm kernels against cold ones, demo cells skipped: what the warm-kernel server saves."""
+def side_by_side(labs, repeats: int, jobs: int, option: str, names: dict) -> tuple[list, bool]:
+    """``([(lab, best s/sub with option True, with False), ...], missed)``: each lab graded with
+    ``grade(..., option=True)`` and ``False``, interleaved (which goes first alternates from lab
+    to lab); ``missed`` when a batch was not all graded or the two scored differently.
+    ``names``: how to print each side."""
     table, missed = [], False
     for n, lab in enumerate(labs):
         folder = submissions(lab)
         best, results = {True: float("inf"), False: float("inf")}, {}
         modes = (True, False) if n % 2 == 0 else (False, True)
         for _ in range(repeats):
-            for warm in modes:
-                seconds, rows = batch_seconds(lab, folder, jobs=jobs, warm_kernels=warm)
-                if {r.status for r in rows} != {"graded"}:
-                    print(f"lab {lab}, warm {warm}: not all graded")
+            for mode in modes:
+                seconds, rows = batch_seconds(lab, folder, jobs=jobs, **{option: mode})
+                statuses = {r.status for r in rows}
+                if statuses != {"graded"}:
+                    print(f"lab {lab}, {names[mode]}: rows {statuses}, not all graded")
                     missed = True
-                results.setdefault(warm, scored(rows))
-                best[warm] = min(best[warm], seconds)
-                print(f"  lab {lab} {'warm' if warm else 'cold'}: {seconds:.1f} s per submission",
-                      flush=True)
+                results.setdefault(mode, scored(rows))
+                best[mode] = min(best[mode], seconds)
+                print(f"  lab {lab} {names[mode]}: {seconds:.1f} s per submission", flush=True)
         if results[True] != results[False]:
-            print(f"lab {lab}: warm and cold kernels score differently: {results}")
+            print(f"lab {lab}: {names[True]} and {names[False]} score differently: {results}")
             missed = True
         shutil.rmtree(folder, ignore_errors=True)
-        table.append((lab, best[False], best[True]))
+        table.append((lab, best[True], best[False]))
+    return table, missed
+
+
+def compare_kernels(labs, repeats: int, jobs: int) -> int:
+    """Warm kernels against cold ones, demo cells skipped: what the warm-kernel server saves."""
+    table, missed = side_by_side(labs, repeats, jobs, "warm_kernels",
+                                 {True: "warm", False: "cold"})
     print(f"\n{'lab':<6}{'cold (s/sub)':>14}{'warm (s/sub)':>14}{'ratio':>8}")
-    for lab, cold, warm in table:
+    for lab, warm, cold in table:
         print(f"{lab:<6}{cold:>14.1f}{warm:>14.1f}{warm / cold:>8.2f}")
-    cold = sum(row[1] for row in table) / len(table)
-    warm = sum(row[2] for row in table) / len(table)
+    warm = sum(row[1] for row in table) / len(table)
+    cold = sum(row[2] for row in table) / len(table)
     print(f"{'mean':<6}{cold:>14.1f}{warm:>14.1f}{warm / cold:>8.2f}")
     if missed:
         print("TARGET MISSED: warm and cold kernels must give the same scores")
@@ -160,27 +170,8 @@ def compare_kernels(labs, repeats: int, jobs: int) -> int:
 
 
 def compare_demo(labs, repeats: int, jobs: int) -> int:
-    table, missed = [], False
-    for n, lab in enumerate(labs):
-        folder = submissions(lab)
-        best, results = {True: float("inf"), False: float("inf")}, {}
-        modes = (True, False) if n % 2 == 0 else (False, True)
-        for _ in range(repeats):
-            for whole in modes:
-                seconds, rows = batch_seconds(lab, folder, jobs=jobs, whole_notebook=whole)
-                statuses = {r.status for r in rows}
-                if statuses != {"graded"}:
-                    print(f"lab {lab}, whole notebook {whole}: rows {statuses}, not all graded")
-                    missed = True
-                results.setdefault(whole, scored(rows))
-                best[whole] = min(best[whole], seconds)
-                print(f"  lab {lab} {'whole notebook' if whole else 'demo skipped'}: "
-                      f"{seconds:.1f} s per submission", flush=True)
-        if results[True] != results[False]:
-            print(f"lab {lab}: the two modes score differently: {results}")
-            missed = True
-        shutil.rmtree(folder, ignore_errors=True)
-        table.append((lab, best[True], best[False]))
+    table, missed = side_by_side(labs, repeats, jobs, "whole_notebook",
+                                 {True: "whole notebook", False: "demo skipped"})
     print(f"\n{'lab':<6}{'whole (s/sub)':>15}{'skipped (s/sub)':>17}{'ratio':>8}")
     for lab, whole, skipped in table:
         print(f"{lab:<6}{whole:>15.1f}{skipped:>17.1f}{skipped / whole:>8.2f}")
