@@ -227,7 +227,7 @@ def main(argv=None) -> int:
 
     client = _capped_client_class()(
         nb,
-        km=_kernel_manager(config, workdir, lambda data: report(data)),
+        km=_kernel_manager(config, workdir, report),
         kernel_name="python3",
         timeout=config["cell_timeout"],
         allow_errors=True,

@@ -21,8 +21,8 @@ in every submission, whatever the lab).  A *warm-kernel server* pays that once p
    namespace, becomes the sandbox's uid, drops every capability (bounding, ambient, permitted,
    effective, inheritable) and sets ``no_new_privs``; it then starts the kernel inside the PID
    namespace (a new session, a child of the namespace's init as a cold kernel is) and waits
-   for it.  Whatever the kernel
-   does, it does as a cold kernel would: same uid, namespaces, files, cgroups and limits.
+   for it.  Whatever the kernel does, it does as a cold kernel would: same uid, namespaces,
+   files, cgroups and limits.
 4. When the kernel ends, the server kills the sandbox's ``sleep`` (through a pidfd), so the
    sandbox ends as a cold one does; when the sandbox is killed from outside, its PID namespace
    takes the kernel with it.
@@ -40,6 +40,7 @@ that has already paid for its imports.  Used in: ``cnnlab grade``.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -89,38 +90,21 @@ def stub_argv() -> list[str]:
 # The runner's side (and the grader's, for the template): find the sandbox, send its namespaces
 
 
-def _parents() -> dict[int, int]:
-    found = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/stat", "rb") as handle:
-                    stat = handle.read()
-                found[int(name)] = int(stat[stat.rindex(b")") + 2:].split()[1])
-            except (OSError, ValueError):
-                pass
-    return found
-
-
 def find_stub(bwrap_pid: int, timeout: float = 20.0) -> int:
     """The pid of the ``sleep`` that bubblewrap (``bwrap_pid``, the launcher's pid) runs in the
     sandbox, once it runs there (every mount and id map of the sandbox is then in place)."""
+    from cnnlab.grading.sandbox import process_tree
+
     stub = stub_argv()[0]
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        parents = _parents()
-        tree, grew = {bwrap_pid}, True
-        while grew:
-            below = {pid for pid, parent in parents.items() if parent in tree} - tree
-            tree |= below
-            grew = bool(below)
-        for pid in sorted(tree - {bwrap_pid}):
+        for pid in process_tree(bwrap_pid)[1:]:
             try:
                 if os.readlink(f"/proc/{pid}/exe") == stub:
                     return pid
             except OSError:
                 pass
-        if bwrap_pid not in parents:
+        if not os.path.exists(f"/proc/{bwrap_pid}"):
             raise WarmKernelError(f"the sandbox (pid {bwrap_pid}) ended before its first "
                                   f"process started; see the kernel log")
         time.sleep(0.003)
@@ -349,10 +333,8 @@ def _reap(children: dict) -> None:
             return
         stub = children.pop(pid, None)
         if stub is not None:  # the kernel has ended: so does its sandbox
-            try:
+            with contextlib.suppress(OSError):
                 signal.pidfd_send_signal(stub, signal.SIGKILL)
-            except OSError:
-                pass
             os.close(stub)
 
 
@@ -395,12 +377,10 @@ def serve(listener_fd: int, mount_fd: int, cwd: str) -> None:
             os.read(wake_r, 4096)
         if 0 in ready and not os.read(0, 4096):  # the grader has gone: so do the kernels
             for pid, stub in children.items():
-                for target in (lambda: os.kill(pid, signal.SIGKILL),
-                               lambda: signal.pidfd_send_signal(stub, signal.SIGKILL)):
-                    try:
-                        target()
-                    except OSError:
-                        pass
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(OSError):
+                    signal.pidfd_send_signal(stub, signal.SIGKILL)
             return
         if listener in ready:
             try:
